@@ -1,0 +1,37 @@
+# Everything needs only python3, pip and the package registries.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test test-fast bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run  ## start the TUI on the bundled model
+	$(BIN)/aios
+
+test: $(VENV)/.installed-test  ## every test tier, as CI runs them
+	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.installed-test  ## skip the slow tier
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: $(VENV)/.installed-test  ## run every benchmark, writing bench/results/*.json
+	$(BIN)/python -m bench all
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

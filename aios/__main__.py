@@ -1,0 +1,3 @@
+from aios.cli import main
+
+main()

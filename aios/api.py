@@ -1,0 +1,106 @@
+"""The public plugin API: what an agent is and what it may use.
+
+An agent is a class with a ``manifest`` and an ``async run(ctx, goal)``. Everything it does outside its own
+memory goes through ``ctx``, whose methods are kernel syscalls (checked, accounted, audited). ``Context`` is
+a protocol here; the kernel supplies the implementation, so this module imports nothing from the kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, Protocol, TypedDict, runtime_checkable
+
+__all__ = [
+    "PRIORITIES",
+    "Agent",
+    "Capabilities",
+    "ChatMessage",
+    "Context",
+    "LLM",
+    "Manifest",
+    "Priority",
+]
+
+Priority = Literal["realtime", "high", "normal", "background"]
+PRIORITIES: tuple[Priority, ...] = ("realtime", "high", "normal", "background")
+
+
+class ChatMessage(TypedDict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an agent asks for. The user's config may narrow it; it is never widened at run time.
+
+    ``llm_token_budget`` counts prompt and generated tokens together; ``None`` takes the kernel default.
+    """
+
+    llm_token_budget: int | None = None
+    max_priority: Priority = "normal"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    description: str = ""
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    priority: Priority = "normal"
+    #: An interactive agent keeps reading user input after its goal (a chat); others exit when ``run`` returns.
+    interactive: bool = False
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """The ``llm.*`` syscalls as seen by an agent."""
+
+    def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+    ) -> AsyncIterator[str]:
+        """Stream the reply to ``messages`` as text pieces."""
+        ...
+
+
+@runtime_checkable
+class Context(Protocol):
+    """What a running agent is given. Every method is a syscall into the kernel."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def llm(self) -> LLM: ...
+
+    async def write(self, text: str) -> None:
+        """Append ``text`` to the agent's output (its console in the TUI, stdout for `aios run`)."""
+        ...
+
+    async def end_turn(self) -> None:
+        """Mark the end of one reply, so front ends can finish the current message."""
+        ...
+
+    async def input(self) -> str | None:
+        """Wait for the next message the user sends this agent; ``None`` once no more will come."""
+        ...
+
+
+class Agent:
+    """Base class for agents. Subclasses set ``manifest`` and implement ``run``."""
+
+    manifest: ClassVar[Manifest]
+
+    async def run(self, ctx: Context, goal: str) -> str | None:
+        """Do the work. The return value is the process's result (shown by `aios ps`/`wait`)."""
+        raise NotImplementedError

@@ -1,0 +1,122 @@
+"""Typed configuration read from ``config.toml``.
+
+Every key has a default, so an absent file is a valid configuration. Unknown keys and wrong types are
+rejected with one line naming the key and the file, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from aios import paths
+from aios.errors import ConfigError
+
+__all__ = ["Config", "LLMConfig", "KernelConfig", "TUIConfig", "load_config", "dump_toml"]
+
+Priority = Literal["realtime", "high", "normal", "background"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LLMConfig(_Section):
+    """The shared local model and how it is run."""
+
+    model: str = Field("", description="Model name from `aios models list`; empty means the default model.")
+    backend: Literal["llama", "fake"] = Field("llama", description="LLM backend used by the kernel.")
+    n_ctx: int = Field(4096, ge=256, le=131072, description="Context window in tokens for all sequences.")
+    n_threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 means one per core.")
+    n_batch: int = Field(256, ge=8, le=8192, description="Largest prefill chunk per decode step.")
+    max_tokens: int = Field(512, ge=1, le=32768, description="Default cap on generated tokens per reply.")
+    temperature: float = Field(0.2, ge=0.0, le=5.0, description="Default sampling temperature; 0 is greedy.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Default nucleus sampling threshold.")
+    repeat_penalty: float = Field(1.1, ge=1.0, le=3.0, description="Penalty on tokens already in the sequence.")
+
+
+class KernelConfig(_Section):
+    """Process table and agent defaults."""
+
+    default_priority: Priority = "normal"
+    agent_token_budget: int = Field(
+        200_000, ge=0, description="Default LLM tokens (prompt + generated) an agent may use; 0 = unlimited."
+    )
+
+
+class TUIConfig(_Section):
+    """Look of the terminal UI."""
+
+    theme: str = "textual-dark"
+    default_agent: str = "chat"
+
+
+class Config(_Section):
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    kernel: KernelConfig = Field(default_factory=KernelConfig)
+    tui: TUIConfig = Field(default_factory=TUIConfig)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        section = error["loc"][:-1]
+        model: type[BaseModel] = Config
+        for part in section:
+            annotation = model.model_fields[str(part)].annotation
+            if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+                break
+            model = annotation
+        valid = ", ".join(model.model_fields)
+        return f"unknown key '{key}' (valid keys here: {valid})"
+    return f"'{key}': {error['msg']} (got {error.get('input')!r})"
+
+
+def parse_config(data: dict[str, Any], source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        suffix = f"; and {more} more problem(s)" if more else ""
+        raise ConfigError(f"{source}: {_describe(first)}{suffix}", "fix the file or run `aios config show`") from None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate the config file; a missing file gives the defaults."""
+    path = path or paths.config_path()
+    if not path.exists():
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", "fix the file or delete it to use defaults") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    return parse_config(data, str(path))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{escaped}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def dump_toml(config: Config) -> str:
+    """Render the whole configuration (defaults included) as TOML."""
+    lines: list[str] = []
+    for section, values in config.model_dump().items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)

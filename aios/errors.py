@@ -1,0 +1,58 @@
+"""Errors that reach the user: each carries one clear line and, where possible, how to fix it."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AiosError",
+    "ConfigError",
+    "ModelError",
+    "StoreError",
+    "UnknownAgentError",
+    "UsageError",
+    "ProcessNotFound",
+    "BudgetExceeded",
+]
+
+
+class AiosError(Exception):
+    """Base class for errors meant for the user. ``exit_code`` follows the CLI convention."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(AiosError):
+    """The caller asked for something malformed: exit code 2."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """config.toml (or models.json) has an unknown key, a wrong type, or is not parseable."""
+
+
+class ModelError(AiosError):
+    """The model file is missing, unreadable or not a GGUF file."""
+
+
+class StoreError(AiosError):
+    """The data directory or the SQLite store cannot be used."""
+
+
+class UnknownAgentError(UsageError):
+    """No plugin registers an agent of that name."""
+
+
+class ProcessNotFound(UsageError):
+    """No process with that pid."""
+
+
+class BudgetExceeded(AiosError):
+    """An agent asked for more LLM tokens than its capability set grants."""

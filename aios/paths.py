@@ -1,0 +1,84 @@
+"""Where aios keeps things.
+
+Everything lives under platformdirs' per-user directories unless ``AIOS_HOME`` is set, in which case
+data, config and runtime files all live under that one folder (tests set it to a tmp dir).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+__all__ = [
+    "APP_NAME",
+    "home_override",
+    "data_dir",
+    "config_dir",
+    "runtime_dir",
+    "db_path",
+    "config_path",
+    "models_path",
+    "mcp_config_path",
+    "plugins_dir",
+    "chroma_dir",
+    "swap_dir",
+    "logs_dir",
+]
+
+APP_NAME = "aios"
+
+
+def home_override() -> Path | None:
+    value = os.environ.get("AIOS_HOME")
+    return Path(value).expanduser() if value else None
+
+
+def data_dir() -> Path:
+    home = home_override()
+    return home if home else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def config_dir() -> Path:
+    home = home_override()
+    return home if home else Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def runtime_dir() -> Path:
+    home = home_override()
+    if home:
+        return home / "run"
+    return Path(platformdirs.user_runtime_dir(APP_NAME))
+
+
+def db_path() -> Path:
+    return data_dir() / "aios.db"
+
+
+def config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+def models_path() -> Path:
+    return config_dir() / "models.json"
+
+
+def mcp_config_path() -> Path:
+    return config_dir() / "mcp.json"
+
+
+def plugins_dir() -> Path:
+    return config_dir() / "plugins"
+
+
+def chroma_dir() -> Path:
+    return data_dir() / "chroma"
+
+
+def swap_dir() -> Path:
+    return data_dir() / "swap"
+
+
+def logs_dir() -> Path:
+    return data_dir() / "logs"

@@ -1,0 +1,34 @@
+"""The one interface every front end uses to drive a kernel, in-process or (later) over the local socket."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from kernel.events import KernelEvent
+
+__all__ = ["KernelClient"]
+
+
+@runtime_checkable
+class KernelClient(Protocol):
+    def agents(self) -> dict[str, str]:
+        """Agent names to descriptions."""
+        ...
+
+    async def spawn(
+        self, agent: str, goal: str = "", *, interactive: bool | None = None, priority: str | None = None
+    ) -> int: ...
+
+    async def send(self, pid: int, text: str) -> None: ...
+
+    async def close_input(self, pid: int) -> None: ...
+
+    async def kill(self, pid: int) -> None: ...
+
+    async def wait(self, pid: int) -> dict[str, Any]: ...
+
+    def ps(self) -> list[dict[str, Any]]: ...
+
+    def subscribe(self) -> MemoryObjectReceiveStream[KernelEvent]: ...

@@ -1,0 +1,71 @@
+"""The kernel's implementation of ``aios.Context``: each method is a syscall made on behalf of one pid."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
+
+from aios.api import ChatMessage
+from kernel.syscalls import LLMChatRequest
+
+if TYPE_CHECKING:
+    from kernel.kernel import Kernel
+    from kernel.process import Process
+
+__all__ = ["ProcessContext"]
+
+
+class _ProcessLLM:
+    def __init__(self, kernel: Kernel, proc: Process) -> None:
+        self._kernel = kernel
+        self._proc = proc
+
+    def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+    ) -> AsyncIterator[str]:
+        request = LLMChatRequest.model_validate(
+            {
+                "messages": list(messages),
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+                "top_p": top_p,
+                "seed": seed,
+                "stop": list(stop),
+            }
+        )
+        return self._kernel.llm_chat(self._proc, request)
+
+
+class ProcessContext:
+    def __init__(self, kernel: Kernel, proc: Process) -> None:
+        self._kernel = kernel
+        self._proc = proc
+        self._llm = _ProcessLLM(kernel, proc)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
+    def name(self) -> str:
+        return self._proc.agent
+
+    @property
+    def llm(self) -> _ProcessLLM:
+        return self._llm
+
+    async def write(self, text: str) -> None:
+        self._kernel.write_output(self._proc, text)
+
+    async def end_turn(self) -> None:
+        self._kernel.end_turn(self._proc)
+
+    async def input(self) -> str | None:
+        return await self._kernel.read_input(self._proc)

@@ -1,0 +1,324 @@
+"""The kernel: process table, agent tasks, and the syscalls that route to the engine and the store."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from aios.api import PRIORITIES, Agent
+from aios.config import Config, load_config
+from aios.errors import BudgetExceeded, ProcessNotFound, UsageError
+from aios.plugin_manager import PluginManager
+from kernel.backends.base import LLMBackend, SamplingParams
+from kernel.context import ProcessContext
+from kernel.engine import Engine
+from kernel.events import (
+    EventBus,
+    InputSent,
+    KernelEvent,
+    OutputWritten,
+    ProcessExited,
+    ProcessSpawned,
+    ProcessStateChanged,
+    TurnEnded,
+)
+from kernel.process import Process, ProcState
+from kernel.syscalls import LLMChatRequest
+from memory.store import Store
+
+__all__ = ["Kernel", "open_kernel", "load_backend"]
+
+log = logging.getLogger(__name__)
+
+#: Exit code of a process stopped by ``kill`` (as a shell reports SIGTERM).
+KILLED_EXIT_CODE = 143
+
+
+def load_backend(config: Config) -> LLMBackend:
+    """Build the configured backend on the configured (or default) model. Blocking: loads weights."""
+    if config.llm.backend == "fake":
+        from kernel.backends.fake import FakeBackend
+
+        return FakeBackend()
+    from aios.models import ModelRegistry
+    from kernel.backends.llama import LlamaBackend
+
+    info = ModelRegistry().get(config.llm.model or None)
+    from pathlib import Path
+
+    return LlamaBackend(
+        Path(info.path),
+        model_name=info.name,
+        n_ctx=config.llm.n_ctx,
+        n_threads=config.llm.n_threads,
+        n_batch=config.llm.n_batch,
+    )
+
+
+class Kernel:
+    def __init__(self, *, config: Config, store: Store, backend: LLMBackend, plugins: PluginManager) -> None:
+        self.config = config
+        self.store = store
+        self.backend = backend
+        self.engine = Engine(backend)
+        self.plugins = plugins
+        self.boot_id = uuid.uuid4().hex
+        self.events = EventBus()
+        self._procs: dict[int, Process] = {}
+        self._next_pid = 1
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled. Start with ``await tg.start(kernel.run)``."""
+        reaped = self.store.reap_orphans(self.boot_id)
+        if reaped:
+            log.warning("marked %d process(es) from a previous kernel as failed", reaped)
+        self._next_pid = self.store.next_pid()
+        self.engine.start()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            self._tg = None
+            with anyio.CancelScope(shield=True):
+                await self.engine.aclose()
+                self.events.close()
+
+    # -- the KernelClient surface ------------------------------------------------------------------
+
+    def agents(self) -> dict[str, str]:
+        return {name: cls.manifest.description for name, cls in sorted(self.plugins.agents().items())}
+
+    async def spawn(
+        self,
+        agent: str,
+        goal: str = "",
+        *,
+        interactive: bool | None = None,
+        priority: str | None = None,
+        ppid: int = 0,
+        owner: str = "user",
+    ) -> int:
+        if self._tg is None:
+            raise UsageError("the kernel is not running")
+        cls = self.plugins.agent(agent)
+        manifest = cls.manifest
+        priority = priority or manifest.priority or self.config.kernel.default_priority
+        if priority not in PRIORITIES:
+            raise UsageError(f"unknown priority '{priority}' (use one of: {', '.join(PRIORITIES)})")
+        ceiling = manifest.capabilities.max_priority
+        if PRIORITIES.index(priority) < PRIORITIES.index(ceiling):
+            priority = ceiling  # a manifest caps how urgent its agent may be
+        budget = manifest.capabilities.llm_token_budget
+        proc = Process(
+            pid=self._next_pid,
+            agent=manifest.name,
+            goal=goal,
+            priority=priority,
+            token_budget=self.config.kernel.agent_token_budget if budget is None else budget,
+            interactive=manifest.interactive if interactive is None else interactive,
+            ppid=ppid,
+            owner=owner,
+        )
+        self._next_pid += 1
+        instance = cls()
+        self._procs[proc.pid] = proc
+        self._persist(proc)
+        self.store.audit(pid=ppid or None, agent=owner, syscall="proc.spawn", resource=agent, decision="allow")
+        if goal:
+            self.store.add_message(proc.pid, "user", goal)
+        self.events.publish(ProcessSpawned(proc.pid, proc.info()))
+        self._tg.start_soon(self._run_process, proc, instance, name=f"aios-pid-{proc.pid}")
+        return proc.pid
+
+    async def send(self, pid: int, text: str) -> None:
+        proc = self._proc(pid)
+        if not proc.alive:
+            raise UsageError(f"process {pid} has already ended")
+        if not proc.interactive:
+            raise UsageError(f"process {pid} ({proc.agent}) does not take input")
+        try:
+            proc.inbox_send.send_nowait(text)
+        except anyio.ClosedResourceError:
+            raise UsageError(f"process {pid} no longer takes input") from None
+        self.store.add_message(pid, "user", text)
+        self.events.publish(InputSent(pid, text))
+
+    async def close_input(self, pid: int) -> None:
+        self._proc(pid).inbox_send.close()
+
+    async def kill(self, pid: int) -> None:
+        proc = self._proc(pid)
+        if proc.cancel_scope is not None and proc.alive:
+            proc.cancel_scope.cancel()
+
+    async def wait(self, pid: int) -> dict[str, Any]:
+        proc = self._proc(pid)
+        await proc.done.wait()
+        return proc.info()
+
+    def ps(self) -> list[dict[str, Any]]:
+        return [proc.info() for proc in self._procs.values()]
+
+    def info(self, pid: int) -> dict[str, Any]:
+        return self._proc(pid).info()
+
+    def subscribe(self) -> MemoryObjectReceiveStream[KernelEvent]:
+        return self.events.subscribe()
+
+    # -- process internals -------------------------------------------------------------------------
+
+    def _proc(self, pid: int) -> Process:
+        try:
+            return self._procs[pid]
+        except KeyError:
+            raise ProcessNotFound(f"no process with pid {pid}", "see `aios ps`") from None
+
+    def _persist(self, proc: Process) -> None:
+        self.store.save_process(proc.record(self.boot_id))
+
+    def _set_state(self, proc: Process, state: ProcState) -> None:
+        if proc.state is state or proc.state.terminal:
+            return
+        proc.state = state
+        self._persist(proc)
+        self.events.publish(ProcessStateChanged(proc.pid, state.value))
+
+    async def _run_process(self, proc: Process, agent: Agent) -> None:
+        ctx = ProcessContext(self, proc)
+        self._set_state(proc, ProcState.RUNNING)
+        try:
+            with anyio.CancelScope() as scope:
+                proc.cancel_scope = scope
+                try:
+                    result = await agent.run(ctx, proc.goal)
+                except Exception as exc:
+                    log.exception("agent %s (pid %d) failed", proc.agent, proc.pid)
+                    self._finish(proc, ProcState.FAILED, 1, error=f"{type(exc).__name__}: {exc}")
+                else:
+                    self._finish(proc, ProcState.EXITED, 0, result=None if result is None else str(result))
+            if scope.cancelled_caught:
+                self._finish(proc, ProcState.EXITED, KILLED_EXIT_CODE, error="killed")
+        finally:
+            # Kernel shutdown cancels every agent from outside its scope.
+            self._finish(proc, ProcState.EXITED, KILLED_EXIT_CODE, error="kernel shut down")
+
+    def _finish(self, proc: Process, state: ProcState, code: int, *, result: str | None = None, error: str | None = None) -> None:
+        if proc.state.terminal:
+            return
+        if proc.turn_text:
+            self.end_turn(proc)
+        proc.state = state
+        proc.exit_code = code
+        proc.result = result
+        proc.error = error
+        proc.ended_at = time.time()
+        proc.inbox_send.close()
+        self._persist(proc)
+        self.events.publish(ProcessExited(proc.pid, state.value, code, result, error))
+        proc.done.set()
+
+    # -- syscalls ---------------------------------------------------------------------------------
+
+    def write_output(self, proc: Process, text: str) -> None:
+        if not text:
+            return
+        proc.turn_text.append(text)
+        self.events.publish(OutputWritten(proc.pid, text))
+
+    def end_turn(self, proc: Process) -> None:
+        text = "".join(proc.turn_text)
+        proc.turn_text.clear()
+        if text:
+            self.store.add_message(proc.pid, "assistant", text)
+        self.events.publish(TurnEnded(proc.pid))
+
+    async def read_input(self, proc: Process) -> str | None:
+        self._set_state(proc, ProcState.WAITING_INPUT)
+        try:
+            return await proc.inbox.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return None
+        finally:
+            self._set_state(proc, ProcState.RUNNING)
+
+    async def llm_chat(self, proc: Process, request: LLMChatRequest) -> AsyncIterator[str]:
+        """``llm.chat``: check the budget, audit, queue on the engine, stream back, account."""
+        llm = self.config.llm
+        left = proc.budget_left
+        if left is not None and left <= 0:
+            reason = f"token budget of {proc.token_budget} used up"
+            self.store.audit(pid=proc.pid, agent=proc.agent, syscall="llm.chat", resource=self.backend.model_name,
+                             decision="deny", reason=reason)  # fmt: skip
+            raise BudgetExceeded(f"process {proc.pid} ({proc.agent}): {reason}")
+        max_tokens = request.max_tokens or llm.max_tokens
+        if left is not None:
+            max_tokens = min(max_tokens, left)
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=llm.temperature if request.temperature is None else request.temperature,
+            top_p=llm.top_p if request.top_p is None else request.top_p,
+            seed=request.seed,
+            stop=tuple(request.stop),
+            repeat_penalty=llm.repeat_penalty,
+        )
+        self.store.audit(pid=proc.pid, agent=proc.agent, syscall="llm.chat", resource=self.backend.model_name,
+                         decision="allow", detail={"messages": len(request.messages), "max_tokens": max_tokens})  # fmt: skip
+        prompt = self.backend.format_chat([m.model_dump() for m in request.messages])  # type: ignore[misc]
+        self._set_state(proc, ProcState.WAITING_LLM)
+        generation = self.engine.submit(prompt, params)
+        acct = proc.accounting
+        acct.llm_calls += 1
+        try:
+            async for piece in generation:
+                if proc.state is ProcState.WAITING_LLM:
+                    acct.ttft_s = time.monotonic() - generation.submitted_at
+                    self._set_state(proc, ProcState.RUNNING)
+                yield piece
+        finally:
+            if generation.first_token_at is not None:
+                acct.llm_wait_s += generation.first_token_at - generation.submitted_at
+            if generation.stats is not None:
+                acct.prompt_tokens += generation.stats.prompt_tokens
+                acct.completion_tokens += generation.stats.completion_tokens
+            self._set_state(proc, ProcState.RUNNING)
+            self._persist(proc)
+
+
+@asynccontextmanager
+async def open_kernel(
+    config: Config | None = None,
+    *,
+    backend: LLMBackend | None = None,
+    store: Store | None = None,
+    plugins: PluginManager | None = None,
+) -> AsyncIterator[Kernel]:
+    """Open the stores, load the model (in a worker thread), run the kernel for the block's duration."""
+    config = config or load_config()
+    own_store = store is None
+    store = store or Store.open()
+    try:
+        if backend is None:
+            backend = await anyio.to_thread.run_sync(load_backend, config)
+        kernel = Kernel(config=config, store=store, backend=backend, plugins=plugins or PluginManager())
+        async with anyio.create_task_group() as tg:
+            await tg.start(kernel.run)
+            try:
+                yield kernel
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        if own_store:
+            store.close()

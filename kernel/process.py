@@ -1,0 +1,112 @@
+"""Processes: one per running agent, with state, accounting and an inbox for user input."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+__all__ = ["Accounting", "ProcState", "Process"]
+
+
+class ProcState(StrEnum):
+    READY = "ready"
+    RUNNING = "running"
+    WAITING_LLM = "waiting_llm"
+    WAITING_TOOL = "waiting_tool"
+    WAITING_APPROVAL = "waiting_approval"
+    WAITING_INPUT = "waiting_input"
+    SUSPENDED = "suspended"
+    SWAPPED = "swapped"
+    EXITED = "exited"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (ProcState.EXITED, ProcState.FAILED)
+
+
+@dataclass
+class Accounting:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_calls: int = 0
+    llm_wait_s: float = 0.0
+    #: Time to first token of the most recent LLM call.
+    ttft_s: float | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class Process:
+    pid: int
+    agent: str
+    goal: str
+    priority: str
+    token_budget: int
+    interactive: bool
+    ppid: int = 0
+    owner: str = "user"
+    state: ProcState = ProcState.READY
+    created_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    exit_code: int | None = None
+    result: str | None = None
+    error: str | None = None
+    accounting: Accounting = field(default_factory=Accounting)
+    turn_text: list[str] = field(default_factory=list)
+    cancel_scope: anyio.CancelScope | None = None
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+    def __post_init__(self) -> None:
+        self.inbox_send: MemoryObjectSendStream[str]
+        self.inbox: MemoryObjectReceiveStream[str]
+        self.inbox_send, self.inbox = anyio.create_memory_object_stream[str](math.inf)
+        if not self.interactive:
+            self.inbox_send.close()
+
+    @property
+    def alive(self) -> bool:
+        return not self.state.terminal
+
+    @property
+    def budget_left(self) -> int | None:
+        """Tokens left in the budget; None when unlimited."""
+        if self.token_budget <= 0:
+            return None
+        return max(0, self.token_budget - self.accounting.tokens)
+
+    def record(self, boot_id: str) -> dict[str, Any]:
+        """The row persisted in the ``processes`` table."""
+        return {
+            "pid": self.pid,
+            "ppid": self.ppid,
+            "agent": self.agent,
+            "owner": self.owner,
+            "state": self.state.value,
+            "priority": self.priority,
+            "goal": self.goal,
+            "created_at": self.created_at,
+            "ended_at": self.ended_at,
+            "exit_code": self.exit_code,
+            "result": self.result,
+            "error": self.error,
+            "boot_id": boot_id,
+            **{k: v for k, v in asdict(self.accounting).items()},
+        }
+
+    def info(self) -> dict[str, Any]:
+        """What front ends show (``aios ps --json``): the record plus live-only fields."""
+        info = self.record("")
+        info.pop("boot_id")
+        info["interactive"] = self.interactive
+        info["token_budget"] = self.token_budget
+        return info

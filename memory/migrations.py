@@ -1,0 +1,61 @@
+"""Schema migrations for ``aios.db``. Append new functions; never edit one that has shipped."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+__all__ = ["migrations"]
+
+migrations = Migrations("aios")
+
+
+@migrations()
+def m001_processes_messages_audit(db: Database) -> None:
+    db["processes"].create(  # type: ignore[union-attr]
+        {
+            "pid": int,
+            "ppid": int,
+            "agent": str,
+            "owner": str,
+            "state": str,
+            "priority": str,
+            "goal": str,
+            "created_at": float,
+            "ended_at": float,
+            "exit_code": int,
+            "result": str,
+            "error": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "llm_calls": int,
+            "llm_wait_s": float,
+            "ttft_s": float,
+            "boot_id": str,
+        },
+        pk="pid",
+    )
+    db["processes"].create_index(["state"])  # type: ignore[union-attr]
+    db["messages"].create(  # type: ignore[union-attr]
+        {"id": int, "pid": int, "role": str, "content": str, "created_at": float},
+        pk="id",
+        foreign_keys=[("pid", "processes", "pid")],
+    )
+    db["messages"].create_index(["pid"])  # type: ignore[union-attr]
+    db["audit"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "ts": float,
+            "pid": int,
+            "agent": str,
+            "token_id": str,
+            "syscall": str,
+            "resource": str,
+            "decision": str,
+            "reason": str,
+            "detail": str,
+        },
+        pk="id",
+    )
+    db["audit"].create_index(["agent"])  # type: ignore[union-attr]
+    db["audit"].create_index(["decision"])  # type: ignore[union-attr]

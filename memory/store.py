@@ -1,0 +1,165 @@
+"""The SQLite store: the source of truth for processes, messages and the audit log.
+
+Opened through sqlite-utils in WAL mode, with migrations applied at open (each in a transaction, so a
+crash mid-migration leaves the previous schema). Inspect it with ``sqlite3 $(aios paths db)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from aios import paths
+from aios._files import ensure_writable_dir
+from aios.errors import StoreError
+from memory.migrations import migrations
+
+__all__ = ["Store", "TERMINAL_STATES"]
+
+log = logging.getLogger(__name__)
+
+TERMINAL_STATES = ("exited", "failed")
+
+_PROCESS_COLUMNS = (
+    "pid", "ppid", "agent", "owner", "state", "priority", "goal", "created_at", "ended_at", "exit_code",
+    "result", "error", "prompt_tokens", "completion_tokens", "llm_calls", "llm_wait_s", "ttft_s", "boot_id",
+)  # fmt: skip
+
+
+class Store:
+    def __init__(self, db: sqlite_utils.Database, path: Path, *, read_only: bool) -> None:
+        self.db = db
+        self.path = path
+        self.read_only = read_only
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> Store:
+        """Open (creating if needed) the store for writing and bring its schema up to date."""
+        path = path or paths.db_path()
+        try:
+            ensure_writable_dir(path.parent)
+        except OSError as exc:
+            raise StoreError(
+                f"data directory {path.parent} is not writable: {exc.strerror or exc}",
+                "fix its permissions or set AIOS_HOME to a writable folder",
+            ) from None
+        try:
+            conn = sqlite3.connect(path, check_same_thread=False, timeout=10)
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            migrations.apply(db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open store {path}: {exc}", "move the file away to start a fresh store") from None
+        return cls(db, path, read_only=False)
+
+    @classmethod
+    def open_read_only(cls, path: Path | None = None) -> Store | None:
+        """Open an existing store without writing anything; ``None`` if there is none yet."""
+        path = path or paths.db_path()
+        if not path.exists():
+            return None
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read store {path}: {exc}") from None
+        return cls(sqlite_utils.Database(conn), path, read_only=True)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def applied_migrations(self) -> list[str]:
+        return [m.name for m in migrations.applied(self.db)]
+
+    # -- processes -----------------------------------------------------------------------------
+
+    def next_pid(self) -> int:
+        row = self.db.execute("SELECT max(pid) FROM processes").fetchone()
+        return int(row[0] or 0) + 1
+
+    def save_process(self, record: dict[str, Any]) -> None:
+        data = {k: record[k] for k in _PROCESS_COLUMNS if k in record}
+        with self.db.conn:
+            self.db["processes"].upsert(data, pk="pid")  # type: ignore[union-attr]
+
+    def processes(self, *, include_exited: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+        if not self.db["processes"].exists():
+            return []
+        where = "" if include_exited else f"WHERE state NOT IN ({', '.join('?' * len(TERMINAL_STATES))})"
+        params: Iterable[Any] = () if include_exited else TERMINAL_STATES
+        sql = f"SELECT * FROM processes {where} ORDER BY pid DESC LIMIT {int(limit)}"
+        return list(reversed([dict(r) for r in self.db.query(sql, list(params))]))
+
+    def get_process(self, pid: int) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM processes WHERE pid = ?", [pid]))
+        return dict(rows[0]) if rows else None
+
+    def reap_orphans(self, boot_id: str) -> int:
+        """Processes left running by a kernel that is gone can never finish: mark them failed."""
+        with self.db.conn:
+            cur = self.db.execute(
+                "UPDATE processes SET state = 'failed', error = 'kernel stopped while it ran', ended_at = ? "
+                f"WHERE state NOT IN ({', '.join('?' * len(TERMINAL_STATES))}) AND boot_id != ?",
+                [time.time(), *TERMINAL_STATES, boot_id],
+            )
+        return int(cur.rowcount)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def add_message(self, pid: int, role: str, content: str) -> int:
+        with self.db.conn:
+            table = self.db["messages"]
+            table.insert({"pid": pid, "role": role, "content": content, "created_at": time.time()})  # type: ignore[union-attr]
+            return int(table.last_pk)  # type: ignore[union-attr]
+
+    def messages(self, pid: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.query("SELECT * FROM messages WHERE pid = ? ORDER BY id", [pid])]
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        pid: int | None,
+        agent: str,
+        syscall: str,
+        resource: str,
+        decision: str,
+        reason: str = "",
+        token_id: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        row = {
+            "ts": time.time(),
+            "pid": pid,
+            "agent": agent,
+            "token_id": token_id,
+            "syscall": syscall,
+            "resource": resource,
+            "decision": decision,
+            "reason": reason,
+            "detail": json.dumps(detail or {}, sort_keys=True),
+        }
+        with self.db.conn:
+            self.db["audit"].insert(row)  # type: ignore[union-attr]
+
+    def audit_rows(self, *, agent: str | None = None, denied_only: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if agent:
+            clauses.append("agent = ?")
+            params.append(agent)
+        if denied_only:
+            clauses.append("decision = 'deny'")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT {int(limit)}"
+        return list(reversed([dict(r) for r in self.db.query(sql, params)]))

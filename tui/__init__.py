@@ -1,0 +1,1 @@
+"""The Textual front end. It holds no business logic: it drives a KernelClient."""
