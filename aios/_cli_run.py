@@ -1,0 +1,51 @@
+"""`aios run`: start an in-process kernel, run one agent to completion, stream its output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from aios.config import load_config
+
+__all__ = ["run_agent"]
+
+
+def run_agent(
+    agent: str,
+    goal: str,
+    *,
+    priority: str | None,
+    stream: Callable[[str], None] | None,
+    status: Callable[[str], Any],
+) -> dict[str, Any]:
+    """Run ``agent`` on ``goal`` non-interactively; return its final process info."""
+    from aios.plugin_manager import PluginManager
+    from kernel.events import OutputWritten, ProcessExited
+    from kernel.kernel import load_backend, open_kernel
+
+    config = load_config()
+    plugins = PluginManager()
+    plugins.agent(agent)  # fail fast, before loading the model, on an unknown name
+    with status(f"loading model {config.llm.model or 'default'}…"):
+        backend = load_backend(config)
+
+    async def main() -> dict[str, Any]:
+        async with open_kernel(config, backend=backend, plugins=plugins) as kernel:
+            events = kernel.subscribe()
+            pid = await kernel.spawn(agent, goal, interactive=False, priority=priority)
+            async with events:
+                async for event in events:
+                    if event.pid != pid:
+                        continue
+                    if isinstance(event, OutputWritten) and stream is not None:
+                        stream(event.text)
+                    elif isinstance(event, ProcessExited):
+                        break
+            info = await kernel.wait(pid)
+            if stream is not None:
+                stream("\n")
+            return info
+
+    return anyio.run(main)

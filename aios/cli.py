@@ -1,0 +1,228 @@
+"""The `aios` command. A thin front end: it renders, and leaves the work to the kernel and the stores.
+
+`aios` with no arguments opens the TUI. Errors are one line on stderr: exit code 2 for bad usage, 1 for a
+failed operation; `--debug` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import click
+
+from aios import __version__, paths
+from aios._cli_util import CONTEXT_SETTINGS, cell, err, print_json, status, table
+from aios.errors import AiosError
+
+__all__ = ["cli", "main"]
+
+log = logging.getLogger("aios")
+
+
+class AiosGroup(click.Group):
+    """Turns AiosError into one clear line and the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AiosError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            err(exc.one_line())
+            ctx.exit(exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            err(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
+            ctx.exit(1)
+
+
+@click.group(cls=AiosGroup, invoke_without_command=True, context_settings=CONTEXT_SETTINGS)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(__version__, "-V", "--version")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """aios: many agents, one local LLM, in your terminal.
+
+    Run `aios` alone to open the TUI.
+
+    \b
+    Examples:
+      aios run chat "What is a context switch?"
+      aios ps --json
+      aios doctor
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(tui)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+def tui() -> None:
+    """Open the terminal UI (the default when `aios` has no arguments).
+
+    \b
+    Example:
+      aios tui
+    """
+    from aios.config import load_config
+    from kernel.kernel import load_backend
+    from tui.app import make_app
+
+    config = load_config()
+    with status(f"loading model {config.llm.model or 'default'}…"):
+        backend = load_backend(config)
+    make_app(config=config, backend=backend).run()
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("agent")
+@click.argument("goal", nargs=-1, required=True)
+@click.option("--priority", type=click.Choice(["realtime", "high", "normal", "background"]), help="Scheduling class.")
+@click.option("--json", "as_json", is_flag=True, help="Print the finished process as JSON instead of streaming.")
+def run(agent: str, goal: tuple[str, ...], priority: str | None, as_json: bool) -> None:
+    """Run AGENT on GOAL and stream its output to stdout.
+
+    \b
+    Examples:
+      aios run chat "Name three uses of a process table"
+      aios run chat "Summarise this:" "$(cat notes.txt)" > answer.txt
+    """
+    from aios._cli_run import run_agent
+
+    info = run_agent(agent, " ".join(goal), priority=priority, stream=None if as_json else _stream_out, status=status)
+    if as_json:
+        print_json(info)
+    elif info.get("state") == "failed":
+        raise AiosError(f"agent {agent} failed: {info.get('error')}")
+
+
+def _stream_out(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("-a", "--all", "include_exited", is_flag=True, help="Include exited and failed processes.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def ps(include_exited: bool, as_json: bool) -> None:
+    """List agent processes.
+
+    \b
+    Examples:
+      aios ps
+      aios ps --all --json
+    """
+    from memory.store import Store
+
+    store = Store.open_read_only()
+    rows = store.processes(include_exited=include_exited) if store else []
+    if store:
+        store.close()
+    if as_json:
+        print_json({"processes": rows})
+        return
+    columns = ("pid", "ppid", "agent", "state", "priority", "prompt_tokens", "completion_tokens", "ttft_s", "goal")
+    table(rows, columns, empty="no processes" + ("" if include_exited else " running (try --all)"))
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(as_json: bool) -> None:
+    """Check the model, the stores and the embedding files; say what is wrong, one line each.
+
+    \b
+    Example:
+      aios doctor
+    """
+    from aios.doctor import run_checks
+
+    checks = run_checks()
+    if as_json:
+        print_json({"ok": all(c.ok for c in checks), "checks": [c.__dict__ for c in checks]})
+    else:
+        for check in checks:
+            mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red", bold=True)
+            click.echo(f"{mark} {check.name}: {check.detail}")
+    if not all(c.ok for c in checks):
+        sys.exit(1)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def agents(as_json: bool) -> None:
+    """List the agents that plugins provide.
+
+    \b
+    Example:
+      aios agents
+    """
+    from aios.plugin_manager import PluginManager
+
+    manager = PluginManager()
+    rows = [
+        {"name": name, "description": cls.manifest.description, "interactive": cls.manifest.interactive}
+        for name, cls in sorted(manager.agents().items())
+    ]
+    if as_json:
+        print_json({"agents": rows})
+    else:
+        table(rows, ("name", "description"), empty="no agents")
+    for failure in manager.failures:
+        err(f"plugin {failure.source}: {failure.error}")
+
+
+@cli.command("paths", context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_paths(as_json: bool) -> None:
+    """Show where aios keeps its data and configuration (AIOS_HOME overrides all).
+
+    \b
+    Example:
+      aios paths
+    """
+    found = {
+        "config": paths.config_path(),
+        "models": paths.models_path(),
+        "plugins": paths.plugins_dir(),
+        "data": paths.data_dir(),
+        "db": paths.db_path(),
+        "runtime": paths.runtime_dir(),
+    }
+    if as_json:
+        print_json({k: str(v) for k, v in found.items()})
+    else:
+        for key, value in found.items():
+            click.echo(f"{key:8} {value}")
+
+
+def _register_plugin_commands() -> None:
+    from aios.plugin_manager import PluginManager
+
+    try:
+        PluginManager().pm.hook.register_commands(cli=cli)
+    except Exception as exc:  # a plugin's command must never break the CLI
+        log.warning("plugin commands failed to register: %s", exc)
+
+
+def main(argv: list[str] | None = None, *, prog_name: str = "aios") -> None:
+    _register_plugin_commands()
+    cli.main(args=argv, prog_name=prog_name)
+
+
+def _add_groups() -> None:
+    from aios.cli_config import config_group
+    from aios.cli_models import models_group
+
+    cli.add_command(config_group)
+    cli.add_command(models_group)
+
+
+_add_groups()

@@ -1,0 +1,107 @@
+"""Health checks behind `aios doctor`: each check says in one line what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from aios import paths
+from aios._files import ensure_writable_dir
+from aios.config import load_config
+from aios.errors import AiosError
+
+__all__ = ["Check", "run_checks"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _config() -> Check:
+    try:
+        load_config()
+    except AiosError as exc:
+        return Check("config", False, exc.one_line())
+    where = paths.config_path()
+    return Check("config", True, f"{where}" if where.exists() else f"defaults ({where} not created)")
+
+
+def _model() -> Check:
+    """Header check, then a real load: a corrupt file with a good header fails only when llama.cpp reads it."""
+    from aios.models import ModelRegistry, check_gguf
+
+    try:
+        config = load_config()
+        info = ModelRegistry().get(config.llm.model or None)
+        check_gguf(Path(info.path))
+        if importlib.util.find_spec("llama_cpp") is not None:
+            from kernel.backends.llama import LlamaBackend
+
+            LlamaBackend(Path(info.path), model_name=info.name, n_ctx=256).close()
+    except AiosError as exc:
+        return Check("model", False, exc.one_line())
+    size = Path(info.path).stat().st_size / 1e6
+    return Check("model", True, f"{info.name}: {info.path} ({size:.0f} MB, loads)")
+
+
+def _engine() -> Check:
+    if importlib.util.find_spec("llama_cpp") is None:
+        return Check("engine", False, "llama-cpp-python is not installed (run `pip install llama-cpp-python`)")
+    return Check("engine", True, "llama-cpp-python available")
+
+
+def _data_dir() -> Check:
+    folder = paths.data_dir()
+    try:
+        ensure_writable_dir(folder)
+    except OSError as exc:
+        return Check("data dir", False, f"{folder} is not writable: {exc.strerror or exc} (set AIOS_HOME to a writable folder)")
+    return Check("data dir", True, str(folder))
+
+
+def _store() -> Check:
+    from memory.migrations import migrations
+    from memory.store import Store
+
+    try:
+        store = Store.open_read_only()
+    except AiosError as exc:
+        return Check("store", False, exc.one_line())
+    if store is None:
+        return Check("store", True, f"{paths.db_path()} not created yet (made on first run)")
+    try:
+        pending = [m.name for m in migrations.pending(store.db)]
+    finally:
+        store.close()
+    if pending:
+        return Check("store", True, f"{paths.db_path()}: {len(pending)} migration(s) to apply on next start")
+    return Check("store", True, f"{paths.db_path()}: schema up to date")
+
+
+def _embeddings() -> list[Check]:
+    from memory.embedding_files import embedding_files
+
+    checks = []
+    for file in embedding_files():
+        problem = file.problem()
+        checks.append(Check(f"embedding {file.label}", problem is None, problem or f"{file.path} (sha256 ok)"))
+    return checks
+
+
+def _plugins() -> Check:
+    from aios.plugin_manager import PluginManager
+
+    manager = PluginManager()
+    agents = manager.agents()
+    if manager.failures:
+        first = manager.failures[0]
+        return Check("plugins", False, f"{first.source}: {first.error} (fix or remove that plugin)")
+    return Check("plugins", True, f"{len(manager.plugin_names())} loaded, agents: {', '.join(sorted(agents))}")
+
+
+def run_checks() -> list[Check]:
+    return [_config(), _data_dir(), _store(), _engine(), _model(), *_embeddings(), _plugins()]
