@@ -73,7 +73,8 @@ class PluginManager:
     def agents(self) -> dict[str, type[Agent]]:
         if self._agents is None:
             found: dict[str, type[Agent]] = {}
-            for result in self.pm.hook.register_agents():
+            # pluggy calls the most recently registered plugin first; built-ins registered first must win.
+            for result in reversed(self.pm.hook.register_agents()):
                 for cls in result or ():
                     manifest = getattr(cls, "manifest", None)
                     if not isinstance(manifest, Manifest):

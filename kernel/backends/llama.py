@@ -102,6 +102,9 @@ class LlamaBackend:
         )
         if params.seed is not None:
             kwargs["seed"] = params.seed
+        # Reusing the previous request's cached prefix changes the floating-point path (one token evaluated
+        # alone instead of in the prompt batch), so the same greedy request could give different text.
+        self._llm.reset()
         stream = self._llm.create_completion(prompt_tokens, **kwargs)
         try:
             for chunk in stream:

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def aios_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own data/config dir; nothing touches the real home."""
+    home = tmp_path / "aios-home"
+    monkeypatch.setenv("AIOS_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # Textual and the engine's thread hand-off run on asyncio.
+    return "asyncio"

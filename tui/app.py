@@ -1,0 +1,311 @@
+"""The aios Textual app: a process table and an agent console over an in-process kernel.
+
+Events flow one way: the kernel worker reads ``kernel.subscribe()`` on the app's event loop and turns each
+event into table updates or transcript text; streamed text is buffered per pid and written to the console
+by a ~30 fps timer. User actions run kernel calls in async workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Footer, Header, Input, Log
+
+from aios.config import Config, load_config
+from aios.errors import AiosError
+from aios.plugin_manager import PluginManager
+from kernel.backends.base import LLMBackend
+from kernel.client import KernelClient
+from kernel.events import (
+    InputSent,
+    KernelEvent,
+    OutputWritten,
+    ProcessExited,
+    ProcessSpawned,
+    ProcessStateChanged,
+    TurnEnded,
+)
+from kernel.kernel import open_kernel
+from memory.store import Store
+from tui.process_table import ProcessTable
+from tui.transcript import Transcripts
+
+__all__ = ["AiosApp", "make_app"]
+
+log = logging.getLogger(__name__)
+
+#: Screen refresh rate for streamed text, and how often accounting is re-read from ``kernel.ps()``.
+FLUSH_INTERVAL_S = 1 / 30
+PS_INTERVAL_S = 0.5
+#: How long quitting waits for the kernel to stop its agents and the engine thread.
+SHUTDOWN_TIMEOUT_S = 10.0
+
+TERMINAL_STATES = frozenset({"exited", "failed"})
+
+
+class AiosApp(App[None]):
+    TITLE = "aios"
+    CSS_PATH = "aios.tcss"
+    BINDINGS = [
+        Binding("ctrl+n", "new_agent", "New agent", priority=True),
+        Binding("ctrl+k", "kill", "Kill agent", priority=True),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    class KernelReady(Message):
+        """The kernel is running and its events are being shown."""
+
+        def __init__(self, kernel: KernelClient) -> None:
+            super().__init__()
+            self.kernel = kernel
+
+    class KernelFailed(Message):
+        """The kernel could not start, or stopped with an error."""
+
+        def __init__(self, error: str) -> None:
+            super().__init__()
+            self.error = error
+
+    #: The process shown in the console and sent the prompt's text.
+    selected_pid: reactive[int | None] = reactive(None)
+
+    def __init__(
+        self,
+        *,
+        config: Config | None = None,
+        backend: LLMBackend | None = None,
+        store: Store | None = None,
+        plugins: PluginManager | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self._backend = backend
+        self._store = store
+        self._plugins = plugins
+        self.kernel: KernelClient | None = None
+        self.kernel_error: str | None = None
+        self.transcripts = Transcripts()
+        self._started = anyio.Event()  # set once the kernel is ready or has failed
+        self._stopped = anyio.Event()
+        self._spawn_lock = anyio.Lock()
+
+    # -- layout ------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            yield ProcessTable(id="processes")
+            with Vertical(id="agent"):
+                yield Log(id="console", highlight=False)
+                yield Input(placeholder="Message the selected agent (Enter); ctrl+n starts another", id="prompt")
+        yield Footer()
+
+    @property
+    def process_table(self) -> ProcessTable:
+        return self.query_one("#processes", ProcessTable)
+
+    @property
+    def agent_console(self) -> Log:
+        return self.query_one("#console", Log)
+
+    def on_mount(self) -> None:
+        self.sub_title = "starting the kernel…"
+        self.process_table.border_title = "processes"
+        self.agent_console.border_title = "console"
+        self.query_one("#prompt", Input).focus()
+        self.set_interval(FLUSH_INTERVAL_S, self._flush_output)
+        self.set_interval(PS_INTERVAL_S, self._refresh_processes)
+        self._run_kernel()
+
+    async def on_unmount(self) -> None:
+        # Textual cancels workers without waiting; wait here so agents and the engine stop cleanly.
+        self.workers.cancel_group(self, "kernel")
+        with anyio.move_on_after(SHUTDOWN_TIMEOUT_S):
+            await self._stopped.wait()
+
+    # -- the kernel --------------------------------------------------------------------------------
+
+    @work(exclusive=True, group="kernel")
+    async def _run_kernel(self) -> None:
+        try:
+            config = self.config = self.config or load_config()
+            self._apply_theme(config.tui.theme)
+            async with open_kernel(config, backend=self._backend, store=self._store, plugins=self._plugins) as kernel:
+                with kernel.subscribe() as events:
+                    self.kernel = kernel
+                    self._started.set()
+                    model = getattr(getattr(kernel, "backend", None), "model_name", None)
+                    self.sub_title = str(model) if model else ""
+                    self.post_message(self.KernelReady(kernel))
+                    async for event in events:
+                        self._on_kernel_event(event)
+            self._kernel_failed("the kernel stopped")
+        except AiosError as exc:
+            self._kernel_failed(exc.one_line())
+        except Exception as exc:
+            log.exception("the kernel failed")
+            self._kernel_failed(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.kernel = None
+            self._started.set()
+            self._stopped.set()
+
+    def _apply_theme(self, theme: str) -> None:
+        if theme in self.available_themes:
+            self.theme = theme
+        else:
+            log.warning("unknown theme %r in config; keeping %r", theme, self.theme)
+
+    def _kernel_failed(self, error: str) -> None:
+        self.kernel_error = error
+        self.sub_title = "kernel not running"
+        self.agent_console.write(f"error: {error}\n")
+        self.notify(error, title="aios: kernel not running", severity="error", timeout=30)
+        self.post_message(self.KernelFailed(error))
+
+    def _on_kernel_event(self, event: KernelEvent) -> None:
+        pid = event.pid
+        transcripts = self.transcripts
+        match event:
+            case OutputWritten(text=text):
+                transcripts.output(pid, text)
+            case ProcessStateChanged(state=state):
+                self.process_table.set_state(pid, state)
+            case ProcessSpawned(info=info):
+                transcripts.started(pid, str(info.get("agent", "")), str(info.get("goal") or ""))
+                self._show_process(info)
+            case InputSent(text=text):
+                transcripts.user(pid, text)
+            case TurnEnded():
+                transcripts.turn_ended(pid)
+            case ProcessExited(state=state, exit_code=code, error=error):
+                transcripts.exited(pid, state, code, error)
+                self.process_table.set_state(pid, state)
+
+    def _show_process(self, info: dict[str, Any]) -> None:
+        self.process_table.upsert(info)
+        if info["pid"] == self.selected_pid:
+            self.process_table.show_pid(info["pid"])
+
+    def _refresh_processes(self) -> None:
+        """Accounting (tokens, TTFT) changes without events; re-read it from the kernel."""
+        if self.kernel is not None:
+            for info in self.kernel.ps():
+                self._show_process(info)
+            self._update_console_title()
+
+    def _flush_output(self) -> None:
+        flushed = self.transcripts.flush()
+        if self.selected_pid in flushed:
+            self.agent_console.write(flushed[self.selected_pid])
+
+    # -- selection ---------------------------------------------------------------------------------
+
+    def watch_selected_pid(self, pid: int | None) -> None:
+        self._flush_output()
+        self.agent_console.clear()
+        if pid is not None:
+            self.agent_console.write(self.transcripts.text(pid))
+            self.process_table.show_pid(pid)
+        self._update_console_title()
+
+    def _update_console_title(self) -> None:
+        pid = self.selected_pid
+        if pid is None or pid not in self.process_table.pids:
+            title = "console" if pid is None else f"console · pid {pid}"
+        else:
+            table = self.process_table
+            title = f"console · pid {pid} {table.cell(pid, 'agent')} · {table.cell(pid, 'state')}"
+        self.agent_console.border_title = title
+
+    def on_process_table_selected(self, message: ProcessTable.Selected) -> None:
+        self.selected_pid = message.pid
+
+    # -- user actions ------------------------------------------------------------------------------
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        event.input.clear()
+        if text:
+            self._send(text)
+
+    def action_new_agent(self) -> None:
+        self._new_agent()
+
+    def action_kill(self) -> None:
+        if self.selected_pid is None:
+            self.notify("no process selected", severity="warning")
+            return
+        self._kill(self.selected_pid)
+
+    async def _ready_kernel(self) -> KernelClient | None:
+        if not self._started.is_set():
+            self.notify("the kernel is starting; your message is sent when it is ready")
+            await self._started.wait()
+        if self.kernel is None:
+            self.notify(self.kernel_error or "the kernel is not running", severity="error")
+        return self.kernel
+
+    async def _spawn_chat(self, kernel: KernelClient) -> int:
+        agent = self.config.tui.default_agent if self.config else "chat"
+        pid = await kernel.spawn(agent, interactive=True)
+        self.selected_pid = pid
+        return pid
+
+    @work(group="input")
+    async def _send(self, text: str) -> None:
+        kernel = await self._ready_kernel()
+        if kernel is None:
+            return
+        try:
+            # One at a time, so two quick messages with no agent alive start one agent, not two.
+            async with self._spawn_lock:
+                pid = self.selected_pid
+                alive = {p["pid"] for p in kernel.ps() if p["state"] not in TERMINAL_STATES and p["interactive"]}
+                if pid is None or pid not in alive:
+                    pid = await self._spawn_chat(kernel)
+                await kernel.send(pid, text)
+        except AiosError as exc:
+            self.notify(exc.one_line(), severity="error")
+
+    @work(group="input")
+    async def _new_agent(self) -> None:
+        kernel = await self._ready_kernel()
+        if kernel is None:
+            return
+        try:
+            async with self._spawn_lock:
+                await self._spawn_chat(kernel)
+        except AiosError as exc:
+            self.notify(exc.one_line(), severity="error")
+        self.query_one("#prompt", Input).focus()
+
+    @work(group="input")
+    async def _kill(self, pid: int) -> None:
+        kernel = await self._ready_kernel()
+        if kernel is None:
+            return
+        try:
+            await kernel.kill(pid)
+        except AiosError as exc:
+            self.notify(exc.one_line(), severity="error")
+
+
+def make_app(
+    *,
+    config: Config | None = None,
+    backend: LLMBackend | None = None,
+    store: Store | None = None,
+    plugins: PluginManager | None = None,
+) -> AiosApp:
+    """Build the app. Anything not given is made by the kernel: config from config.toml, the configured
+    model, the store in the data dir, and the installed plugins."""
+    return AiosApp(config=config, backend=backend, store=store, plugins=plugins)
