@@ -23,16 +23,16 @@ def run_agent(
     """Run ``agent`` on ``goal`` non-interactively; return its final process info."""
     from aios.plugin_manager import PluginManager
     from kernel.events import OutputWritten, ProcessExited
-    from kernel.kernel import load_backend, open_kernel
+    from kernel.kernel import load_runtime, open_kernel
 
     config = load_config()
     plugins = PluginManager()
     plugins.agent(agent)  # fail fast, before loading the model, on an unknown name
     with status(f"loading model {config.llm.model or 'default'}…"):
-        backend = load_backend(config)
+        backend = load_runtime(config)
 
     async def main() -> dict[str, Any]:
-        async with open_kernel(config, backend=backend, plugins=plugins) as kernel:
+        async with open_kernel(config, runtime=backend, plugins=plugins) as kernel:
             events = kernel.subscribe()
             pid = await kernel.spawn(agent, goal, interactive=False, priority=priority)
             async with events:

@@ -73,13 +73,13 @@ def tui() -> None:
       aios tui
     """
     from aios.config import load_config
-    from kernel.kernel import load_backend
+    from kernel.kernel import load_runtime
     from tui.app import make_app
 
     config = load_config()
     with status(f"loading model {config.llm.model or 'default'}…"):
-        backend = load_backend(config)
-    make_app(config=config, backend=backend).run()
+        backend = load_runtime(config)
+    make_app(config=config, runtime=backend).run()
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

@@ -29,12 +29,17 @@ class LLMConfig(_Section):
 
     model: str = Field("", description="Model name from `aios models list`; empty means the default model.")
     backend: Literal["llama", "fake"] = Field("llama", description="LLM backend used by the kernel.")
-    n_ctx: int = Field(4096, ge=256, le=131072, description="Context window in tokens for all sequences.")
+    policy: Literal["priority", "fifo"] = Field("priority", description="Scheduling policy of the engine.")
+    n_ctx: int = Field(2048, ge=256, le=131072, description="Context window of each agent's sequence, in tokens.")
+    n_seq_max: int = Field(8, ge=1, le=64, description="Sequences (agent contexts) resident in the model at once.")
+    max_batch: int = Field(8, ge=1, le=64, description="Most sequences decoded together in one step.")
+    swap_ram_mb: int = Field(512, ge=0, description="RAM for swapped-out contexts; beyond it they go to files.")
     n_threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 means one per core.")
-    n_batch: int = Field(256, ge=8, le=8192, description="Largest prefill chunk per decode step.")
+    n_batch: int = Field(512, ge=8, le=8192, description="Tokens per decode step (decodes plus prefill chunks).")
     max_tokens: int = Field(512, ge=1, le=32768, description="Default cap on generated tokens per reply.")
     temperature: float = Field(0.2, ge=0.0, le=5.0, description="Default sampling temperature; 0 is greedy.")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Default nucleus sampling threshold.")
+    flash_attn: bool = Field(True, description="Flash attention in llama.cpp (faster on long contexts).")
     repeat_penalty: float = Field(1.1, ge=1.0, le=3.0, description="Penalty on tokens already in the sequence.")
 
 

@@ -39,9 +39,9 @@ def _model() -> Check:
         info = ModelRegistry().get(config.llm.model or None)
         check_gguf(Path(info.path))
         if importlib.util.find_spec("llama_cpp") is not None:
-            from kernel.backends.llama import LlamaBackend
+            from kernel.backends.llama_runtime import LlamaRuntime
 
-            LlamaBackend(Path(info.path), model_name=info.name, n_ctx=256).close()
+            LlamaRuntime(Path(info.path), model_name=info.name, n_seq_max=1, n_ctx_seq=256, n_batch=64).close()
     except AiosError as exc:
         return Check("model", False, exc.one_line())
     size = Path(info.path).stat().st_size / 1e6

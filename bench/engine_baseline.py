@@ -32,15 +32,15 @@ async def _round(kernel, n: int) -> tuple[list[float], float, int]:  # type: ign
 
 async def _measure() -> dict[str, list[float]]:
     from aios.config import Config, LLMConfig
-    from kernel import load_backend, open_kernel
+    from kernel import load_runtime, open_kernel
     from memory.store import Store
 
     config = Config(llm=LLMConfig(max_tokens=MAX_TOKENS, temperature=0.0, n_ctx=2048))
-    backend = load_backend(config)
+    backend = load_runtime(config)
     figures: dict[str, list[float]] = {k: [] for k in ("solo_ttft", "solo_tps", "multi_p50", "multi_p99", "multi_tps")}
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(Path(tmp) / "aios.db")
-        async with open_kernel(config, backend=backend, store=store) as kernel:
+        async with open_kernel(config, runtime=backend, store=store) as kernel:
             await _round(kernel, 1)  # warm-up
             for _ in range(REPEATS):
                 ttfts, wall, tokens = await _round(kernel, 1)

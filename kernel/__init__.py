@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernel.kernel import Kernel, load_backend, open_kernel
+from kernel.kernel import Kernel, load_runtime, open_kernel
 from kernel.process import ProcState
 
-__all__ = ["Kernel", "ProcState", "load_backend", "open_kernel"]
+__all__ = ["Kernel", "ProcState", "load_runtime", "open_kernel"]

@@ -1,61 +1,137 @@
-"""The engine thread: the one owner of the loaded model.
+"""The engine thread: the one owner of the loaded model, running every agent's LLM work in shared batches.
 
-Requests arrive from the event loop, run in the engine thread one after another, and stream text back
-to per-request async queues. Cancellation is checked between tokens. (The batched scheduler that runs
-many sequences per decode step replaces the FIFO here without changing ``submit``.)
+Each step it asks the ``Scheduler`` which requests run, moves contexts in and out of the runtime's
+sequence slots (swap to RAM/file or drop for recompute, by a measured cost model), builds ONE batch with a
+decode token for every running sequence plus chunks of prefill, calls decode once, samples per request and
+streams text back to per-request async queues. A context (one per agent) keeps its KV between requests,
+so the next turn only prefills what changed; a new context whose prompt starts like a resident one's
+(a shared system prompt) copies that KV instead of computing it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from kernel.backends.base import GenerationStats, LLMBackend, SamplingParams
+from aios.api import ChatMessage
+from aios.errors import UsageError
+from kernel.backends.base import BatchEntry, GenerationStats, Runtime, SamplingParams
+from kernel.chat_template import ChatTemplate
+from kernel.sampling import TextStream, TokenSampler
+from kernel.scheduler import PRIORITY_RANK, Candidate, Resident, Scheduler
+from kernel.swap import CostModel, SwapHandle, SwapStore
 
-__all__ = ["Engine", "EngineClosed", "Generation"]
+__all__ = ["ContextOverflow", "Engine", "EngineClosed", "Generation"]
 
 log = logging.getLogger(__name__)
+
+#: Shortest common prefix worth copying from another sequence instead of computing it.
+MIN_SHARED_PREFIX = 32
+_Item = str | GenerationStats | BaseException
 
 
 class EngineClosed(RuntimeError):
     pass
 
 
-@dataclass
+class ContextOverflow(UsageError):
+    """The prompt does not fit one sequence's context."""
+
+
+def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+@dataclass(eq=False)
 class _Request:
-    prompt: str
+    id: int
+    key: Hashable
+    messages: list[ChatMessage] | None
+    prompt_text: str | None
     params: SamplingParams
-    send: MemoryObjectSendStream[str | GenerationStats | BaseException]
+    priority: str
+    send: MemoryObjectSendStream[_Item]
     loop: asyncio.AbstractEventLoop
     cancelled: threading.Event = field(default_factory=threading.Event)
-    submitted: float = field(default_factory=time.monotonic)
+    arrived: float = field(default_factory=time.monotonic)
+    prompt: list[int] = field(default_factory=list)
+    #: Everything that must be in the KV for this request: the prompt, then each generated token once decoded.
+    target: list[int] = field(default_factory=list)
+    #: Sampled (and already streamed) but not yet decoded.
+    pending: int | None = None
+    generated: int = 0
+    max_tokens: int = 0
+    started: bool = False
+    last_served: float = 0.0
+    sampler: TokenSampler | None = None
+    text: TextStream | None = None
+    stats: GenerationStats = field(default_factory=GenerationStats)
+    first_scheduled: float | None = None
+    last_token_at: float | None = None
+    tbt_total: float = 0.0
+    ctx_counts: tuple[int, int, int] = (0, 0, 0)
+
+
+@dataclass(eq=False)
+class _Context:
+    key: Hashable
+    priority: str = "normal"
+    #: Tokens whose KV is materialised (in the slot, or in the swapped state).
+    tokens: list[int] = field(default_factory=list)
+    slot: int | None = None
+    swapped: SwapHandle | None = None
+    dropped: bool = False
+    last_used: float = 0.0
+    suspended: bool = False
+    ephemeral: bool = False
+    request: _Request | None = None
+    swaps: int = 0
+    restores: int = 0
+    recomputes: int = 0
+
+    @property
+    def residency(self) -> str:
+        if self.slot is not None:
+            return "resident"
+        if self.swapped is not None:
+            return f"swapped_{self.swapped.where}"
+        return "dropped" if self.dropped else "none"
 
 
 class Generation:
-    """One submitted request: iterate it for text; ``stats`` and timings are set when it ends."""
+    """One submitted request: iterate it for text; ``stats`` is set when it ends."""
 
-    def __init__(self, request: _Request, receive: MemoryObjectReceiveStream[str | GenerationStats | BaseException]):
+    def __init__(self, request: _Request, receive: MemoryObjectReceiveStream[_Item], on_cancel: Callable[[], None]):
         self._request = request
         self._receive = receive
+        self._on_cancel = on_cancel
         self.stats: GenerationStats | None = None
         self.first_token_at: float | None = None
-        self.finished_at: float | None = None
 
     @property
     def submitted_at(self) -> float:
-        return self._request.submitted
+        return self._request.arrived
 
     def cancel(self) -> None:
-        self._request.cancelled.set()
+        if not self._request.cancelled.is_set():
+            self._request.cancelled.set()
+            self._on_cancel()
 
     async def __aiter__(self) -> AsyncIterator[str]:
         try:
@@ -63,7 +139,6 @@ class Generation:
                 async for item in self._receive:
                     if isinstance(item, GenerationStats):
                         self.stats = item
-                        self.finished_at = time.monotonic()
                         return
                     if isinstance(item, BaseException):
                         raise item
@@ -71,64 +146,441 @@ class Generation:
                         self.first_token_at = time.monotonic()
                     yield item
         finally:
-            # Leaving early (break, cancellation) stops the engine at the next token boundary.
-            self.cancel()
+            if self.stats is None:
+                self.cancel()  # leaving early stops the engine at the next token boundary
 
 
 class Engine:
-    def __init__(self, backend: LLMBackend) -> None:
-        self.backend = backend
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        max_batch: int | None = None,
+        swap_dir: Path | None = None,
+        swap_ram_bytes: int = 512 * 2**20,
+        policy: str = "priority",
+        aging_s: float = 10.0,
+    ) -> None:
+        self.runtime = runtime
+        self.model_name = runtime.model_name
+        self.scheduler = Scheduler(
+            max_batch=max_batch or runtime.n_seq_max,
+            token_budget=runtime.n_batch,
+            slots=runtime.n_seq_max,
+            aging_s=aging_s,
+            policy=policy,  # type: ignore[arg-type]
+        )
+        self.swap = SwapStore(swap_dir or Path("swap"), ram_cap_bytes=swap_ram_bytes)
+        self.cost = CostModel()
+        self._bytes_per_token = 0.0
+        meta = runtime.metadata
+        self.template = ChatTemplate(
+            meta.get("tokenizer.chat_template"),
+            bos=_special(runtime, meta.get("tokenizer.ggml.bos_token_id")),
+            eos=_special(runtime, meta.get("tokenizer.ggml.eos_token_id")),
+        )
+        self._commands: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._ids = itertools.count(1)
+        self._requests: dict[int, _Request] = {}
+        self._contexts: dict[Hashable, _Context] = {}
+        self._free_slots = list(range(runtime.n_seq_max))
         self._thread: threading.Thread | None = None
         self._closed = False
+        #: Per-context facts for front ends, replaced (never mutated) by the engine thread.
+        self.context_info: dict[Hashable, dict[str, Any]] = {}
+        self.steps = 0
+        self.batch_tokens = 0
+
+    # -- loop-side API --------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="aios-engine", daemon=True)
         self._thread.start()
 
-    def submit(self, prompt: str, params: SamplingParams) -> Generation:
-        if self._closed or self._thread is None:
-            raise EngineClosed("the LLM engine is not running")
-        send, receive = anyio.create_memory_object_stream[str | GenerationStats | BaseException](math.inf)
-        request = _Request(prompt, params, send, asyncio.get_running_loop())
-        self._queue.put(request)
-        return Generation(request, receive)
-
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
+        self._commands.put(None)
         if self._thread is not None:
             await anyio.to_thread.run_sync(self._thread.join, abandon_on_cancel=True)
-        self.backend.close()
+        self.runtime.close()
+
+    def submit(
+        self,
+        key: Hashable,
+        params: SamplingParams,
+        *,
+        messages: Sequence[ChatMessage] | None = None,
+        prompt: str | None = None,
+        priority: str = "normal",
+    ) -> Generation:
+        """Queue a request for context ``key`` (usually a pid): chat ``messages`` or a raw ``prompt``."""
+        if self._closed or self._thread is None:
+            raise EngineClosed("the LLM engine is not running")
+        if (messages is None) == (prompt is None):
+            raise ValueError("pass exactly one of messages= or prompt=")
+        send, receive = anyio.create_memory_object_stream[_Item](math.inf)
+        request = _Request(
+            next(self._ids), key, list(messages) if messages is not None else None, prompt, params, priority, send,
+            asyncio.get_running_loop(),
+        )  # fmt: skip
+        self._commands.put(lambda: self._accept(request))
+        return Generation(request, receive, lambda: self._commands.put(lambda: None))
+
+    def release(self, key: Hashable) -> None:
+        """The owner of ``key`` is gone: free its slot and any swapped state."""
+        self._commands.put(lambda: self._release(key))
+
+    def suspend(self, key: Hashable) -> None:
+        self._commands.put(lambda: self._set(key, suspended=True))
+
+    def resume(self, key: Hashable) -> None:
+        self._commands.put(lambda: self._set(key, suspended=False))
+
+    def set_priority(self, key: Hashable, priority: str) -> None:
+        self._commands.put(lambda: self._set(key, priority=priority))
+
+    # -- engine thread -------------------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
-            request = self._queue.get()
-            if request is None:
-                return
-            if request.cancelled.is_set():
-                self._deliver(request, GenerationStats(finish_reason="cancelled"))
+            if not self._drain(block=not self._requests):
+                break
+            self._reap_cancelled()
+            if not self._requests:
                 continue
-            self._serve(request)
+            try:
+                self._step()
+            except Exception as exc:  # a bug in a step: fail what is in flight, keep serving
+                log.exception("engine step failed")
+                for request in list(self._requests.values()):
+                    self._finish(request, error=exc)
+        for request in list(self._requests.values()):
+            self._finish(request, error=EngineClosed("the LLM engine stopped"))
+        for ctx in list(self._contexts.values()):
+            if ctx.swapped is not None:
+                self.swap.discard(ctx.swapped)
 
-    def _serve(self, request: _Request) -> None:
-        def sink(text: str) -> bool:
-            if request.cancelled.is_set():
-                return False
-            return self._deliver(request, text)
-
+    def _drain(self, *, block: bool) -> bool:
         try:
-            stats = self.backend.generate(request.prompt, request.params, sink)
-        except Exception as exc:  # surfaced to the caller as the request's error
-            log.exception("generation failed")
-            self._deliver(request, exc)
-            return
-        self._deliver(request, stats)
+            command = self._commands.get() if block else self._commands.get_nowait()
+        except queue.Empty:
+            return True
+        while True:
+            if command is None:
+                return False
+            command()
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return True
 
-    @staticmethod
-    def _deliver(request: _Request, item: str | GenerationStats | BaseException) -> bool:
+    def _accept(self, request: _Request) -> None:
+        try:
+            text = request.prompt_text if request.messages is None else self.template.render(request.messages)
+            assert text is not None
+            request.prompt = self.runtime.tokenize(text)
+            n_ctx = self.runtime.n_ctx_seq
+            if len(request.prompt) >= n_ctx:
+                raise ContextOverflow(
+                    f"prompt of {len(request.prompt)} tokens does not fit the {n_ctx}-token context",
+                    "raise [llm] n_ctx or shorten the conversation",
+                )
+            if not request.prompt:
+                raise UsageError("empty prompt")
+            request.max_tokens = min(request.params.max_tokens, n_ctx - len(request.prompt))
+            p = request.params
+            banned = sorted(self.runtime.eog_ids) if p.ignore_eos else ()
+            constraint = self.runtime.grammar(p.grammar) if p.grammar else None
+            request.sampler = TokenSampler(p, banned=banned, constraint=constraint)
+            request.text = TextStream(p.stop)
+        except Exception as exc:
+            self._deliver(request, exc if isinstance(exc, UsageError) else UsageError(f"{type(exc).__name__}: {exc}"))
+            return
+        ctx = self._contexts.get(request.key)
+        if ctx is None:
+            ctx = self._contexts[request.key] = _Context(request.key)
+        elif ctx.request is not None:  # the same agent asks twice at once: give the second its own context
+            ctx = self._contexts[(request.key, request.id)] = _Context((request.key, request.id), ephemeral=True)
+        ctx.request = request
+        ctx.priority = request.priority
+        request.key = ctx.key
+        request.ctx_counts = (ctx.swaps, ctx.restores, ctx.recomputes)
+        self._requests[request.id] = request
+
+    def _reap_cancelled(self) -> None:
+        for request in list(self._requests.values()):
+            if request.cancelled.is_set():
+                self._finish(request, reason="cancelled")
+
+    def _set(self, key: Hashable, **changes: Any) -> None:
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            ctx = self._contexts[key] = _Context(key)
+        for name, value in changes.items():
+            setattr(ctx, name, value)
+        self._publish(ctx)
+
+    def _release(self, key: Hashable) -> None:
+        for ctx in [c for c in self._contexts.values() if c.key == key or (isinstance(c.key, tuple) and c.key[0] == key)]:
+            if ctx.request is not None:
+                self._finish(ctx.request, reason="cancelled")
+            self._drop_context(ctx)
+
+    def _drop_context(self, ctx: _Context) -> None:
+        if ctx.slot is not None:
+            self.runtime.seq_rm(ctx.slot)
+            self._free_slots.append(ctx.slot)
+            ctx.slot = None
+        if ctx.swapped is not None:
+            self.swap.discard(ctx.swapped)
+            ctx.swapped = None
+        self._contexts.pop(ctx.key, None)
+        self.context_info.pop(ctx.key, None)
+
+    # -- one step -----------------------------------------------------------------------------------
+
+    def _needs(self, request: _Request, ctx: _Context) -> int:
+        """Prompt/recompute tokens still to prefill before this request can decode (an estimate if unstarted)."""
+        if not request.started:
+            return max(1, len(request.prompt) - _lcp(ctx.tokens, request.prompt))
+        return len(request.target) - len(ctx.tokens)
+
+    def _waits_for_shared_prefix(self, request: _Request, ctx: _Context) -> bool:
+        """An unstarted request whose prompt starts like an earlier (or running) request's waits until that
+        prefix has been computed once, then copies it: 8 agents with one system prompt prefill it once.
+        It never waits on a lower class (no priority inversion)."""
+        own = _lcp(ctx.tokens, request.prompt)
+        rank = PRIORITY_RANK.get(ctx.priority, 2)
+        for other in self._requests.values():
+            if other.key == request.key:
+                continue
+            if not other.started and (other.arrived, other.id) > (request.arrived, request.id):
+                continue
+            leader = self._contexts.get(other.key)
+            if leader is None or leader.suspended or PRIORITY_RANK.get(leader.priority, 2) > rank:
+                continue
+            shared = _lcp(other.prompt, request.prompt)
+            if shared < MIN_SHARED_PREFIX or shared <= own:
+                continue
+            if not (other.started and leader.slot is not None and len(leader.tokens) >= shared):
+                return True
+        return False
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        candidates = []
+        for request in self._requests.values():
+            ctx = self._contexts[request.key]
+            if ctx.suspended or (not request.started and self._waits_for_shared_prefix(request, ctx)):
+                continue
+            candidates.append(
+                Candidate(request.id, ctx.key, ctx.priority, request.arrived, request.last_served,
+                          ctx.slot is not None, self._needs(request, ctx), request.started)  # fmt: skip
+            )
+        residents = [
+            Resident(c.key, c.priority, c.last_used, c.request is not None and not c.suspended, c.suspended)
+            for c in self._contexts.values()
+            if c.slot is not None
+        ]
+        plan = self.scheduler.plan(candidates, residents, now)
+        for key in plan.evict:
+            self._evict(self._contexts[key])
+        for key in plan.admit:
+            self._admit(self._contexts[key])
+
+        groups: list[tuple[_Request, _Context, list[BatchEntry], bool]] = []
+        for request_id, allotted in plan.run:
+            request = self._requests[request_id]
+            ctx = self._contexts[request.key]
+            assert ctx.slot is not None
+            if not request.started:
+                self._start(request, ctx)
+            if request.first_scheduled is None:
+                request.first_scheduled = now
+            request.last_served = now
+            missing = len(request.target) - len(ctx.tokens)
+            if missing > 0:
+                chunk = request.target[len(ctx.tokens) : len(ctx.tokens) + max(1, allotted)]
+                base = len(ctx.tokens)
+                last = base + len(chunk) == len(request.target)
+                entries = [(tok, base + i, ctx.slot, last and i == len(chunk) - 1) for i, tok in enumerate(chunk)]
+                groups.append((request, ctx, entries, last))
+            elif request.pending is not None:
+                groups.append((request, ctx, [(request.pending, len(ctx.tokens), ctx.slot, True)], True))
+        if groups:
+            self._decode(groups)
+
+    def _start(self, request: _Request, ctx: _Context) -> None:
+        """First time scheduled: reuse this context's KV, or copy a longer shared prefix from another."""
+        assert ctx.slot is not None
+        prompt = request.prompt
+        keep = _lcp(ctx.tokens, prompt)
+        source = None
+        for other in self._contexts.values():
+            if other is not ctx and other.slot is not None:
+                shared = _lcp(other.tokens, prompt)
+                if shared >= MIN_SHARED_PREFIX and shared > keep:
+                    source, keep = other, shared
+        keep = min(keep, len(prompt) - 1)  # the last prompt token is always decoded, for its logits
+        if source is not None:
+            assert source.slot is not None
+            self.runtime.seq_rm(ctx.slot)
+            self.runtime.seq_cp(source.slot, ctx.slot)  # llama.cpp copies whole streams across sequences
+        self.runtime.seq_rm(ctx.slot, keep, -1)
+        ctx.tokens = prompt[:keep]
+        request.target = list(prompt)
+        request.started = True
+        request.stats.extra["prefix_reused"] = float(keep)
+        request.stats.extra["prefix_copied"] = float(keep if source is not None else 0)
+
+    def _decode(self, groups: list[tuple[_Request, _Context, list[BatchEntry], bool]]) -> None:
+        entries = [e for _, _, group, _ in groups for e in group]
+        try:
+            self.runtime.decode(entries)
+        except Exception as exc:
+            if len(groups) == 1:
+                self._finish(groups[0][0], error=exc)
+                return
+            for group in groups:  # find the culprit: the others go on
+                self._decode([group])
+            return
+        self.steps += 1
+        self.batch_tokens += len(entries)
+        index = 0
+        for request, ctx, group, wants in groups:
+            index += len(group)
+            decoded = [tok for tok, _, _, _ in group]
+            if request.pending is not None and decoded == [request.pending] and len(ctx.tokens) == len(request.target):
+                request.target.append(request.pending)
+                request.pending = None
+            else:
+                request.stats.prefill_computed += len(decoded)
+            ctx.tokens.extend(decoded)
+            if wants:
+                try:
+                    self._sample(request, ctx, index - 1)
+                except Exception as exc:
+                    self._finish(request, error=exc)
+
+    def _sample(self, request: _Request, ctx: _Context, index: int) -> None:
+        assert request.sampler is not None and request.text is not None
+        token = request.sampler.sample(self.runtime.logits(index), request.target)
+        now = time.monotonic()
+        if token in self.runtime.eog_ids:
+            self._finish(request, reason="stop")
+            return
+        request.generated += 1
+        if request.last_token_at is None:
+            request.stats.ttft_s = now - request.arrived
+        else:
+            request.tbt_total += now - request.last_token_at
+        request.last_token_at = now
+        text = request.text.push(self.runtime.piece(token))
+        if text:
+            self._deliver(request, text)
+        if request.text.stopped:
+            self._finish(request, reason="stop")
+        elif request.generated >= request.max_tokens:
+            self._finish(request, reason="length")
+        else:
+            request.pending = token
+
+    def _finish(self, request: _Request, *, reason: str = "stop", error: BaseException | None = None) -> None:
+        if self._requests.pop(request.id, None) is None:
+            return
+        ctx = self._contexts.get(request.key)
+        if request.sampler is not None:
+            request.sampler.close()
+        if error is None and request.text is not None:
+            tail = request.text.flush()
+            if tail:
+                self._deliver(request, tail)
+        stats = request.stats
+        stats.prompt_tokens = len(request.prompt)
+        stats.completion_tokens = request.generated
+        stats.finish_reason = "error" if error is not None else reason  # type: ignore[assignment]
+        if request.first_scheduled is not None:
+            stats.queue_wait_s = request.first_scheduled - request.arrived
+        if request.generated > 1:
+            stats.mean_tbt_s = request.tbt_total / (request.generated - 1)
+        if ctx is not None:
+            s0, r0, c0 = request.ctx_counts
+            stats.swaps, stats.restores, stats.recomputes = ctx.swaps - s0, ctx.restores - r0, ctx.recomputes - c0
+            ctx.request = None
+            ctx.last_used = time.monotonic()
+            if ctx.ephemeral:
+                self._drop_context(ctx)
+            else:
+                self._publish(ctx)
+        self._deliver(request, error if error is not None else stats)
+
+    # -- context switching ----------------------------------------------------------------------------
+
+    def _evict(self, ctx: _Context) -> None:
+        assert ctx.slot is not None
+        n = len(ctx.tokens)
+        estimate = int(n * (self._bytes_per_token or 24_000))
+        where = "ram" if self.swap.ram_used + estimate <= self.swap.ram_cap_bytes else "file"
+        if n and self.cost.should_swap(n, estimate, where):
+            started = time.perf_counter()
+            data = self.runtime.state_get(ctx.slot)
+            self.cost.observe("save", data.nbytes, time.perf_counter() - started)
+            self._bytes_per_token = data.nbytes / n
+            try:
+                ctx.swapped = self.swap.put(data, force_file=where == "file")
+                ctx.swaps += 1
+            except OSError as exc:
+                log.warning("swap to disk failed (%s); dropping context %s for recompute", exc, ctx.key)
+                self._forget(ctx)
+        else:
+            self._forget(ctx)
+        self.runtime.seq_rm(ctx.slot)
+        self._free_slots.append(ctx.slot)
+        ctx.slot = None
+        self._publish(ctx)
+
+    def _forget(self, ctx: _Context) -> None:
+        """Drop the KV; the active request (if any) recomputes it, pending token included."""
+        ctx.dropped = bool(ctx.tokens)
+        ctx.tokens = []
+        request = ctx.request
+        if request is not None and request.started and request.pending is not None:
+            request.target.append(request.pending)
+            request.pending = None
+
+    def _admit(self, ctx: _Context) -> None:
+        slot = self._free_slots.pop(0)
+        ctx.slot = slot
+        self.runtime.seq_rm(slot)
+        if ctx.swapped is not None:
+            handle, ctx.swapped = ctx.swapped, None
+            where = handle.where
+            started = time.perf_counter()
+            data = self.swap.take(handle)
+            self.runtime.state_set(slot, data)
+            self.cost.observe(where, data.nbytes, time.perf_counter() - started)
+            ctx.restores += 1
+        elif ctx.dropped:
+            ctx.dropped = False
+            if ctx.request is not None and ctx.request.started:
+                ctx.recomputes += 1
+        self._publish(ctx)
+
+    def _publish(self, ctx: _Context) -> None:
+        self.context_info[ctx.key] = {
+            "residency": ctx.residency,
+            "context_tokens": len(ctx.tokens),
+            "swaps": ctx.swaps,
+            "restores": ctx.restores,
+            "recomputes": ctx.recomputes,
+            "suspended": ctx.suspended,
+        }
+
+    # -- delivery -----------------------------------------------------------------------------------
+
+    def _deliver(self, request: _Request, item: _Item) -> None:
         def put() -> None:
             try:
                 request.send.send_nowait(item)
@@ -139,7 +591,11 @@ class Engine:
 
         try:
             request.loop.call_soon_threadsafe(put)
-        except RuntimeError:  # the loop has closed: nobody is listening any more
+        except RuntimeError:  # the event loop is gone: nobody is listening
             request.cancelled.set()
-            return False
-        return True
+
+
+def _special(runtime: Runtime, token_id: str | None) -> str:
+    if token_id is None or not token_id.lstrip("-").isdigit() or int(token_id) < 0:
+        return ""
+    return runtime.special_text(int(token_id))

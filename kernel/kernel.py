@@ -13,11 +13,12 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from aios.api import PRIORITIES, Agent
+from aios.api import PRIORITIES, Agent, Manifest
 from aios.config import Config, load_config
 from aios.errors import BudgetExceeded, ProcessNotFound, UsageError
 from aios.plugin_manager import PluginManager
-from kernel.backends.base import LLMBackend, SamplingParams
+from aios import paths
+from kernel.backends.base import Runtime, SamplingParams
 from kernel.context import ProcessContext
 from kernel.engine import Engine
 from kernel.events import (
@@ -34,7 +35,7 @@ from kernel.process import Process, ProcState
 from kernel.syscalls import LLMChatRequest
 from memory.store import Store
 
-__all__ = ["Kernel", "open_kernel", "load_backend"]
+__all__ = ["Kernel", "load_runtime", "open_kernel"]
 
 log = logging.getLogger(__name__)
 
@@ -42,33 +43,41 @@ log = logging.getLogger(__name__)
 KILLED_EXIT_CODE = 143
 
 
-def load_backend(config: Config) -> LLMBackend:
-    """Build the configured backend on the configured (or default) model. Blocking: loads weights."""
+def load_runtime(config: Config) -> Runtime:
+    """Load the configured model into a multi-sequence runtime. Blocking: reads the weights."""
     if config.llm.backend == "fake":
         from kernel.backends.fake import FakeBackend
 
-        return FakeBackend()
-    from aios.models import ModelRegistry
-    from kernel.backends.llama import LlamaBackend
-
-    info = ModelRegistry().get(config.llm.model or None)
+        return FakeBackend(n_seq_max=config.llm.n_seq_max, n_ctx_seq=config.llm.n_ctx)
     from pathlib import Path
 
-    return LlamaBackend(
+    from aios.models import ModelRegistry
+    from kernel.backends.llama_runtime import LlamaRuntime, default_threads
+
+    info = ModelRegistry().get(config.llm.model or None)
+    return LlamaRuntime(
         Path(info.path),
         model_name=info.name,
-        n_ctx=config.llm.n_ctx,
-        n_threads=config.llm.n_threads,
+        n_seq_max=config.llm.n_seq_max,
+        n_ctx_seq=config.llm.n_ctx,
         n_batch=config.llm.n_batch,
+        n_threads=config.llm.n_threads or default_threads(),
+        flash_attn=config.llm.flash_attn,
     )
 
 
 class Kernel:
-    def __init__(self, *, config: Config, store: Store, backend: LLMBackend, plugins: PluginManager) -> None:
+    def __init__(self, *, config: Config, store: Store, runtime: Runtime, plugins: PluginManager) -> None:
         self.config = config
         self.store = store
-        self.backend = backend
-        self.engine = Engine(backend)
+        self.engine = Engine(
+            runtime,
+            max_batch=config.llm.max_batch,
+            swap_dir=paths.swap_dir(),
+            swap_ram_bytes=config.llm.swap_ram_mb * 2**20,
+            policy=config.llm.policy,
+        )
+        self.model_name = runtime.model_name
         self.plugins = plugins
         self.boot_id = uuid.uuid4().hex
         self.events = EventBus()
@@ -115,12 +124,7 @@ class Kernel:
             raise UsageError("the kernel is not running")
         cls = self.plugins.agent(agent)
         manifest = cls.manifest
-        priority = priority or manifest.priority or self.config.kernel.default_priority
-        if priority not in PRIORITIES:
-            raise UsageError(f"unknown priority '{priority}' (use one of: {', '.join(PRIORITIES)})")
-        ceiling = manifest.capabilities.max_priority
-        if PRIORITIES.index(priority) < PRIORITIES.index(ceiling):
-            priority = ceiling  # a manifest caps how urgent its agent may be
+        priority = self._clamp_priority(manifest, priority or manifest.priority or self.config.kernel.default_priority)
         budget = manifest.capabilities.llm_token_budget
         proc = Process(
             pid=self._next_pid,
@@ -164,21 +168,55 @@ class Kernel:
         if proc.cancel_scope is not None and proc.alive:
             proc.cancel_scope.cancel()
 
+    async def suspend(self, pid: int) -> None:
+        """Stop scheduling the agent's LLM work; its context is the first to be swapped out."""
+        proc = self._proc(pid)
+        if not proc.alive:
+            raise UsageError(f"process {pid} has already ended")
+        self.engine.suspend(pid)
+        proc.suspended = True
+        self._set_state(proc, ProcState.SUSPENDED)
+
+    async def resume(self, pid: int) -> None:
+        proc = self._proc(pid)
+        self.engine.resume(pid)
+        if proc.suspended:
+            proc.suspended = False
+            self._set_state(proc, proc.resume_state)
+
+    async def nice(self, pid: int, priority: str) -> None:
+        """Change a process's priority class (capped by its manifest)."""
+        proc = self._proc(pid)
+        proc.priority = self._clamp_priority(self.plugins.agent(proc.agent).manifest, priority)
+        self.engine.set_priority(pid, proc.priority)
+        self._persist(proc)
+
     async def wait(self, pid: int) -> dict[str, Any]:
         proc = self._proc(pid)
         await proc.done.wait()
         return proc.info()
 
     def ps(self) -> list[dict[str, Any]]:
-        return [proc.info() for proc in self._procs.values()]
+        return [self.info(pid) for pid in self._procs]
 
     def info(self, pid: int) -> dict[str, Any]:
-        return self._proc(pid).info()
+        info = self._proc(pid).info()
+        info.update(self.engine.context_info.get(pid, {"residency": "none"}))
+        return info
 
     def subscribe(self) -> MemoryObjectReceiveStream[KernelEvent]:
         return self.events.subscribe()
 
     # -- process internals -------------------------------------------------------------------------
+
+    @staticmethod
+    def _clamp_priority(manifest: Manifest, priority: str) -> str:
+        if priority not in PRIORITIES:
+            raise UsageError(f"unknown priority '{priority}' (use one of: {', '.join(PRIORITIES)})")
+        ceiling = manifest.capabilities.max_priority
+        if PRIORITIES.index(priority) < PRIORITIES.index(ceiling):
+            return ceiling  # a manifest caps how urgent its agent may be
+        return priority
 
     def _proc(self, pid: int) -> Process:
         try:
@@ -190,7 +228,12 @@ class Kernel:
         self.store.save_process(proc.record(self.boot_id))
 
     def _set_state(self, proc: Process, state: ProcState) -> None:
-        if proc.state is state or proc.state.terminal:
+        if proc.state.terminal:
+            return
+        if proc.suspended and state is not ProcState.SUSPENDED:
+            proc.resume_state = state  # shown again on resume
+            return
+        if proc.state is state:
             return
         proc.state = state
         self._persist(proc)
@@ -226,6 +269,7 @@ class Kernel:
         proc.error = error
         proc.ended_at = time.time()
         proc.inbox_send.close()
+        self.engine.release(proc.pid)
         self._persist(proc)
         self.events.publish(ProcessExited(proc.pid, state.value, code, result, error))
         proc.done.set()
@@ -260,7 +304,7 @@ class Kernel:
         left = proc.budget_left
         if left is not None and left <= 0:
             reason = f"token budget of {proc.token_budget} used up"
-            self.store.audit(pid=proc.pid, agent=proc.agent, syscall="llm.chat", resource=self.backend.model_name,
+            self.store.audit(pid=proc.pid, agent=proc.agent, syscall="llm.chat", resource=self.model_name,
                              decision="deny", reason=reason)  # fmt: skip
             raise BudgetExceeded(f"process {proc.pid} ({proc.agent}): {reason}")
         max_tokens = request.max_tokens or llm.max_tokens
@@ -274,11 +318,12 @@ class Kernel:
             stop=tuple(request.stop),
             repeat_penalty=llm.repeat_penalty,
         )
-        self.store.audit(pid=proc.pid, agent=proc.agent, syscall="llm.chat", resource=self.backend.model_name,
+        self.store.audit(pid=proc.pid, agent=proc.agent, syscall="llm.chat", resource=self.model_name,
                          decision="allow", detail={"messages": len(request.messages), "max_tokens": max_tokens})  # fmt: skip
-        prompt = self.backend.format_chat([m.model_dump() for m in request.messages])  # type: ignore[misc]
         self._set_state(proc, ProcState.WAITING_LLM)
-        generation = self.engine.submit(prompt, params)
+        generation = self.engine.submit(
+            proc.pid, params, messages=[m.model_dump() for m in request.messages], priority=proc.priority  # type: ignore[misc]
+        )
         acct = proc.accounting
         acct.llm_calls += 1
         try:
@@ -290,9 +335,17 @@ class Kernel:
         finally:
             if generation.first_token_at is not None:
                 acct.llm_wait_s += generation.first_token_at - generation.submitted_at
-            if generation.stats is not None:
-                acct.prompt_tokens += generation.stats.prompt_tokens
-                acct.completion_tokens += generation.stats.completion_tokens
+            stats = generation.stats
+            if stats is not None:
+                acct.prompt_tokens += stats.prompt_tokens
+                acct.completion_tokens += stats.completion_tokens
+                acct.prefill_computed += stats.prefill_computed
+                acct.queue_wait_s += stats.queue_wait_s
+                acct.swaps += stats.swaps
+                acct.restores += stats.restores
+                acct.recomputes += stats.recomputes
+                if stats.mean_tbt_s is not None:
+                    acct.tbt_s = stats.mean_tbt_s
             self._set_state(proc, ProcState.RUNNING)
             self._persist(proc)
 
@@ -301,7 +354,7 @@ class Kernel:
 async def open_kernel(
     config: Config | None = None,
     *,
-    backend: LLMBackend | None = None,
+    runtime: Runtime | None = None,
     store: Store | None = None,
     plugins: PluginManager | None = None,
 ) -> AsyncIterator[Kernel]:
@@ -310,9 +363,9 @@ async def open_kernel(
     own_store = store is None
     store = store or Store.open()
     try:
-        if backend is None:
-            backend = await anyio.to_thread.run_sync(load_backend, config)
-        kernel = Kernel(config=config, store=store, backend=backend, plugins=plugins or PluginManager())
+        if runtime is None:
+            runtime = await anyio.to_thread.run_sync(load_runtime, config)
+        kernel = Kernel(config=config, store=store, runtime=runtime, plugins=plugins or PluginManager())
         async with anyio.create_task_group() as tg:
             await tg.start(kernel.run)
             try:

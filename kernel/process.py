@@ -39,6 +39,13 @@ class Accounting:
     llm_wait_s: float = 0.0
     #: Time to first token of the most recent LLM call.
     ttft_s: float | None = None
+    #: Mean time between tokens of the most recent LLM call.
+    tbt_s: float | None = None
+    queue_wait_s: float = 0.0
+    prefill_computed: int = 0
+    swaps: int = 0
+    restores: int = 0
+    recomputes: int = 0
 
     @property
     def tokens(self) -> int:
@@ -64,6 +71,8 @@ class Process:
     accounting: Accounting = field(default_factory=Accounting)
     turn_text: list[str] = field(default_factory=list)
     cancel_scope: anyio.CancelScope | None = None
+    suspended: bool = False
+    resume_state: ProcState = ProcState.RUNNING
     done: anyio.Event = field(default_factory=anyio.Event)
 
     def __post_init__(self) -> None:
@@ -103,10 +112,16 @@ class Process:
             **{k: v for k, v in asdict(self.accounting).items()},
         }
 
+    @property
+    def tokens_per_s(self) -> float | None:
+        tbt = self.accounting.tbt_s
+        return 1.0 / tbt if tbt else None
+
     def info(self) -> dict[str, Any]:
         """What front ends show (``aios ps --json``): the record plus live-only fields."""
         info = self.record("")
         info.pop("boot_id")
         info["interactive"] = self.interactive
         info["token_budget"] = self.token_budget
+        info["tokens_per_s"] = self.tokens_per_s
         return info

@@ -22,7 +22,6 @@ from textual.widgets import Footer, Header, Input, Log
 from aios.config import Config, load_config
 from aios.errors import AiosError
 from aios.plugin_manager import PluginManager
-from kernel.backends.base import LLMBackend
 from kernel.client import KernelClient
 from kernel.events import (
     InputSent,
@@ -81,7 +80,7 @@ class AiosApp(App[None]):
         self,
         *,
         config: Config | None = None,
-        backend: LLMBackend | None = None,
+        backend: Any = None,
         store: Store | None = None,
         plugins: PluginManager | None = None,
     ) -> None:
@@ -302,10 +301,11 @@ class AiosApp(App[None]):
 def make_app(
     *,
     config: Config | None = None,
-    backend: LLMBackend | None = None,
+    backend: Any = None,
     store: Store | None = None,
     plugins: PluginManager | None = None,
 ) -> AiosApp:
     """Build the app. Anything not given is made by the kernel: config from config.toml, the configured
-    model, the store in the data dir, and the installed plugins."""
+    model, the store in the data dir, and the installed plugins. ``backend`` is passed to ``open_kernel`` as
+    is (tests give a scripted one)."""
     return AiosApp(config=config, backend=backend, store=store, plugins=plugins)

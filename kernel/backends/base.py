@@ -1,19 +1,24 @@
-"""The LLM backend seam: what the engine needs from a model, whatever runs it."""
+"""The LLM seam: what the engine needs from a loaded model, whatever runs it.
+
+A ``Runtime`` is one model with one multi-sequence context: tokenizer, batched decode, per-sequence KV
+operations and state save/restore. ``LlamaRuntime`` is the real one; ``FakeRuntime`` is a scripted double
+for unit tests of kernel and scheduling logic.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from aios.api import ChatMessage
+import numpy as np
 
-__all__ = ["FinishReason", "GenerationStats", "LLMBackend", "SamplingParams", "TextSink"]
+__all__ = ["BatchEntry", "FinishReason", "GenerationStats", "Runtime", "SamplingParams"]
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
-#: Receives each decoded piece of text; returns False to stop generation (cancellation between tokens).
-TextSink = Callable[[str], bool]
+#: (token, position, seq_id, wants_logits)
+BatchEntry = tuple[int, int, int, bool]
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,10 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     repeat_penalty: float = 1.1
+    #: GBNF grammar the output must follow (see kernel.grammar.schema_to_gbnf).
+    grammar: str | None = None
+    #: Generate exactly ``max_tokens`` (end-of-generation tokens banned); for benchmarks.
+    ignore_eos: bool = False
 
 
 @dataclass
@@ -31,24 +40,52 @@ class GenerationStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: FinishReason = "stop"
+    #: Prompt tokens actually computed (the rest came from cached or shared KV).
+    prefill_computed: int = 0
+    queue_wait_s: float = 0.0
+    ttft_s: float | None = None
+    mean_tbt_s: float | None = None
+    swaps: int = 0
+    restores: int = 0
+    recomputes: int = 0
     extra: dict[str, float] = field(default_factory=dict)
 
 
 @runtime_checkable
-class LLMBackend(Protocol):
-    """A loaded model. Every method is called from the engine thread only."""
+class Runtime(Protocol):
+    """A loaded model with a multi-sequence context. Every method is called from the engine thread only."""
 
-    name: str
     model_name: str
+    n_vocab: int
+    n_seq_max: int
+    n_ctx_seq: int
+    n_batch: int
+    n_threads: int
+    eog_ids: frozenset[int]
+    metadata: dict[str, str]
 
-    def format_chat(self, messages: Sequence[ChatMessage]) -> str:
-        """Render messages with the model's chat template, ending with the assistant's turn opener."""
-        ...
+    def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]: ...
 
-    def count_tokens(self, text: str) -> int: ...
+    def piece(self, token: int) -> bytes: ...
 
-    def generate(self, prompt: str, params: SamplingParams, sink: TextSink) -> GenerationStats:
-        """Generate a continuation of ``prompt``, passing text to ``sink`` as it is decoded (blocking)."""
+    def special_text(self, token: int) -> str: ...
+
+    def decode(self, entries: Sequence[BatchEntry]) -> None: ...
+
+    def logits(self, index: int) -> np.ndarray: ...
+
+    def seq_rm(self, seq: int, p0: int = -1, p1: int = -1) -> None: ...
+
+    def seq_cp(self, src: int, dst: int, p0: int = -1, p1: int = -1) -> None: ...
+
+    def state_get(self, seq: int) -> np.ndarray: ...
+
+    def state_set(self, seq: int, data: np.ndarray) -> None: ...
+
+    def set_threads(self, n: int) -> None: ...
+
+    def grammar(self, gbnf: str) -> Any:
+        """A ``kernel.sampling.Constraint`` for ``gbnf``."""
         ...
 
     def close(self) -> None: ...

@@ -93,7 +93,7 @@ def test_models_commands(runner: CliRunner, tmp_path: Path) -> None:
 def test_config_show_and_path(runner: CliRunner, aios_home: Path) -> None:
     shown = runner.invoke(cli, ["config", "show"])
     assert shown.exit_code == 0
-    assert "[llm]" in shown.stdout and "n_ctx = 4096" in shown.stdout
+    assert "[llm]" in shown.stdout and "n_ctx = 2048" in shown.stdout
     assert runner.invoke(cli, ["config", "path"]).stdout.strip() == str(aios_home / "config.toml")
     assert json.loads(runner.invoke(cli, ["config", "show", "--json"]).stdout)["llm"]["backend"] == "llama"
 

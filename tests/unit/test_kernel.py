@@ -72,7 +72,7 @@ def store(tmp_path: Path) -> Store:
 
 
 def kernel_with(store: Store, backend: FakeBackend | None = None, config: Config | None = None) -> Any:
-    return open_kernel(config or Config(), backend=backend or FakeBackend(), store=store, plugins=_plugins())
+    return open_kernel(config or Config(), runtime=backend or FakeBackend(), store=store, plugins=_plugins())
 
 
 async def collect(events: AsyncIterator[KernelEvent], pid: int, until: Callable[[KernelEvent], bool]) -> list[KernelEvent]:
@@ -127,7 +127,8 @@ async def test_two_agents_run_at_once_and_both_answer(store: Store) -> None:
 
 
 async def test_interactive_chat_remembers_earlier_turns(store: Store) -> None:
-    backend = FakeBackend(script=lambda msgs: f"turns={sum(m['role'] == 'user' for m in msgs)}")
+    seen: list[list[dict[str, str]]] = []
+    backend = FakeBackend(script=lambda msgs: seen.append(list(msgs)) or f"turns={sum(m['role'] == 'user' for m in msgs)}")
     with anyio.fail_after(10):
         async with kernel_with(store, backend) as kernel:
             events = kernel.subscribe()
@@ -139,8 +140,8 @@ async def test_interactive_chat_remembers_earlier_turns(store: Store) -> None:
             await kernel.close_input(pid)
             info = await kernel.wait(pid)
     assert info["result"] == "turns=3"
-    assert "<user>one" in backend.prompts[-1]
-    assert "<assistant>turns=2" in backend.prompts[-1]
+    assert {"role": "user", "content": "one"} in seen[-1]
+    assert {"role": "assistant", "content": "turns=2"} in seen[-1]
     assert len(store.messages(pid)) == 6
 
 
@@ -167,8 +168,11 @@ async def test_leaving_a_stream_early_cancels_generation(store: Store) -> None:
             pid = await kernel.spawn("quitter", "x")
             info = await kernel.wait(pid)
             assert info["result"] == "a"
-            await anyio.sleep(0.2)  # give the engine time to notice the cancelled request
-            assert kernel.engine._queue.empty()
+            await anyio.sleep(0.1)  # give the engine time to notice the cancelled request
+            decoded = len(backend.batches)
+            await anyio.sleep(0.2)
+            assert len(backend.batches) == decoded  # nothing more is generated for nobody
+            assert decoded < 8
 
 
 async def test_crashing_agent_fails_without_hurting_the_kernel(store: Store) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,17 +17,23 @@ import numpy as np
 
 from aios.errors import ModelError
 from aios.models import check_gguf
+from kernel.grammar import LlamaGrammarConstraint
+from kernel.backends.base import BatchEntry
 
-__all__ = ["BatchEntry", "DecodeError", "LlamaRuntime"]
+__all__ = ["DecodeError", "LlamaRuntime", "default_threads"]
 
 log = logging.getLogger(__name__)
 
-#: (token, position, seq_id, wants_logits)
-BatchEntry = tuple[int, int, int, bool]
-
-
 class DecodeError(RuntimeError):
     pass
+
+
+def default_threads() -> int:
+    """One thread per core available to this process (llama.cpp's own default is half that)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _quiet_logs() -> None:
@@ -57,6 +64,8 @@ class LlamaRuntime:
         n_ctx_seq: int = 2048,
         n_batch: int = 512,
         n_threads: int = 2,
+        model_name: str = "",
+        flash_attn: bool = True,
     ) -> None:
         import llama_cpp as L
 
@@ -77,6 +86,8 @@ class LlamaRuntime:
         cparams.n_threads_batch = n_threads
         cparams.kv_unified = False
         cparams.no_perf = True
+        # Explicit, not "auto": outputs depend on it, and the engine's parity tests compare against it.
+        cparams.flash_attn_type = 1 if flash_attn else 0
         self.ctx = L.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             L.llama_model_free(self.model)
@@ -93,6 +104,7 @@ class LlamaRuntime:
         self._batch = L.llama_batch_init(n_batch, 0, 1)
         self._pieces: dict[int, bytes] = {}
         self.model_path = model_path
+        self.model_name = model_name or model_path.stem
         self.metadata = self._read_metadata()
 
     # -- vocabulary ---------------------------------------------------------------------------------
@@ -188,6 +200,9 @@ class LlamaRuntime:
         read = self._L.llama_state_seq_set_data(self.ctx, data.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), data.size, seq)
         if read == 0:
             raise DecodeError(f"state restore into sequence {seq} failed")
+
+    def grammar(self, gbnf: str) -> LlamaGrammarConstraint:
+        return LlamaGrammarConstraint(self.vocab, gbnf, self.n_vocab)
 
     def close(self) -> None:
         L = self._L
