@@ -11,54 +11,24 @@ import anyio
 import pytest
 
 from aios.config import Config, LLMConfig
-from kernel import load_backend, open_kernel
-from kernel.backends.base import SamplingParams
+from kernel import load_runtime, open_kernel
 from kernel.events import OutputWritten, ProcessExited
 from memory.store import Store
 
 pytestmark = pytest.mark.model
 
 
-@pytest.fixture(scope="module")
-def backend():  # type: ignore[no-untyped-def]
-    loaded = load_backend(Config(llm=LLMConfig(n_ctx=2048)))
-    yield loaded
-    loaded.close()
-
-
-def test_bundled_model_generates_greedily_and_reproducibly(backend) -> None:  # type: ignore[no-untyped-def]
-    prompt = backend.format_chat(
-        [
-            {"role": "system", "content": "You are a helpful, concise assistant."},
-            {"role": "user", "content": "What is the capital of France?"},
-        ]
-    )
-    assert "<|im_start|>assistant" in prompt
-    runs = []
-    for _ in range(2):
-        pieces: list[str] = []
-        stats = backend.generate(prompt, SamplingParams(max_tokens=16, temperature=0.0), lambda t: pieces.append(t) or True)
-        runs.append("".join(pieces))
-        assert stats.prompt_tokens > 5
-        assert 0 < stats.completion_tokens <= 16
-    assert runs[0] == runs[1]
-    assert "Paris" in runs[0]
-
-
-def test_cancel_stops_between_tokens(backend) -> None:  # type: ignore[no-untyped-def]
-    prompt = backend.format_chat([{"role": "user", "content": "Count from one to one hundred."}])
-    pieces: list[str] = []
-    stats = backend.generate(prompt, SamplingParams(max_tokens=200), lambda t: pieces.append(t) or len(pieces) < 3)
-    assert stats.finish_reason == "cancelled"
-    assert len(pieces) == 3
+@pytest.fixture
+def runtime():  # type: ignore[no-untyped-def]
+    return load_runtime(Config(llm=LLMConfig(n_ctx=2048)))
 
 
 @pytest.mark.anyio
-async def test_two_chat_agents_on_the_real_model_both_answer(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_two_chat_agents_on_the_real_model_both_answer(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = Store.open(tmp_path / "aios.db")
     streamed: dict[int, list[str]] = {}
     with anyio.fail_after(120):
-        async with open_kernel(Config(llm=LLMConfig(temperature=0.0)), backend=backend, store=store) as kernel:
+        async with open_kernel(Config(llm=LLMConfig(temperature=0.0)), runtime=runtime, store=store) as kernel:
             events = kernel.subscribe()
             a = await kernel.spawn("chat", "What is the capital of France? Answer in one word.", interactive=False)
             b = await kernel.spawn("chat", "Name a primary colour.", interactive=False)
