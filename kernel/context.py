@@ -29,6 +29,7 @@ class _ProcessLLM:
         top_p: float | None = None,
         seed: int | None = None,
         stop: Sequence[str] = (),
+        ignore_eos: bool = False,
     ) -> AsyncIterator[str]:
         request = LLMChatRequest.model_validate(
             {
@@ -38,6 +39,7 @@ class _ProcessLLM:
                 "top_p": top_p,
                 "seed": seed,
                 "stop": list(stop),
+                "ignore_eos": ignore_eos,
             }
         )
         return self._kernel.llm_chat(self._proc, request)

@@ -160,8 +160,10 @@ class Engine:
         swap_ram_bytes: int = 512 * 2**20,
         policy: str = "priority",
         aging_s: float = 10.0,
+        share_prefixes: bool = True,
     ) -> None:
         self.runtime = runtime
+        self.share_prefixes = share_prefixes
         self.model_name = runtime.model_name
         self.scheduler = Scheduler(
             max_batch=max_batch or runtime.n_seq_max,
@@ -227,6 +229,25 @@ class Engine:
         )  # fmt: skip
         self._commands.put(lambda: self._accept(request))
         return Generation(request, receive, lambda: self._commands.put(lambda: None))
+
+    async def run_in_engine(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` in the engine thread between steps and return its result (tests, benchmarks)."""
+        done = anyio.Event()
+        box: dict[str, Any] = {}
+        loop = asyncio.get_running_loop()
+
+        def command() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:
+                box["error"] = exc
+            loop.call_soon_threadsafe(done.set)
+
+        self._commands.put(command)
+        await done.wait()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
 
     def release(self, key: Hashable) -> None:
         """The owner of ``key`` is gone: free its slot and any swapped state."""
@@ -351,6 +372,8 @@ class Engine:
         """An unstarted request whose prompt starts like an earlier (or running) request's waits until that
         prefix has been computed once, then copies it: 8 agents with one system prompt prefill it once.
         It never waits on a lower class (no priority inversion)."""
+        if not self.share_prefixes:
+            return False
         own = _lcp(ctx.tokens, request.prompt)
         rank = PRIORITY_RANK.get(ctx.priority, 2)
         for other in self._requests.values():
@@ -418,7 +441,7 @@ class Engine:
         prompt = request.prompt
         keep = _lcp(ctx.tokens, prompt)
         source = None
-        for other in self._contexts.values():
+        for other in self._contexts.values() if self.share_prefixes else ():
             if other is not ctx and other.slot is not None:
                 shared = _lcp(other.tokens, prompt)
                 if shared >= MIN_SHARED_PREFIX and shared > keep:
@@ -518,12 +541,16 @@ class Engine:
 
     # -- context switching ----------------------------------------------------------------------------
 
-    def _evict(self, ctx: _Context) -> None:
+    def _evict(self, ctx: _Context, *, mode: str = "auto") -> None:
+        """Move ``ctx`` out of its slot: ``mode`` "auto" (cost model), "ram", "file" or "drop"."""
         assert ctx.slot is not None
         n = len(ctx.tokens)
         estimate = int(n * (self._bytes_per_token or 24_000))
         where = "ram" if self.swap.ram_used + estimate <= self.swap.ram_cap_bytes else "file"
-        if n and self.cost.should_swap(n, estimate, where):
+        if mode in ("ram", "file"):
+            where = mode
+        swap = mode in ("ram", "file") or (mode == "auto" and self.cost.should_swap(n, estimate, where))
+        if n and swap:
             started = time.perf_counter()
             data = self.runtime.state_get(ctx.slot)
             self.cost.observe("save", data.nbytes, time.perf_counter() - started)

@@ -317,6 +317,7 @@ class Kernel:
             seed=request.seed,
             stop=tuple(request.stop),
             repeat_penalty=llm.repeat_penalty,
+            ignore_eos=request.ignore_eos,
         )
         self.store.audit(pid=proc.pid, agent=proc.agent, syscall="llm.chat", resource=self.model_name,
                          decision="allow", detail={"messages": len(request.messages), "max_tokens": max_tokens})  # fmt: skip

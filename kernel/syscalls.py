@@ -29,3 +29,5 @@ class LLMChatRequest(_Request):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     seed: int | None = Field(None, ge=0, lt=2**32)
     stop: list[str] = Field(default_factory=list, max_length=MAX_STOP_STRINGS)
+    #: Generate exactly ``max_tokens`` (end-of-generation banned): for benchmarks and length tests.
+    ignore_eos: bool = False
