@@ -29,6 +29,7 @@ from aios.api import ChatMessage
 from aios.errors import UsageError
 from kernel.backends.base import BatchEntry, GenerationStats, Runtime, SamplingParams
 from kernel.chat_template import ChatTemplate
+from kernel.cpu import ContentionMonitor
 from kernel.sampling import TextStream, TokenSampler
 from kernel.scheduler import PRIORITY_RANK, Candidate, Resident, Scheduler
 from kernel.swap import CostModel, SwapHandle, SwapStore
@@ -161,9 +162,11 @@ class Engine:
         policy: str = "priority",
         aging_s: float = 10.0,
         share_prefixes: bool = True,
+        adapt_threads: bool = False,
     ) -> None:
         self.runtime = runtime
         self.share_prefixes = share_prefixes
+        self.monitor = ContentionMonitor(runtime.n_threads) if adapt_threads else None
         self.model_name = runtime.model_name
         self.scheduler = Scheduler(
             max_batch=max_batch or runtime.n_seq_max,
@@ -271,6 +274,7 @@ class Engine:
             self._reap_cancelled()
             if not self._requests:
                 continue
+            self._adapt_threads()
             try:
                 self._step()
             except Exception as exc:  # a bug in a step: fail what is in flight, keep serving
@@ -282,6 +286,15 @@ class Engine:
         for ctx in list(self._contexts.values()):
             if ctx.swapped is not None:
                 self.swap.discard(ctx.swapped)
+
+    def _adapt_threads(self) -> None:
+        if self.monitor is None:
+            return
+        threads = self.monitor.recommend()
+        if threads is not None and threads != self.runtime.n_threads:
+            log.info("CPU contention (%.1f cores busy elsewhere): %d -> %d threads", self.monitor.others_cores,
+                     self.runtime.n_threads, threads)  # fmt: skip
+            self.runtime.set_threads(threads)
 
     def _drain(self, *, block: bool) -> bool:
         try:

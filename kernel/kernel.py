@@ -76,6 +76,7 @@ class Kernel:
             swap_dir=paths.swap_dir(),
             swap_ram_bytes=config.llm.swap_ram_mb * 2**20,
             policy=config.llm.policy,
+            adapt_threads=config.llm.n_threads == 0,
         )
         self.model_name = runtime.model_name
         self.plugins = plugins
