@@ -133,6 +133,63 @@ def ps(include_exited: bool, as_json: bool) -> None:
     table(rows, columns, empty="no processes" + ("" if include_exited else " running (try --all)"))
 
 
+_TOP_COLUMNS = ("pid", "agent", "state", "priority", "tok_s", "ttft_s", "prompt_tokens", "completion_tokens",
+                "residency", "swaps", "recomputes")  # fmt: skip
+
+
+def _top_rows() -> list[dict[str, object]]:
+    from memory.store import Store
+
+    store = Store.open_read_only()
+    if store is None:
+        return []
+    try:
+        rows = store.processes()
+    finally:
+        store.close()
+    for row in rows:
+        tbt = row.get("tbt_s")
+        row["tok_s"] = 1.0 / tbt if tbt else None
+    return rows
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON snapshot and exit.")
+@click.option("-n", "--iterations", type=click.IntRange(min=1), help="Refresh this many times, then exit.")
+@click.option("-d", "--delay", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds between refreshes.")
+def top(as_json: bool, iterations: int | None, delay: float) -> None:
+    """Live view of running agents: state, class, tokens/s, TTFT, tokens, and whether each context is
+    resident, swapped or dropped.
+
+    \b
+    Examples:
+      aios top
+      aios top --json | jq '.processes[] | {pid, tok_s, residency}'
+    """
+    if as_json:
+        print_json({"processes": _top_rows()})
+        return
+    import time
+
+    from rich.live import Live
+    from rich.table import Table
+
+    def render() -> Table:
+        out = Table(box=None, header_style="bold", title="aios top")
+        for column in _TOP_COLUMNS:
+            out.add_column(column.upper().replace("_", " "))
+        for row in _top_rows():
+            out.add_row(*(cell(row.get(c)) for c in _TOP_COLUMNS))
+        return out
+
+    count = 0
+    with Live(render(), auto_refresh=False) as live:
+        while iterations is None or count < iterations:
+            time.sleep(delay if count else 0)
+            live.update(render(), refresh=True)
+            count += 1
+
+
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def doctor(as_json: bool) -> None:

@@ -226,7 +226,9 @@ class Kernel:
             raise ProcessNotFound(f"no process with pid {pid}", "see `aios ps`") from None
 
     def _persist(self, proc: Process) -> None:
-        self.store.save_process(proc.record(self.boot_id))
+        record = proc.record(self.boot_id)
+        record["residency"] = self.engine.context_info.get(proc.pid, {}).get("residency", "none")
+        self.store.save_process(record)
 
     def _set_state(self, proc: Process, state: ProcState) -> None:
         if proc.state.terminal:

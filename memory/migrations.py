@@ -59,3 +59,18 @@ def m001_processes_messages_audit(db: Database) -> None:
     )
     db["audit"].create_index(["agent"])  # type: ignore[union-attr]
     db["audit"].create_index(["decision"])  # type: ignore[union-attr]
+
+
+@migrations()
+def m002_engine_accounting(db: Database) -> None:
+    table = db["processes"]
+    for column, kind in (
+        ("tbt_s", float),
+        ("queue_wait_s", float),
+        ("prefill_computed", int),
+        ("swaps", int),
+        ("restores", int),
+        ("recomputes", int),
+        ("residency", str),
+    ):
+        table.add_column(column, kind)  # type: ignore[union-attr]

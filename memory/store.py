@@ -30,6 +30,7 @@ TERMINAL_STATES = ("exited", "failed")
 _PROCESS_COLUMNS = (
     "pid", "ppid", "agent", "owner", "state", "priority", "goal", "created_at", "ended_at", "exit_code",
     "result", "error", "prompt_tokens", "completion_tokens", "llm_calls", "llm_wait_s", "ttft_s", "boot_id",
+    "tbt_s", "queue_wait_s", "prefill_computed", "swaps", "restores", "recomputes", "residency",
 )  # fmt: skip
 
 

@@ -111,3 +111,16 @@ def test_help_everywhere(runner: CliRunner) -> None:
         result = runner.invoke(cli, args)
         assert result.exit_code == 0
         assert "Usage:" in result.stdout
+
+
+def test_top_json_shows_live_processes_with_rates(runner: CliRunner) -> None:
+    from memory.store import Store
+
+    store = Store.open()
+    store.save_process({"pid": 7, "agent": "chat", "state": "running", "priority": "high", "tbt_s": 0.01,
+                        "residency": "swapped_ram", "boot_id": "b"})  # fmt: skip
+    store.close()
+    rows = json.loads(runner.invoke(cli, ["top", "--json"]).stdout)["processes"]
+    assert [(r["pid"], r["residency"], round(r["tok_s"])) for r in rows] == [(7, "swapped_ram", 100)]
+    live = runner.invoke(cli, ["top", "-n", "1", "-d", "0.1"])
+    assert live.exit_code == 0 and "swapped_ram" in live.stdout
