@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Agent", "Capabilities", "ChatMessage", "Context", "LLM", "Manifest", "hookimpl", "__version__"]
+__all__ = ["LLM", "Agent", "Capabilities", "ChatMessage", "Context", "Manifest", "__version__", "hookimpl"]
 
 __version__ = "0.1.0"
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol, TypedDict, runtime_checkable
 
 __all__ = [
+    "LLM",
     "PRIORITIES",
     "Agent",
     "Capabilities",
     "ChatMessage",
     "Context",
-    "LLM",
     "Manifest",
     "Priority",
 ]

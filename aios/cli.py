@@ -6,7 +6,6 @@ failed operation; `--debug` shows tracebacks.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any
@@ -133,8 +132,19 @@ def ps(include_exited: bool, as_json: bool) -> None:
     table(rows, columns, empty="no processes" + ("" if include_exited else " running (try --all)"))
 
 
-_TOP_COLUMNS = ("pid", "agent", "state", "priority", "tok_s", "ttft_s", "prompt_tokens", "completion_tokens",
-                "residency", "swaps", "recomputes")  # fmt: skip
+_TOP_COLUMNS = (
+    "pid",
+    "agent",
+    "state",
+    "priority",
+    "tok_s",
+    "ttft_s",
+    "prompt_tokens",
+    "completion_tokens",
+    "residency",
+    "swaps",
+    "recomputes",
+)
 
 
 def _top_rows() -> list[dict[str, object]]:
@@ -156,7 +166,9 @@ def _top_rows() -> list[dict[str, object]]:
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON snapshot and exit.")
 @click.option("-n", "--iterations", type=click.IntRange(min=1), help="Refresh this many times, then exit.")
-@click.option("-d", "--delay", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds between refreshes.")
+@click.option(
+    "-d", "--delay", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds between refreshes."
+)
 def top(as_json: bool, iterations: int | None, delay: float) -> None:
     """Live view of running agents: state, class, tokens/s, TTFT, tokens, and whether each context is
     resident, swapped or dropped.

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from aios import paths
 from aios.errors import ConfigError
 
-__all__ = ["Config", "LLMConfig", "KernelConfig", "TUIConfig", "load_config", "dump_toml"]
+__all__ = ["Config", "KernelConfig", "LLMConfig", "TUIConfig", "dump_toml", "load_config"]
 
 Priority = Literal["realtime", "high", "normal", "background"]
 
@@ -34,7 +34,9 @@ class LLMConfig(_Section):
     n_seq_max: int = Field(8, ge=1, le=64, description="Sequences (agent contexts) resident in the model at once.")
     max_batch: int = Field(8, ge=1, le=64, description="Most sequences decoded together in one step.")
     swap_ram_mb: int = Field(512, ge=0, description="RAM for swapped-out contexts; beyond it they go to files.")
-    n_threads: int = Field(0, ge=0, le=256, description="CPU threads; 0 = one per core, fewer while other processes load the CPU.")
+    n_threads: int = Field(
+        0, ge=0, le=256, description="CPU threads; 0 = one per core, fewer while other processes load the CPU."
+    )
     n_batch: int = Field(512, ge=8, le=8192, description="Tokens per decode step (decodes plus prefill chunks).")
     max_tokens: int = Field(512, ge=1, le=32768, description="Default cap on generated tokens per reply.")
     temperature: float = Field(0.2, ge=0.0, le=5.0, description="Default sampling temperature; 0 is greedy.")

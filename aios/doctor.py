@@ -59,7 +59,9 @@ def _data_dir() -> Check:
     try:
         ensure_writable_dir(folder)
     except OSError as exc:
-        return Check("data dir", False, f"{folder} is not writable: {exc.strerror or exc} (set AIOS_HOME to a writable folder)")
+        return Check(
+            "data dir", False, f"{folder} is not writable: {exc.strerror or exc} (set AIOS_HOME to a writable folder)"
+        )
     return Check("data dir", True, str(folder))
 
 

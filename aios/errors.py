@@ -4,13 +4,13 @@ from __future__ import annotations
 
 __all__ = [
     "AiosError",
+    "BudgetExceeded",
     "ConfigError",
     "ModelError",
+    "ProcessNotFound",
     "StoreError",
     "UnknownAgentError",
     "UsageError",
-    "ProcessNotFound",
-    "BudgetExceeded",
 ]
 
 

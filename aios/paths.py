@@ -13,18 +13,18 @@ import platformdirs
 
 __all__ = [
     "APP_NAME",
-    "home_override",
-    "data_dir",
-    "config_dir",
-    "runtime_dir",
-    "db_path",
-    "config_path",
-    "models_path",
-    "mcp_config_path",
-    "plugins_dir",
     "chroma_dir",
-    "swap_dir",
+    "config_dir",
+    "config_path",
+    "data_dir",
+    "db_path",
+    "home_override",
     "logs_dir",
+    "mcp_config_path",
+    "models_path",
+    "plugins_dir",
+    "runtime_dir",
+    "swap_dir",
 ]
 
 APP_NAME = "aios"

@@ -60,7 +60,12 @@ def main() -> None:
     m = {k: median(v) for k, v in figures.items()}
     write_result(
         "engine_baseline",
-        params={"agents": AGENTS, "repeats": REPEATS, "max_tokens": MAX_TOKENS, "engine": "serial (one request at a time)"},
+        params={
+            "agents": AGENTS,
+            "repeats": REPEATS,
+            "max_tokens": MAX_TOKENS,
+            "engine": "serial (one request at a time)",
+        },
         metrics={
             "multi_ttft_p50_s": m["multi_p50"],
             "multi_ttft_p99_s": m["multi_p99"],

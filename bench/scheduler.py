@@ -32,8 +32,24 @@ GEN_TOKENS = 128
 REPEATS = int(os.environ.get("AIOS_BENCH_REPEATS", "3"))
 THREADS = 2
 SYSTEM = "You are a helpful assistant."
-TOPICS = ["rivers", "stars", "bread", "trains", "music", "forests", "oceans", "clocks",
-          "bridges", "bees", "volcanoes", "paper", "salt", "wind", "glass", "maps"]  # fmt: skip
+TOPICS = [
+    "rivers",
+    "stars",
+    "bread",
+    "trains",
+    "music",
+    "forests",
+    "oceans",
+    "clocks",
+    "bridges",
+    "bees",
+    "volcanoes",
+    "paper",
+    "salt",
+    "wind",
+    "glass",
+    "maps",
+]
 
 
 def _messages(i: int, system: str = SYSTEM) -> list[dict[str, str]]:
@@ -57,8 +73,9 @@ class Sequential:
 
         from kernel.chat_template import ChatTemplate
 
-        self.llm = Llama(str(_model()), n_ctx=512, n_threads=THREADS, n_threads_batch=THREADS, flash_attn=True,
-                         verbose=False)  # fmt: skip
+        self.llm = Llama(
+            str(_model()), n_ctx=512, n_threads=THREADS, n_threads_batch=THREADS, flash_attn=True, verbose=False
+        )
         self.template = ChatTemplate(self.llm.metadata.get("tokenizer.chat_template"))
         self.lock = threading.Lock()
         self.ban = {0: -1e9, 2: -1e9, 4: -1e9}
@@ -70,8 +87,9 @@ class Sequential:
         def one(i: int) -> None:
             with self.lock:
                 prompt = self.template.render(_messages(i))  # type: ignore[arg-type]
-                stream = self.llm.create_completion(prompt, max_tokens=GEN_TOKENS, temperature=0.0, repeat_penalty=1.0,
-                                                    logit_bias=self.ban, stream=True)  # fmt: skip
+                stream = self.llm.create_completion(
+                    prompt, max_tokens=GEN_TOKENS, temperature=0.0, repeat_penalty=1.0, logit_bias=self.ban, stream=True
+                )
                 for k, _ in enumerate(stream):
                     if k == 0:
                         ttft[i] = time.perf_counter() - t0
@@ -219,7 +237,9 @@ async def _priority_round(policy: str, arrivals: int) -> tuple[list[float], list
     manager: PluginManager = _bench_plugins(first, done)
 
     class Urgent(Agent):
-        manifest = Manifest(name="bench-urgent", priority="high", capabilities=__import__("aios").Capabilities(max_priority="realtime"))
+        manifest = Manifest(
+            name="bench-urgent", priority="high", capabilities=__import__("aios").Capabilities(max_priority="realtime")
+        )
 
         async def run(self, ctx, goal):  # type: ignore[no-untyped-def]
             async for _ in ctx.llm.chat(_messages(3), max_tokens=8, temperature=0.0, ignore_eos=True):
@@ -393,7 +413,9 @@ def main() -> None:
         started = time.perf_counter()
         m.update(row())
         m[f"{row.__name__}_wall_s"] = time.perf_counter() - started
-    metrics = {k: v for k, v in m.items() if k.startswith(("kernel_", "priority_", "jain", "switch_", "prefix_shared", "row_"))}
+    metrics = {
+        k: v for k, v in m.items() if k.startswith(("kernel_", "priority_", "jain", "switch_", "prefix_shared", "row_"))
+    }
     baseline = {k: v for k, v in m.items() if k not in metrics}
     ratio = {
         "kernel_over_bare_n8": m["kernel_tok_s_n8"] / m["bare_tok_s_n8"],
@@ -408,8 +430,13 @@ def main() -> None:
     }
     write_result(
         "scheduler",
-        params={"n_values": list(N_VALUES), "gen_tokens": GEN_TOKENS, "repeats": REPEATS, "threads": THREADS,
-                "model": "SmolLM2-135M-Instruct Q4_1 (bundled)"},  # fmt: skip
+        params={
+            "n_values": list(N_VALUES),
+            "gen_tokens": GEN_TOKENS,
+            "repeats": REPEATS,
+            "threads": THREADS,
+            "model": "SmolLM2-135M-Instruct Q4_1 (bundled)",
+        },
         metrics=metrics,
         baseline=baseline,
         ratio=ratio,

@@ -227,9 +227,15 @@ class Engine:
             raise ValueError("pass exactly one of messages= or prompt=")
         send, receive = anyio.create_memory_object_stream[_Item](math.inf)
         request = _Request(
-            next(self._ids), key, list(messages) if messages is not None else None, prompt, params, priority, send,
+            next(self._ids),
+            key,
+            list(messages) if messages is not None else None,
+            prompt,
+            params,
+            priority,
+            send,
             asyncio.get_running_loop(),
-        )  # fmt: skip
+        )
         self._commands.put(lambda: self._accept(request))
         return Generation(request, receive, lambda: self._commands.put(lambda: None))
 
@@ -292,8 +298,12 @@ class Engine:
             return
         threads = self.monitor.recommend()
         if threads is not None and threads != self.runtime.n_threads:
-            log.info("CPU contention (%.1f cores busy elsewhere): %d -> %d threads", self.monitor.others_cores,
-                     self.runtime.n_threads, threads)  # fmt: skip
+            log.info(
+                "CPU contention (%.1f cores busy elsewhere): %d -> %d threads",
+                self.monitor.others_cores,
+                self.runtime.n_threads,
+                threads,
+            )
             self.runtime.set_threads(threads)
 
     def _drain(self, *, block: bool) -> bool:
@@ -357,7 +367,9 @@ class Engine:
         self._publish(ctx)
 
     def _release(self, key: Hashable) -> None:
-        for ctx in [c for c in self._contexts.values() if c.key == key or (isinstance(c.key, tuple) and c.key[0] == key)]:
+        for ctx in [
+            c for c in self._contexts.values() if c.key == key or (isinstance(c.key, tuple) and c.key[0] == key)
+        ]:
             if ctx.request is not None:
                 self._finish(ctx.request, reason="cancelled")
             self._drop_context(ctx)
@@ -412,8 +424,16 @@ class Engine:
             if ctx.suspended or (not request.started and self._waits_for_shared_prefix(request, ctx)):
                 continue
             candidates.append(
-                Candidate(request.id, ctx.key, ctx.priority, request.arrived, request.last_served,
-                          ctx.slot is not None, self._needs(request, ctx), request.started)  # fmt: skip
+                Candidate(
+                    request.id,
+                    ctx.key,
+                    ctx.priority,
+                    request.arrived,
+                    request.last_served,
+                    ctx.slot is not None,
+                    self._needs(request, ctx),
+                    request.started,
+                )
             )
         residents = [
             Resident(c.key, c.priority, c.last_used, c.request is not None and not c.suspended, c.suspended)

@@ -13,11 +13,11 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from aios import paths
 from aios.api import PRIORITIES, Agent, Manifest
 from aios.config import Config, load_config
 from aios.errors import BudgetExceeded, ProcessNotFound, UsageError
 from aios.plugin_manager import PluginManager
-from aios import paths
 from kernel.backends.base import Runtime, SamplingParams
 from kernel.context import ProcessContext
 from kernel.engine import Engine
@@ -261,7 +261,9 @@ class Kernel:
             # Kernel shutdown cancels every agent from outside its scope.
             self._finish(proc, ProcState.EXITED, KILLED_EXIT_CODE, error="kernel shut down")
 
-    def _finish(self, proc: Process, state: ProcState, code: int, *, result: str | None = None, error: str | None = None) -> None:
+    def _finish(
+        self, proc: Process, state: ProcState, code: int, *, result: str | None = None, error: str | None = None
+    ) -> None:
         if proc.state.terminal:
             return
         if proc.turn_text:
@@ -307,8 +309,14 @@ class Kernel:
         left = proc.budget_left
         if left is not None and left <= 0:
             reason = f"token budget of {proc.token_budget} used up"
-            self.store.audit(pid=proc.pid, agent=proc.agent, syscall="llm.chat", resource=self.model_name,
-                             decision="deny", reason=reason)  # fmt: skip
+            self.store.audit(
+                pid=proc.pid,
+                agent=proc.agent,
+                syscall="llm.chat",
+                resource=self.model_name,
+                decision="deny",
+                reason=reason,
+            )
             raise BudgetExceeded(f"process {proc.pid} ({proc.agent}): {reason}")
         max_tokens = request.max_tokens or llm.max_tokens
         if left is not None:
@@ -322,11 +330,20 @@ class Kernel:
             repeat_penalty=llm.repeat_penalty,
             ignore_eos=request.ignore_eos,
         )
-        self.store.audit(pid=proc.pid, agent=proc.agent, syscall="llm.chat", resource=self.model_name,
-                         decision="allow", detail={"messages": len(request.messages), "max_tokens": max_tokens})  # fmt: skip
+        self.store.audit(
+            pid=proc.pid,
+            agent=proc.agent,
+            syscall="llm.chat",
+            resource=self.model_name,
+            decision="allow",
+            detail={"messages": len(request.messages), "max_tokens": max_tokens},
+        )
         self._set_state(proc, ProcState.WAITING_LLM)
         generation = self.engine.submit(
-            proc.pid, params, messages=[m.model_dump() for m in request.messages], priority=proc.priority  # type: ignore[misc]
+            proc.pid,
+            params,
+            messages=[m.model_dump() for m in request.messages],
+            priority=proc.priority,  # type: ignore[misc]
         )
         acct = proc.accounting
         acct.llm_calls += 1

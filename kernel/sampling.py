@@ -15,7 +15,7 @@ import numpy as np
 
 from kernel.backends.base import SamplingParams
 
-__all__ = ["Constraint", "TextStream", "TokenSampler", "PENALTY_WINDOW"]
+__all__ = ["PENALTY_WINDOW", "Constraint", "TextStream", "TokenSampler"]
 
 PENALTY_WINDOW = 64
 _TOP_CANDIDATES = 256

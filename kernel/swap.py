@@ -72,8 +72,15 @@ class SwapStore:
 class CostModel:
     """Exponential moving averages of measured speeds, seeded with this machine's measurements."""
 
-    def __init__(self, *, prefill_tok_s: float = 400.0, save_b_s: float = 5e9, restore_ram_b_s: float = 5e9,
-                 restore_file_b_s: float = 2e9, alpha: float = 0.3) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        prefill_tok_s: float = 400.0,
+        save_b_s: float = 5e9,
+        restore_ram_b_s: float = 5e9,
+        restore_file_b_s: float = 2e9,
+        alpha: float = 0.3,
+    ) -> None:
         self.rates = {"prefill": prefill_tok_s, "save": save_b_s, "ram": restore_ram_b_s, "file": restore_file_b_s}
         self.alpha = alpha
 

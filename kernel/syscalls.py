@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ChatMessageModel", "LLMChatRequest", "MAX_STOP_STRINGS"]
+__all__ = ["MAX_STOP_STRINGS", "ChatMessageModel", "LLMChatRequest"]
 
 MAX_STOP_STRINGS = 8
 

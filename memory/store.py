@@ -21,17 +21,39 @@ from aios._files import ensure_writable_dir
 from aios.errors import StoreError
 from memory.migrations import migrations
 
-__all__ = ["Store", "TERMINAL_STATES"]
+__all__ = ["TERMINAL_STATES", "Store"]
 
 log = logging.getLogger(__name__)
 
 TERMINAL_STATES = ("exited", "failed")
 
 _PROCESS_COLUMNS = (
-    "pid", "ppid", "agent", "owner", "state", "priority", "goal", "created_at", "ended_at", "exit_code",
-    "result", "error", "prompt_tokens", "completion_tokens", "llm_calls", "llm_wait_s", "ttft_s", "boot_id",
-    "tbt_s", "queue_wait_s", "prefill_computed", "swaps", "restores", "recomputes", "residency",
-)  # fmt: skip
+    "pid",
+    "ppid",
+    "agent",
+    "owner",
+    "state",
+    "priority",
+    "goal",
+    "created_at",
+    "ended_at",
+    "exit_code",
+    "result",
+    "error",
+    "prompt_tokens",
+    "completion_tokens",
+    "llm_calls",
+    "llm_wait_s",
+    "ttft_s",
+    "boot_id",
+    "tbt_s",
+    "queue_wait_s",
+    "prefill_computed",
+    "swaps",
+    "restores",
+    "recomputes",
+    "residency",
+)
 
 
 class Store:
@@ -154,7 +176,9 @@ class Store:
         with self.db.conn:
             self.db["audit"].insert(row)  # type: ignore[union-attr]
 
-    def audit_rows(self, *, agent: str | None = None, denied_only: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+    def audit_rows(
+        self, *, agent: str | None = None, denied_only: bool = False, limit: int = 200
+    ) -> list[dict[str, Any]]:
         clauses, params = [], []
         if agent:
             clauses.append("agent = ?")

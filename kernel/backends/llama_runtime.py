@@ -17,12 +17,13 @@ import numpy as np
 
 from aios.errors import ModelError
 from aios.models import check_gguf
-from kernel.grammar import LlamaGrammarConstraint
 from kernel.backends.base import BatchEntry
+from kernel.grammar import LlamaGrammarConstraint
 
 __all__ = ["DecodeError", "LlamaRuntime", "default_threads"]
 
 log = logging.getLogger(__name__)
+
 
 class DecodeError(RuntimeError):
     pass
@@ -76,7 +77,9 @@ class LlamaRuntime:
         mparams = L.llama_model_default_params()
         self.model = L.llama_model_load_from_file(str(model_path).encode(), mparams)
         if not self.model:
-            raise ModelError(f"cannot load model {model_path}", "the file may be corrupt; add another with `aios models add`")
+            raise ModelError(
+                f"cannot load model {model_path}", "the file may be corrupt; add another with `aios models add`"
+            )
         cparams = L.llama_context_default_params()
         cparams.n_seq_max = n_seq_max
         cparams.n_ctx = n_ctx_seq * n_seq_max
@@ -191,13 +194,17 @@ class LlamaRuntime:
     def state_get(self, seq: int) -> np.ndarray:
         size = self._L.llama_state_seq_get_size(self.ctx, seq)
         buf = np.empty(size, dtype=np.uint8)  # np.empty: a ctypes array would zero-fill tens of MB first
-        written = self._L.llama_state_seq_get_data(self.ctx, buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), size, seq)
+        written = self._L.llama_state_seq_get_data(
+            self.ctx, buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), size, seq
+        )
         if written != size:
             raise DecodeError(f"state save of sequence {seq} wrote {written} of {size} bytes")
         return buf
 
     def state_set(self, seq: int, data: np.ndarray) -> None:
-        read = self._L.llama_state_seq_set_data(self.ctx, data.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), data.size, seq)
+        read = self._L.llama_state_seq_set_data(
+            self.ctx, data.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), data.size, seq
+        )
         if read == 0:
             raise DecodeError(f"state restore into sequence {seq} failed")
 

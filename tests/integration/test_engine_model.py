@@ -59,7 +59,9 @@ async def test_single_sequence_reproduces_llama_cpp_python_greedy(tmp_path: Path
     engine = make_engine(tmp_path)
     try:
         with anyio.fail_after(120):
-            got = [(await run(engine.submit(f"solo-{i}", GREEDY, messages=chat(q))))[0] for i, q in enumerate(QUESTIONS)]
+            got = [
+                (await run(engine.submit(f"solo-{i}", GREEDY, messages=chat(q))))[0] for i, q in enumerate(QUESTIONS)
+            ]
     finally:
         await engine.aclose()
     assert got == expected
@@ -80,6 +82,7 @@ async def _swapped_run(tmp_path: Path, question: str, **engine_kwargs) -> tuple[
                 async for piece in victim:
                     pieces.append(piece)
                     if len(pieces) == 10:
+
                         async def intruder() -> None:
                             result["intruder"] = await run(
                                 engine.submit("intruder", GREEDY, messages=chat("Say hi."), priority="realtime")
@@ -161,7 +164,10 @@ async def test_shared_system_prompt_is_computed_once(tmp_path: Path) -> None:
             stats: list[GenerationStats] = []
 
             async def one(i: int) -> None:
-                msgs: Sequence[ChatMessage] = [{"role": "system", "content": system}, {"role": "user", "content": f"Task {i}"}]
+                msgs: Sequence[ChatMessage] = [
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": f"Task {i}"},
+                ]
                 stats.append((await run(engine.submit(f"p{i}", SamplingParams(max_tokens=4), messages=msgs)))[1])
 
             async with anyio.create_task_group() as tg:

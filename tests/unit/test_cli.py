@@ -117,8 +117,17 @@ def test_top_json_shows_live_processes_with_rates(runner: CliRunner) -> None:
     from memory.store import Store
 
     store = Store.open()
-    store.save_process({"pid": 7, "agent": "chat", "state": "running", "priority": "high", "tbt_s": 0.01,
-                        "residency": "swapped_ram", "boot_id": "b"})  # fmt: skip
+    store.save_process(
+        {
+            "pid": 7,
+            "agent": "chat",
+            "state": "running",
+            "priority": "high",
+            "tbt_s": 0.01,
+            "residency": "swapped_ram",
+            "boot_id": "b",
+        }
+    )
     store.close()
     rows = json.loads(runner.invoke(cli, ["top", "--json"]).stdout)["processes"]
     assert [(r["pid"], r["residency"], round(r["tok_s"])) for r in rows] == [(7, "swapped_ram", 100)]

@@ -41,7 +41,9 @@ async def engine_for(runtime: Any, tmp_path: Path, **kwargs: Any) -> AsyncIterat
         await engine.aclose()
 
 
-async def gather(engine: Engine, jobs: Sequence[tuple[Any, str, str]], params: SamplingParams = P) -> dict[Any, tuple[str, GenerationStats]]:
+async def gather(
+    engine: Engine, jobs: Sequence[tuple[Any, str, str]], params: SamplingParams = P
+) -> dict[Any, tuple[str, GenerationStats]]:
     results: dict[Any, tuple[str, GenerationStats]] = {}
 
     async def one(key: Any, text: str, priority: str) -> None:
@@ -109,6 +111,7 @@ async def test_realtime_overtakes_background_in_a_narrow_engine(tmp_path: Path) 
     order: list[str] = []
     fake = FakeBackend(script=lambda m: " ".join(["t"] * 30), token_delay=0.002)
     async with engine_for(fake, tmp_path, max_batch=1) as engine:
+
         async def one(key: str, priority: str, delay: float) -> None:
             await anyio.sleep(delay)
             await run(engine.submit(key, P, messages=msgs(key), priority=priority))
@@ -124,6 +127,7 @@ async def test_fifo_policy_keeps_arrival_order(tmp_path: Path) -> None:
     order: list[str] = []
     fake = FakeBackend(script=lambda m: " ".join(["t"] * 30), token_delay=0.002)
     async with engine_for(fake, tmp_path, max_batch=1, policy="fifo") as engine:
+
         async def one(key: str, priority: str, delay: float) -> None:
             await anyio.sleep(delay)
             await run(engine.submit(key, P, messages=msgs(key), priority=priority))
@@ -198,11 +202,11 @@ async def test_cancel_and_release(tmp_path: Path) -> None:
         g = engine.submit("a", P, messages=msgs("hold"))
         g.cancel()
         gate.set()
-        text, stats = await run(g)
+        _text, stats = await run(g)
         assert stats.finish_reason == "cancelled"
         await run(engine.submit("b", P, messages=msgs("x")))
         assert "b" in engine.context_info
         engine.release("b")
         await engine.run_in_engine(lambda: None)
         assert "b" not in engine.context_info
-        assert sorted(engine._free_slots) == list(range(7)) + [7] or len(engine._free_slots) == 8
+        assert sorted(engine._free_slots) == list(range(8))

@@ -75,7 +75,9 @@ def kernel_with(store: Store, backend: FakeBackend | None = None, config: Config
     return open_kernel(config or Config(), runtime=backend or FakeBackend(), store=store, plugins=_plugins())
 
 
-async def collect(events: AsyncIterator[KernelEvent], pid: int, until: Callable[[KernelEvent], bool]) -> list[KernelEvent]:
+async def collect(
+    events: AsyncIterator[KernelEvent], pid: int, until: Callable[[KernelEvent], bool]
+) -> list[KernelEvent]:
     seen = []
     async for event in events:
         if event.pid == pid:
@@ -128,7 +130,9 @@ async def test_two_agents_run_at_once_and_both_answer(store: Store) -> None:
 
 async def test_interactive_chat_remembers_earlier_turns(store: Store) -> None:
     seen: list[list[dict[str, str]]] = []
-    backend = FakeBackend(script=lambda msgs: seen.append(list(msgs)) or f"turns={sum(m['role'] == 'user' for m in msgs)}")
+    backend = FakeBackend(
+        script=lambda msgs: seen.append(list(msgs)) or f"turns={sum(m['role'] == 'user' for m in msgs)}"
+    )
     with anyio.fail_after(10):
         async with kernel_with(store, backend) as kernel:
             events = kernel.subscribe()

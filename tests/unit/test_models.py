@@ -45,7 +45,9 @@ def test_add_default_and_remove(tmp_path: Path) -> None:
         (b"GGUF" + struct.pack("<IQQ", 99, 1, 1), "invalid header"),
     ],
 )
-def test_bad_model_files_are_rejected_and_nothing_is_written(tmp_path: Path, content: bytes | None, message: str) -> None:
+def test_bad_model_files_are_rejected_and_nothing_is_written(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
     path = tmp_path / "m.gguf"
     if content is not None:
         path.write_bytes(content)
@@ -70,7 +72,7 @@ def test_bad_names_and_unknown_models(tmp_path: Path) -> None:
 def test_corrupt_registry_file_is_reported(aios_home: Path) -> None:
     aios_home.mkdir()
     (aios_home / "models.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="models.json: not valid JSON"):
+    with pytest.raises(ConfigError, match=r"models\.json: not valid JSON"):
         ModelRegistry().list()
     (aios_home / "models.json").write_text(json.dumps({"models": {"x": {}}}))
     with pytest.raises(ConfigError, match="has no 'path'"):

@@ -9,7 +9,7 @@ from aios.errors import UnknownAgentError
 from aios.plugin_manager import PluginManager
 from plugins.chat import ChatAgent
 
-ONE_FILE_PLUGIN = '''
+ONE_FILE_PLUGIN = """
 from aios import Agent, Manifest, hookimpl
 
 class Greeter(Agent):
@@ -22,7 +22,7 @@ class Greeter(Agent):
 @hookimpl
 def register_agents():
     return [Greeter]
-'''
+"""
 
 
 def test_builtin_chat_agent_registers_through_the_hook() -> None:

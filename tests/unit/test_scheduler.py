@@ -7,8 +7,17 @@ import pytest
 from kernel.scheduler import Candidate, Resident, Scheduler
 
 
-def cand(id: int, priority: str = "normal", *, arrived: float = 0.0, served: float = 0.0, resident: bool = True,
-         prefill: int = 0, key: object = None, started: bool = True) -> Candidate:  # fmt: skip
+def cand(
+    id: int,
+    priority: str = "normal",
+    *,
+    arrived: float = 0.0,
+    served: float = 0.0,
+    resident: bool = True,
+    prefill: int = 0,
+    key: object = None,
+    started: bool = True,
+) -> Candidate:
     return Candidate(id, key if key is not None else id, priority, arrived, served, resident, prefill, started)
 
 

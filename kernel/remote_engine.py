@@ -1,0 +1,503 @@
+"""The ``openai`` backend: the engine's surface over any OpenAI-compatible HTTP server.
+
+llama-server, vLLM, Ollama and ``python -m llama_cpp.server`` all stream ``/v1/chat/completions`` and
+``/v1/completions`` as server-sent events. The server does the batching and keeps its own caches, so this
+engine only decides *admission*: at most ``max_concurrency`` requests are in flight, and when more wait
+the same ``Scheduler`` as the local engine orders them (priority classes with aging, or fifo). A running
+request is never preempted (its tokens come from another machine); ``suspend(key)`` holds back that key's
+queued requests.
+
+Everything runs in the event loop: ``run()`` owns the HTTP client and a task group with one task per
+streaming call. Cancelling a request (or leaving its iteration early) closes its HTTP stream. Failures
+(connection refused, HTTP errors, malformed events) become an ``LLMServerError`` for that request only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import json
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from aios.api import ChatMessage
+from aios.errors import AiosError
+from kernel.backends.base import FinishReason, GenerationStats, SamplingParams
+from kernel.engine import EngineClosed
+from kernel.scheduler import Candidate, Scheduler
+
+__all__ = ["Generation", "LLMServerError", "RemoteEngine"]
+
+log = logging.getLogger(__name__)
+
+_Item = str | GenerationStats | BaseException
+_HINT = "check that the server is running and [llm] openai_url points at it"
+
+
+class LLMServerError(AiosError):
+    """The OpenAI-compatible server could not be reached or answered with an error."""
+
+
+@dataclass(eq=False)
+class _Request:
+    id: int
+    key: Hashable
+    messages: list[ChatMessage] | None
+    prompt: str | None
+    params: SamplingParams
+    priority: str
+    send: MemoryObjectSendStream[_Item]
+    arrived: float = field(default_factory=time.monotonic)
+    admitted: float | None = None
+    cancelled: bool = False
+    done: bool = False
+    scope: anyio.CancelScope | None = None
+    pieces: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    finish: FinishReason | None = None
+    usage: dict[str, Any] | None = None
+
+
+class Generation:
+    """One submitted request: iterate it for text; ``stats`` is set when it ends."""
+
+    def __init__(self, request: _Request, receive: MemoryObjectReceiveStream[_Item], engine: RemoteEngine) -> None:
+        self._request = request
+        self._receive = receive
+        self._engine = engine
+        self.stats: GenerationStats | None = None
+        self.first_token_at: float | None = None
+
+    @property
+    def submitted_at(self) -> float:
+        return self._request.arrived
+
+    @property
+    def admitted_at(self) -> float | None:
+        """When the engine sent it to the server (None while queued)."""
+        return self._request.admitted
+
+    def cancel(self) -> None:
+        self._engine._cancel(self._request)
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        try:
+            async with self._receive:
+                async for item in self._receive:
+                    if isinstance(item, GenerationStats):
+                        self.stats = item
+                        return
+                    if isinstance(item, BaseException):
+                        raise item
+                    if self.first_token_at is None:
+                        self.first_token_at = time.monotonic()
+                    yield item
+        finally:
+            if self.stats is None:
+                self.cancel()  # leaving early closes the HTTP stream
+
+
+class RemoteEngine:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        max_concurrency: int = 4,
+        policy: str = "priority",
+        aging_s: float = 10.0,
+        llama_extensions: bool = True,
+        connect_timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """``base_url`` like ``http://127.0.0.1:8080`` (a trailing ``/v1`` is accepted). ``model`` is sent as
+        the request's model (asked from ``/v1/models`` when empty). ``llama_extensions`` sends llama.cpp's
+        ``repeat_penalty``, ``grammar`` and ``ignore_eos``/``min_tokens`` fields; turn it off for servers that
+        reject unknown fields."""
+        url = base_url.rstrip("/")
+        self.base_url = url.removesuffix("/v1")
+        self.model = model or None
+        self.model_name = model or f"openai@{self.base_url}"
+        self.api_key = api_key
+        self.llama_extensions = llama_extensions
+        self.scheduler = Scheduler(
+            max_batch=max_concurrency,
+            token_budget=1,
+            slots=max_concurrency,
+            aging_s=aging_s,
+            policy=policy,  # type: ignore[arg-type]
+        )
+        self._timeout = httpx.Timeout(None, connect=connect_timeout_s)
+        self._transport = transport
+        self._ids = itertools.count(1)
+        self._queued: dict[int, _Request] = {}
+        self._running: dict[int, _Request] = {}
+        self._suspended: set[Hashable] = set()
+        self._client: httpx.AsyncClient | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = False
+        self._closed = False
+        self._stop = anyio.Event()
+        self._stopped = anyio.Event()
+        self._model_probed = model is not None
+        #: Per-context facts for front ends.
+        self.context_info: dict[Hashable, dict[str, Any]] = {}
+        #: Streamed chunks received (the local engine counts decode steps).
+        self.steps = 0
+        #: Keys in the order their requests were sent to the server (the latest 1000).
+        self.admissions: collections.deque[Hashable] = collections.deque(maxlen=1000)
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.scheduler.max_batch
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve in the background of the running event loop (or ``await tg.start(engine.run)`` instead)."""
+        if not self._started:
+            self._started = True
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="aios-remote-engine")
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        self._started = True
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            async with (
+                httpx.AsyncClient(timeout=self._timeout, headers=headers, transport=self._transport) as client,
+                anyio.create_task_group() as tg,
+            ):
+                self._client, self._tg = client, tg
+                task_status.started()
+                self._dispatch()
+                await self._stop.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            self._tg = self._client = None
+            self._closed = True
+            for request in list(self._queued.values()):
+                self._finish(request, error=EngineClosed("the LLM engine stopped"))
+            self._stopped.set()
+
+    async def aclose(self) -> None:
+        if self._stopped.is_set() or not self._started:
+            self._closed = True
+            return
+        self._closed = True
+        self._stop.set()
+        await self._stopped.wait()
+
+    # -- the engine surface ---------------------------------------------------------------------------
+
+    def submit(
+        self,
+        key: Hashable,
+        params: SamplingParams,
+        *,
+        messages: Sequence[ChatMessage] | None = None,
+        prompt: str | None = None,
+        priority: str = "normal",
+    ) -> Generation:
+        """Queue a request for context ``key`` (usually a pid): chat ``messages`` or a raw ``prompt``."""
+        if self._closed or not self._started:
+            raise EngineClosed("the LLM engine is not running")
+        if (messages is None) == (prompt is None):
+            raise ValueError("pass exactly one of messages= or prompt=")
+        send, receive = anyio.create_memory_object_stream[_Item](math.inf)
+        request = _Request(
+            next(self._ids), key, list(messages) if messages is not None else None, prompt, params, priority, send
+        )
+        self._queued[request.id] = request
+        self._publish(key)
+        self._dispatch()
+        return Generation(request, receive, self)
+
+    def release(self, key: Hashable) -> None:
+        """The owner of ``key`` is gone: cancel its requests and forget it."""
+        for request in [*self._queued.values(), *self._running.values()]:
+            if request.key == key:
+                self._cancel(request)
+        self._suspended.discard(key)
+        self.context_info.pop(key, None)
+
+    def suspend(self, key: Hashable) -> None:
+        self._suspended.add(key)
+        self._publish(key)
+
+    def resume(self, key: Hashable) -> None:
+        self._suspended.discard(key)
+        self._publish(key)
+        self._dispatch()
+
+    def set_priority(self, key: Hashable, priority: str) -> None:
+        for request in [*self._queued.values(), *self._running.values()]:
+            if request.key == key:
+                request.priority = priority
+        self._dispatch()
+
+    # -- admission ------------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Send the best waiting requests while fewer than ``max_concurrency`` are in flight."""
+        free = self.max_concurrency - len(self._running)
+        if self._tg is None or self._closed or free <= 0 or not self._queued:
+            return
+        now = time.monotonic()
+        candidates = [
+            Candidate(r.id, r.key, r.priority, r.arrived, 0.0, True, 1)
+            for r in self._queued.values()
+            if r.key not in self._suspended
+        ]
+        for candidate in self.scheduler.order(candidates, now)[:free]:
+            request = self._queued.pop(candidate.id)
+            request.admitted = now
+            self._running[request.id] = request
+            self.admissions.append(request.key)
+            self._tg.start_soon(self._stream, request, name=f"llm-request-{request.id}")
+
+    def _cancel(self, request: _Request) -> None:
+        if request.done or request.cancelled:
+            return
+        request.cancelled = True
+        if request.id in self._queued:
+            self._finish(request, reason="cancelled")
+        elif request.scope is not None:
+            request.scope.cancel()
+
+    # -- one streaming call ---------------------------------------------------------------------------
+
+    async def _stream(self, request: _Request) -> None:
+        error: BaseException | None = None
+        try:
+            with anyio.CancelScope() as scope:
+                request.scope = scope
+                if request.cancelled:
+                    scope.cancel()
+                await self._call(request)
+        except AiosError as exc:
+            error = exc
+        except httpx.HTTPError as exc:
+            error = self._transport_error(exc)
+        except Exception as exc:  # a bug here must not take the other requests down
+            log.exception("request %d to %s failed", request.id, self.base_url)
+            error = LLMServerError(f"LLM request to {self.base_url} failed: {type(exc).__name__}: {exc}")
+        finally:
+            if error is None and request.finish is None:
+                if not request.cancelled:
+                    error = EngineClosed("the LLM engine stopped")
+                request.finish = "cancelled"
+            self._finish(request, reason=request.finish or "error", error=error)
+
+    async def _call(self, request: _Request) -> None:
+        assert self._client is not None
+        if not self._model_probed:
+            await self._probe_model()
+        chat = request.messages is not None
+        url = f"{self.base_url}/v1/{'chat/completions' if chat else 'completions'}"
+        async with self._client.stream("POST", url, json=self._body(request)) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise LLMServerError(
+                    f"LLM server at {url} answered HTTP {response.status_code}: {_error_text(response)}", _HINT
+                )
+            done = False
+            async for data in _sse_data(response):
+                if data == "[DONE]":
+                    done = True
+                    break
+                if not self._on_event(request, data, url, chat=chat):
+                    return  # nobody is listening any more
+        if request.finish is None:
+            if not done:
+                raise LLMServerError(f"LLM server at {url} ended the stream without finishing the reply", _HINT)
+            log.warning(
+                "LLM server at %s ended a stream without a finish reason (llama_cpp.server interrupts a "
+                "stream when another request arrives: run it with --interrupt_requests false)",
+                url,
+            )
+            request.finish = "stop"
+
+    def _body(self, request: _Request) -> dict[str, Any]:
+        p = request.params
+        body: dict[str, Any] = {
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": p.max_tokens,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+        }
+        if request.messages is not None:
+            body["messages"] = request.messages
+        else:
+            body["prompt"] = request.prompt
+        if self.model:
+            body["model"] = self.model
+        if p.seed is not None:
+            body["seed"] = p.seed
+        if p.stop:
+            body["stop"] = list(p.stop)
+        if self.llama_extensions:
+            # Always sent: llama_cpp.server defaults to 1.1 when the field is missing.
+            body["repeat_penalty"] = p.repeat_penalty
+            if p.grammar:
+                body["grammar"] = p.grammar
+            if p.ignore_eos:
+                body["ignore_eos"] = True  # llama-server, vLLM
+                body["min_tokens"] = p.max_tokens  # llama_cpp.server, vLLM
+        return body
+
+    def _on_event(self, request: _Request, data: str, url: str, *, chat: bool) -> bool:
+        try:
+            event = json.loads(data)
+            if not isinstance(event, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            raise LLMServerError(f"LLM server at {url} sent a malformed stream event: {data[:200]!r}", _HINT) from None
+        if "error" in event:
+            raise LLMServerError(f"LLM server at {url} reported an error: {_message(event['error'])}", _HINT)
+        if isinstance(event.get("usage"), dict):
+            request.usage = event["usage"]
+        for choice in event.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            if chat:
+                delta = choice.get("delta")
+                text = delta.get("content") if isinstance(delta, dict) else None
+            else:
+                text = choice.get("text")
+            if isinstance(text, str) and text:
+                self.steps += 1
+                now = time.monotonic()
+                if request.first_at is None:
+                    request.first_at = now
+                request.last_at = now
+                request.pieces += 1
+                try:
+                    request.send.send_nowait(text)
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    request.cancelled = True
+                    request.finish = "cancelled"
+                    return False
+            reason = choice.get("finish_reason")
+            if reason:
+                request.finish = "length" if reason == "length" else "stop"
+        return True
+
+    async def _probe_model(self) -> None:
+        """Ask ``/v1/models`` once for a model name to send (vLLM and Ollama want one)."""
+        assert self._client is not None
+        self._model_probed = True
+        try:
+            with anyio.fail_after(10):
+                response = await self._client.get(f"{self.base_url}/v1/models")
+            models = response.json().get("data") or []
+            if response.status_code < 400 and models and isinstance(models[0].get("id"), str):
+                self.model = models[0]["id"]
+                log.info("LLM server at %s serves %s", self.base_url, self.model)
+        except (httpx.HTTPError, TimeoutError, ValueError, AttributeError) as exc:
+            log.debug("could not list models at %s: %s", self.base_url, exc)
+
+    def _transport_error(self, exc: httpx.HTTPError) -> LLMServerError:
+        url = str(exc.request.url) if _has_request(exc) else self.base_url
+        if isinstance(exc, httpx.ConnectError):
+            return LLMServerError(f"cannot connect to the LLM server at {url}: {exc or 'connection refused'}", _HINT)
+        if isinstance(exc, httpx.TimeoutException):
+            return LLMServerError(f"the LLM server at {url} timed out ({type(exc).__name__})", _HINT)
+        return LLMServerError(f"the connection to the LLM server at {url} failed: {type(exc).__name__}: {exc}", _HINT)
+
+    # -- delivery -------------------------------------------------------------------------------------
+
+    def _finish(self, request: _Request, *, reason: FinishReason = "stop", error: BaseException | None = None) -> None:
+        if request.done:
+            return
+        request.done = True
+        self._queued.pop(request.id, None)
+        self._running.pop(request.id, None)
+        item: _Item = error if error is not None else self._stats(request, reason)
+        try:
+            request.send.send_nowait(item)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+        request.send.close()
+        if request.usage is not None and request.key in self.context_info:
+            tokens = int(request.usage.get("total_tokens") or 0)
+            self.context_info[request.key] = {**self.context_info[request.key], "context_tokens": tokens}
+        self._dispatch()
+
+    def _stats(self, request: _Request, reason: FinishReason) -> GenerationStats:
+        stats = GenerationStats(finish_reason=reason)
+        usage = request.usage or {}
+        stats.completion_tokens = _int(usage.get("completion_tokens"), request.pieces)
+        stats.prompt_tokens = _int(usage.get("prompt_tokens"), 0)
+        details = usage.get("prompt_tokens_details")
+        cached = _int(details.get("cached_tokens"), 0) if isinstance(details, dict) else 0
+        stats.prefill_computed = max(0, stats.prompt_tokens - cached)
+        stats.extra["usage_reported"] = 1.0 if request.usage is not None else 0.0
+        if request.admitted is not None:
+            stats.queue_wait_s = request.admitted - request.arrived
+        if request.first_at is not None:
+            stats.ttft_s = request.first_at - request.arrived
+        if request.pieces > 1 and request.first_at is not None and request.last_at is not None:
+            stats.mean_tbt_s = (request.last_at - request.first_at) / (request.pieces - 1)
+        return stats
+
+    def _publish(self, key: Hashable) -> None:
+        info = self.context_info.get(key, {"context_tokens": 0})
+        self.context_info[key] = {**info, "residency": "remote", "suspended": key in self._suspended}
+
+
+async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
+    """The ``data`` of each server-sent event (multi-line data joined with newlines)."""
+    lines: list[str] = []
+    async for line in response.aiter_lines():
+        if not line:
+            if lines:
+                yield "\n".join(lines)
+                lines = []
+        elif line.startswith("data:"):
+            lines.append(line[5:].removeprefix(" "))
+        # comments (":"), "event:", "id:" and "retry:" lines carry nothing we use
+    if lines:
+        yield "\n".join(lines)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        payload = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    if isinstance(payload, dict):
+        return _message(payload.get("error", payload.get("detail", payload)))
+    return str(payload)[:300]
+
+
+def _message(error: Any) -> str:
+    if isinstance(error, dict) and "message" in error:
+        return str(error["message"])[:300]
+    return str(error)[:300]
+
+
+def _int(value: Any, default: int) -> int:
+    return int(value) if isinstance(value, int | float) else default
+
+
+def _has_request(exc: httpx.HTTPError) -> bool:
+    try:
+        exc.request  # noqa: B018  (raises RuntimeError when the error carries no request)
+    except RuntimeError:
+        return False
+    return True
