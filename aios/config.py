@@ -28,7 +28,10 @@ class LLMConfig(_Section):
     """The shared local model and how it is run."""
 
     model: str = Field("", description="Model name from `aios models list`; empty means the default model.")
-    backend: Literal["llama", "fake"] = Field("llama", description="LLM backend used by the kernel.")
+    backend: Literal["llama", "openai", "fake"] = Field("llama", description="LLM backend used by the kernel.")
+    openai_url: str = Field("", description="OpenAI-compatible server for backend = 'openai' (llama-server, vLLM).")
+    openai_model: str = Field("", description="Model name to ask that server for; empty = its first model.")
+    openai_api_key_env: str = Field("AIOS_OPENAI_API_KEY", description="Environment variable holding its API key.")
     policy: Literal["priority", "fifo"] = Field("priority", description="Scheduling policy of the engine.")
     n_ctx: int = Field(2048, ge=256, le=131072, description="Context window of each agent's sequence, in tokens.")
     n_seq_max: int = Field(8, ge=1, le=64, description="Sequences (agent contexts) resident in the model at once.")

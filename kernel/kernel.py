@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from kernel.events import (
     TurnEnded,
 )
 from kernel.process import Process, ProcState
+from kernel.remote_engine import RemoteEngine
 from kernel.syscalls import LLMChatRequest
 from memory.store import Store
 
@@ -43,8 +45,10 @@ log = logging.getLogger(__name__)
 KILLED_EXIT_CODE = 143
 
 
-def load_runtime(config: Config) -> Runtime:
-    """Load the configured model into a multi-sequence runtime. Blocking: reads the weights."""
+def load_runtime(config: Config) -> Runtime | None:
+    """Load the configured model into a multi-sequence runtime (None for a remote server). Blocking."""
+    if config.llm.backend == "openai":
+        return None
     if config.llm.backend == "fake":
         from kernel.backends.fake import FakeBackend
 
@@ -66,19 +70,36 @@ def load_runtime(config: Config) -> Runtime:
     )
 
 
+def _remote_engine(config: Config) -> RemoteEngine:
+    llm = config.llm
+    if not llm.openai_url:
+        raise UsageError("[llm] backend = 'openai' needs [llm] openai_url", "e.g. openai_url = 'http://127.0.0.1:8080'")
+    return RemoteEngine(
+        llm.openai_url,
+        model=llm.openai_model or None,
+        api_key=os.environ.get(llm.openai_api_key_env) or None,
+        max_concurrency=llm.max_batch,
+        policy=llm.policy,
+    )
+
+
 class Kernel:
-    def __init__(self, *, config: Config, store: Store, runtime: Runtime, plugins: PluginManager) -> None:
+    def __init__(self, *, config: Config, store: Store, runtime: Runtime | None, plugins: PluginManager) -> None:
         self.config = config
         self.store = store
-        self.engine = Engine(
-            runtime,
-            max_batch=config.llm.max_batch,
-            swap_dir=paths.swap_dir(),
-            swap_ram_bytes=config.llm.swap_ram_mb * 2**20,
-            policy=config.llm.policy,
-            adapt_threads=config.llm.n_threads == 0,
-        )
-        self.model_name = runtime.model_name
+        self.engine: Engine | RemoteEngine
+        if runtime is None:
+            self.engine = _remote_engine(config)
+        else:
+            self.engine = Engine(
+                runtime,
+                max_batch=config.llm.max_batch,
+                swap_dir=paths.swap_dir(),
+                swap_ram_bytes=config.llm.swap_ram_mb * 2**20,
+                policy=config.llm.policy,
+                adapt_threads=config.llm.n_threads == 0,
+            )
+        self.model_name = self.engine.model_name
         self.plugins = plugins
         self.boot_id = uuid.uuid4().hex
         self.events = EventBus()
@@ -195,7 +216,7 @@ class Kernel:
     async def wait(self, pid: int) -> dict[str, Any]:
         proc = self._proc(pid)
         await proc.done.wait()
-        return proc.info()
+        return self.info(pid)
 
     def ps(self) -> list[dict[str, Any]]:
         return [self.info(pid) for pid in self._procs]
@@ -384,7 +405,7 @@ async def open_kernel(
     own_store = store is None
     store = store or Store.open()
     try:
-        if runtime is None:
+        if runtime is None and config.llm.backend != "openai":
             runtime = await anyio.to_thread.run_sync(load_runtime, config)
         kernel = Kernel(config=config, store=store, runtime=runtime, plugins=plugins or PluginManager())
         async with anyio.create_task_group() as tg:

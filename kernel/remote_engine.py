@@ -200,6 +200,10 @@ class RemoteEngine:
         self._closed = True
         self._stop.set()
         await self._stopped.wait()
+        if self._task is not None:
+            await asyncio.wait([self._task])
+            if not self._task.cancelled() and self._task.exception() is not None:
+                log.error("the remote LLM engine failed", exc_info=self._task.exception())
 
     # -- the engine surface ---------------------------------------------------------------------------
 
@@ -254,7 +258,7 @@ class RemoteEngine:
     def _dispatch(self) -> None:
         """Send the best waiting requests while fewer than ``max_concurrency`` are in flight."""
         free = self.max_concurrency - len(self._running)
-        if self._tg is None or self._closed or free <= 0 or not self._queued:
+        if self._tg is None or self._tg.cancel_scope.cancel_called or self._closed or free <= 0 or not self._queued:
             return
         now = time.monotonic()
         candidates = [
