@@ -57,9 +57,11 @@ def _messages(i: int, system: str = SYSTEM) -> list[dict[str, str]]:
 
 
 def _model() -> Path:
+    """The bundled model, or the GGUF named by AIOS_BENCH_MODEL (bench/scheduler_big uses that)."""
     from aios.models import bundled_model_path
 
-    path = bundled_model_path()
+    override = os.environ.get("AIOS_BENCH_MODEL")
+    path = Path(override) if override else bundled_model_path()
     assert path is not None
     return path
 
@@ -200,6 +202,10 @@ def _config(**llm: Any) -> Any:
     from aios.config import Config, KernelConfig, LLMConfig
 
     base = {"n_ctx": 512, "n_seq_max": 16, "max_batch": 16, "n_threads": THREADS, "temperature": 0.0}
+    if os.environ.get("AIOS_BENCH_MODEL"):
+        from aios.models import ModelRegistry
+
+        base["model"] = ModelRegistry().add(_model(), name="bench-model").name
     return Config(llm=LLMConfig(**{**base, **llm}), kernel=KernelConfig(agent_token_budget=0))
 
 
