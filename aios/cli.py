@@ -77,8 +77,8 @@ def tui() -> None:
 
     config = load_config()
     with status(f"loading model {config.llm.model or 'default'}…"):
-        backend = load_runtime(config)
-    make_app(config=config, runtime=backend).run()
+        runtime = load_runtime(config)
+    make_app(config=config, runtime=runtime).run()
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

@@ -80,13 +80,13 @@ class AiosApp(App[None]):
         self,
         *,
         config: Config | None = None,
-        backend: Any = None,
+        runtime: Any = None,
         store: Store | None = None,
         plugins: PluginManager | None = None,
     ) -> None:
         super().__init__()
         self.config = config
-        self._backend = backend
+        self._runtime = runtime
         self._store = store
         self._plugins = plugins
         self.kernel: KernelClient | None = None
@@ -95,6 +95,7 @@ class AiosApp(App[None]):
         self._started = anyio.Event()  # set once the kernel is ready or has failed
         self._stopped = anyio.Event()
         self._spawn_lock = anyio.Lock()
+        self._cursor_target: int | None = None  # pid whose row gets the cursor once it appears
 
     # -- layout ------------------------------------------------------------------------------------
 
@@ -137,11 +138,11 @@ class AiosApp(App[None]):
         try:
             config = self.config = self.config or load_config()
             self._apply_theme(config.tui.theme)
-            async with open_kernel(config, backend=self._backend, store=self._store, plugins=self._plugins) as kernel:
+            async with open_kernel(config, runtime=self._runtime, store=self._store, plugins=self._plugins) as kernel:
                 with kernel.subscribe() as events:
                     self.kernel = kernel
                     self._started.set()
-                    model = getattr(getattr(kernel, "backend", None), "model_name", None)
+                    model = getattr(kernel, "model_name", None)
                     self.sub_title = str(model) if model else ""
                     self.post_message(self.KernelReady(kernel))
                     async for event in events:
@@ -165,19 +166,25 @@ class AiosApp(App[None]):
 
     def _kernel_failed(self, error: str) -> None:
         self.kernel_error = error
+        if not self.is_running:
+            log.error("kernel: %s", error)
+            return
         self.sub_title = "kernel not running"
-        self.agent_console.write(f"error: {error}\n")
+        for console in self.query("#console").results(Log):  # absent if the app is shutting down
+            console.write(f"error: {error}\n")
         self.notify(error, title="aios: kernel not running", severity="error", timeout=30)
         self.post_message(self.KernelFailed(error))
 
     def _on_kernel_event(self, event: KernelEvent) -> None:
+        if not self.is_running:  # shutting down: the widgets may already be gone
+            return
         pid = event.pid
         transcripts = self.transcripts
         match event:
             case OutputWritten(text=text):
                 transcripts.output(pid, text)
             case ProcessStateChanged(state=state):
-                self.process_table.set_state(pid, state)
+                self._show_state(pid, state)
             case ProcessSpawned(info=info):
                 transcripts.started(pid, str(info.get("agent", "")), str(info.get("goal") or ""))
                 self._show_process(info)
@@ -187,21 +194,29 @@ class AiosApp(App[None]):
                 transcripts.turn_ended(pid)
             case ProcessExited(state=state, exit_code=code, error=error):
                 transcripts.exited(pid, state, code, error)
-                self.process_table.set_state(pid, state)
+                self._show_state(pid, state)
 
     def _show_process(self, info: dict[str, Any]) -> None:
         self.process_table.upsert(info)
-        if info["pid"] == self.selected_pid:
+        if info["pid"] == self._cursor_target:
+            self._cursor_target = None
             self.process_table.show_pid(info["pid"])
+
+    def _show_state(self, pid: int, state: str) -> None:
+        self.process_table.set_state(pid, state)
+        if pid == self.selected_pid:
+            self._update_console_title()
 
     def _refresh_processes(self) -> None:
         """Accounting (tokens, TTFT) changes without events; re-read it from the kernel."""
-        if self.kernel is not None:
+        if self.kernel is not None and self.is_running:
             for info in self.kernel.ps():
                 self._show_process(info)
             self._update_console_title()
 
     def _flush_output(self) -> None:
+        if not self.is_running:
+            return
         flushed = self.transcripts.flush()
         if self.selected_pid in flushed:
             self.agent_console.write(flushed[self.selected_pid])
@@ -209,11 +224,12 @@ class AiosApp(App[None]):
     # -- selection ---------------------------------------------------------------------------------
 
     def watch_selected_pid(self, pid: int | None) -> None:
+        if not self.is_running:
+            return
         self._flush_output()
         self.agent_console.clear()
         if pid is not None:
             self.agent_console.write(self.transcripts.text(pid))
-            self.process_table.show_pid(pid)
         self._update_console_title()
 
     def _update_console_title(self) -> None:
@@ -256,8 +272,21 @@ class AiosApp(App[None]):
     async def _spawn_chat(self, kernel: KernelClient) -> int:
         agent = self.config.tui.default_agent if self.config else "chat"
         pid = await kernel.spawn(agent, interactive=True)
-        self.selected_pid = pid
+        self._select_and_show(pid)
         return pid
+
+    def _select_and_show(self, pid: int) -> None:
+        """Select ``pid`` from code (not from the table) and put the table cursor on it, now or when its row
+        appears. Only this path moves the cursor: were selection changes echoed back to the cursor, a cursor
+        move in flight would bounce between two rows forever."""
+        if not self.is_running:
+            return
+        self.selected_pid = pid
+        if pid in self.process_table.pids:
+            self._cursor_target = None
+            self.process_table.show_pid(pid)
+        else:
+            self._cursor_target = pid
 
     @work(group="input")
     async def _send(self, text: str) -> None:
@@ -301,11 +330,11 @@ class AiosApp(App[None]):
 def make_app(
     *,
     config: Config | None = None,
-    backend: Any = None,
+    runtime: Any = None,
     store: Store | None = None,
     plugins: PluginManager | None = None,
 ) -> AiosApp:
     """Build the app. Anything not given is made by the kernel: config from config.toml, the configured
-    model, the store in the data dir, and the installed plugins. ``backend`` is passed to ``open_kernel`` as
+    model, the store in the data dir, and the installed plugins. ``runtime`` is passed to ``open_kernel`` as
     is (tests give a scripted one)."""
-    return AiosApp(config=config, backend=backend, store=store, plugins=plugins)
+    return AiosApp(config=config, runtime=runtime, store=store, plugins=plugins)
