@@ -196,8 +196,10 @@ class Kernel:
         if not proc.alive:
             raise UsageError(f"process {pid} has already ended")
         self.engine.suspend(pid)
-        proc.suspended = True
-        self._set_state(proc, ProcState.SUSPENDED)
+        if not proc.suspended:
+            proc.resume_state = proc.state
+            self._set_state(proc, ProcState.SUSPENDED)
+            proc.suspended = True
 
     async def resume(self, pid: int) -> None:
         proc = self._proc(pid)

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, Input, Log
 
+from aios.api import PRIORITIES
 from aios.config import Config, load_config
 from aios.errors import AiosError
 from aios.plugin_manager import PluginManager
@@ -56,6 +57,8 @@ class AiosApp(App[None]):
     BINDINGS = [
         Binding("ctrl+n", "new_agent", "New agent", priority=True),
         Binding("ctrl+k", "kill", "Kill agent", priority=True),
+        Binding("ctrl+t", "toggle_suspend", "Suspend/resume", priority=True),
+        Binding("ctrl+r", "renice", "Priority", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -260,6 +263,35 @@ class AiosApp(App[None]):
             self.notify("no process selected", severity="warning")
             return
         self._kill(self.selected_pid)
+
+    def action_toggle_suspend(self) -> None:
+        if self.selected_pid is not None:
+            self._control(self.selected_pid, "toggle_suspend")
+
+    def action_renice(self) -> None:
+        if self.selected_pid is not None:
+            self._control(self.selected_pid, "renice")
+
+    @work(group="input")
+    async def _control(self, pid: int, what: str) -> None:
+        """Suspend/resume the selected process, or move it to the next priority class."""
+        kernel = await self._ready_kernel()
+        if kernel is None:
+            return
+        info = next((p for p in kernel.ps() if p["pid"] == pid), None)
+        if info is None:
+            return
+        try:
+            if what == "toggle_suspend":
+                await (kernel.resume(pid) if info["state"] == "suspended" else kernel.suspend(pid))
+            else:
+                classes = list(PRIORITIES)
+                following = classes[(classes.index(info["priority"]) + 1) % len(classes)]
+                await kernel.nice(pid, following)
+                self.notify(f"pid {pid}: priority {following}")
+        except AiosError as exc:
+            self.notify(exc.one_line(), severity="error")
+        self._refresh_processes()
 
     async def _ready_kernel(self) -> KernelClient | None:
         if not self._started.is_set():

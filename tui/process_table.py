@@ -16,20 +16,36 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("state", "STATE"),
     ("priority", "PRIO"),
     ("tokens", "TOKENS"),
+    ("rate", "TOK/S"),
     ("ttft", "TTFT"),
+    ("context", "CONTEXT"),
 )
+
+#: How the engine's residency reads in the table.
+_CONTEXT = {
+    "resident": "resident",
+    "swapped_ram": "swapped (ram)",
+    "swapped_file": "swapped (file)",
+    "dropped": "dropped",
+    "remote": "remote",
+    "none": "-",
+}
 
 
 def _cells(info: dict[str, Any]) -> dict[str, str]:
     ttft = info.get("ttft_s")
     tokens = int(info.get("prompt_tokens") or 0) + int(info.get("completion_tokens") or 0)
+    rate = info.get("tokens_per_s")
+    residency = str(info.get("residency") or "none")
     return {
         "pid": str(info["pid"]),
         "agent": str(info.get("agent", "")),
         "state": str(info.get("state", "")),
         "priority": str(info.get("priority", "")),
         "tokens": str(tokens),
+        "rate": "-" if not rate else f"{rate:.0f}",
         "ttft": "-" if ttft is None else f"{ttft * 1000:.0f}ms",
+        "context": _CONTEXT.get(residency, residency),
     }
 
 

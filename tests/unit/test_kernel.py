@@ -238,3 +238,26 @@ async def test_shutdown_marks_running_agents_and_restart_reaps(tmp_path: Path) -
             assert store.get_process(50)["state"] == "failed"
             assert await kernel.spawn("chat", "x", interactive=False) == 51
     store.close()
+
+
+async def test_suspend_resume_and_nice(store: Store) -> None:
+    gate = threading.Event()
+    with anyio.fail_after(10):
+        async with kernel_with(store, FakeBackend(gate=gate)) as kernel:
+            pid = await kernel.spawn("chat", "hello", interactive=False)
+            await kernel.suspend(pid)
+            assert kernel.info(pid)["state"] == "suspended"
+            gate.set()
+            await anyio.sleep(0.1)
+            assert kernel.info(pid)["state"] == "suspended"  # its LLM work does not run while suspended
+            assert kernel.info(pid)["completion_tokens"] == 0
+            await kernel.nice(pid, "high")
+            assert kernel.info(pid)["priority"] == "normal"  # the chat manifest caps it at normal
+            await kernel.nice(pid, "background")
+            assert kernel.info(pid)["priority"] == "background"
+            with pytest.raises(UsageError, match="unknown priority"):
+                await kernel.nice(pid, "urgent")
+            await kernel.resume(pid)
+            info = await kernel.wait(pid)
+    assert info["result"] == "echo: hello"
+    assert store.get_process(pid)["priority"] == "background"

@@ -90,7 +90,7 @@ async def test_prompt_spawns_chat_and_streams_reply(store: Store) -> None:
             assert table_rows(app)[1][:4] == ["1", "chat", "waiting_input", "normal"]
             # Accounting arrives through the periodic ps() refresh.
             await wait_for(pilot, lambda: table_rows(app)[1][4] != "0", "token accounting")
-            assert table_rows(app)[1][5].endswith("ms")
+            assert app.process_table.cell(1, "ttft").endswith("ms")
 
             # A second message goes to the same agent, which remembers the conversation.
             await type_prompt(pilot, "again")
@@ -172,3 +172,24 @@ async def test_kernel_startup_failure_is_shown_not_raised(store: Store) -> None:
             await pilot.pause(0.1)
             assert app.is_running
             assert table_rows(app) == {}
+
+
+async def test_table_shows_rate_and_context_and_keys_suspend_and_renice(store: Store) -> None:
+    with anyio.fail_after(30):
+        app = make_app(config=Config(), runtime=FakeBackend(token_delay=0.005), store=store)
+        async with running(app) as (pilot, _):
+            await type_prompt(pilot, "hello there friend")
+            await wait_for(pilot, lambda: "echo: hello there friend" in console_text(app), "the reply")
+            pid = app.selected_pid
+            assert pid is not None
+            table = app.process_table
+            await wait_for(pilot, lambda: table.cell(pid, "context") == "resident", "the context column")
+            await wait_for(pilot, lambda: table.cell(pid, "rate") != "-", "a tokens/s figure")
+            assert float(table.cell(pid, "rate")) > 0
+            await pilot.press("ctrl+t")
+            await wait_for(pilot, lambda: state_of(app, pid) == "suspended", "suspension")
+            await pilot.press("ctrl+t")
+            await wait_for(pilot, lambda: state_of(app, pid) == "waiting_input", "resumption")
+            assert table.cell(pid, "priority") == "normal"
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: table.cell(pid, "priority") == "background", "the new class")
