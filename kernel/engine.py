@@ -17,19 +17,20 @@ import math
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from aios.api import ChatMessage
 from aios.errors import UsageError
 from kernel.backends.base import BatchEntry, GenerationStats, Runtime, SamplingParams
 from kernel.chat_template import ChatTemplate
 from kernel.cpu import ContentionMonitor
+from kernel.generation import Generation, Item
 from kernel.sampling import TextStream, TokenSampler
 from kernel.scheduler import PRIORITY_RANK, Candidate, Resident, Scheduler
 from kernel.swap import CostModel, SwapHandle, SwapStore
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 #: Shortest common prefix worth copying from another sequence instead of computing it.
 MIN_SHARED_PREFIX = 32
-_Item = str | GenerationStats | BaseException
 
 
 class EngineClosed(RuntimeError):
@@ -67,7 +67,7 @@ class _Request:
     prompt_text: str | None
     params: SamplingParams
     priority: str
-    send: MemoryObjectSendStream[_Item]
+    send: MemoryObjectSendStream[Item]
     loop: asyncio.AbstractEventLoop
     cancelled: threading.Event = field(default_factory=threading.Event)
     arrived: float = field(default_factory=time.monotonic)
@@ -113,42 +113,6 @@ class _Context:
         if self.swapped is not None:
             return f"swapped_{self.swapped.where}"
         return "dropped" if self.dropped else "none"
-
-
-class Generation:
-    """One submitted request: iterate it for text; ``stats`` is set when it ends."""
-
-    def __init__(self, request: _Request, receive: MemoryObjectReceiveStream[_Item], on_cancel: Callable[[], None]):
-        self._request = request
-        self._receive = receive
-        self._on_cancel = on_cancel
-        self.stats: GenerationStats | None = None
-        self.first_token_at: float | None = None
-
-    @property
-    def submitted_at(self) -> float:
-        return self._request.arrived
-
-    def cancel(self) -> None:
-        if not self._request.cancelled.is_set():
-            self._request.cancelled.set()
-            self._on_cancel()
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        try:
-            async with self._receive:
-                async for item in self._receive:
-                    if isinstance(item, GenerationStats):
-                        self.stats = item
-                        return
-                    if isinstance(item, BaseException):
-                        raise item
-                    if self.first_token_at is None:
-                        self.first_token_at = time.monotonic()
-                    yield item
-        finally:
-            if self.stats is None:
-                self.cancel()  # leaving early stops the engine at the next token boundary
 
 
 class Engine:
@@ -225,7 +189,7 @@ class Engine:
             raise EngineClosed("the LLM engine is not running")
         if (messages is None) == (prompt is None):
             raise ValueError("pass exactly one of messages= or prompt=")
-        send, receive = anyio.create_memory_object_stream[_Item](math.inf)
+        send, receive = anyio.create_memory_object_stream[Item](math.inf)
         request = _Request(
             next(self._ids),
             key,
@@ -237,7 +201,13 @@ class Engine:
             asyncio.get_running_loop(),
         )
         self._commands.put(lambda: self._accept(request))
-        return Generation(request, receive, lambda: self._commands.put(lambda: None))
+
+        def cancel() -> None:
+            if not request.cancelled.is_set():
+                request.cancelled.set()
+                self._commands.put(lambda: None)  # wake the engine if it is idle
+
+        return Generation(request, receive, cancel)
 
     async def run_in_engine(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` in the engine thread between steps and return its result (tests, benchmarks)."""
@@ -640,7 +610,7 @@ class Engine:
 
     # -- delivery -----------------------------------------------------------------------------------
 
-    def _deliver(self, request: _Request, item: _Item) -> None:
+    def _deliver(self, request: _Request, item: Item) -> None:
         def put() -> None:
             try:
                 request.send.send_nowait(item)

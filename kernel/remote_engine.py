@@ -29,19 +29,19 @@ import anyio
 import anyio.abc
 import httpx
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from aios.api import ChatMessage
 from aios.errors import AiosError
 from kernel.backends.base import FinishReason, GenerationStats, SamplingParams
 from kernel.engine import EngineClosed
+from kernel.generation import Generation, Item
 from kernel.scheduler import Candidate, Scheduler
 
 __all__ = ["Generation", "LLMServerError", "RemoteEngine"]
 
 log = logging.getLogger(__name__)
 
-_Item = str | GenerationStats | BaseException
 _HINT = "check that the server is running and [llm] openai_url points at it"
 
 
@@ -57,7 +57,7 @@ class _Request:
     prompt: str | None
     params: SamplingParams
     priority: str
-    send: MemoryObjectSendStream[_Item]
+    send: MemoryObjectSendStream[Item]
     arrived: float = field(default_factory=time.monotonic)
     admitted: float | None = None
     cancelled: bool = False
@@ -68,45 +68,6 @@ class _Request:
     last_at: float | None = None
     finish: FinishReason | None = None
     usage: dict[str, Any] | None = None
-
-
-class Generation:
-    """One submitted request: iterate it for text; ``stats`` is set when it ends."""
-
-    def __init__(self, request: _Request, receive: MemoryObjectReceiveStream[_Item], engine: RemoteEngine) -> None:
-        self._request = request
-        self._receive = receive
-        self._engine = engine
-        self.stats: GenerationStats | None = None
-        self.first_token_at: float | None = None
-
-    @property
-    def submitted_at(self) -> float:
-        return self._request.arrived
-
-    @property
-    def admitted_at(self) -> float | None:
-        """When the engine sent it to the server (None while queued)."""
-        return self._request.admitted
-
-    def cancel(self) -> None:
-        self._engine._cancel(self._request)
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        try:
-            async with self._receive:
-                async for item in self._receive:
-                    if isinstance(item, GenerationStats):
-                        self.stats = item
-                        return
-                    if isinstance(item, BaseException):
-                        raise item
-                    if self.first_token_at is None:
-                        self.first_token_at = time.monotonic()
-                    yield item
-        finally:
-            if self.stats is None:
-                self.cancel()  # leaving early closes the HTTP stream
 
 
 class RemoteEngine:
@@ -221,14 +182,14 @@ class RemoteEngine:
             raise EngineClosed("the LLM engine is not running")
         if (messages is None) == (prompt is None):
             raise ValueError("pass exactly one of messages= or prompt=")
-        send, receive = anyio.create_memory_object_stream[_Item](math.inf)
+        send, receive = anyio.create_memory_object_stream[Item](math.inf)
         request = _Request(
             next(self._ids), key, list(messages) if messages is not None else None, prompt, params, priority, send
         )
         self._queued[request.id] = request
         self._publish(key)
         self._dispatch()
-        return Generation(request, receive, self)
+        return Generation(request, receive, lambda: self._cancel(request))
 
     def release(self, key: Hashable) -> None:
         """The owner of ``key`` is gone: cancel its requests and forget it."""
@@ -431,7 +392,7 @@ class RemoteEngine:
         request.done = True
         self._queued.pop(request.id, None)
         self._running.pop(request.id, None)
-        item: _Item = error if error is not None else self._stats(request, reason)
+        item: Item = error if error is not None else self._stats(request, reason)
         try:
             request.send.send_nowait(item)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
