@@ -3,7 +3,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("engine_baseline", "scheduler")
+BENCHMARKS = ("engine_baseline", "scheduler", "scheduler_big")
 
 
 def main(argv: list[str]) -> int:

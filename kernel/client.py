@@ -13,6 +13,9 @@ __all__ = ["KernelClient"]
 
 @runtime_checkable
 class KernelClient(Protocol):
+    #: The model the kernel's engine serves.
+    model_name: str
+
     def agents(self) -> dict[str, str]:
         """Agent names to descriptions."""
         ...

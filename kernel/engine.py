@@ -39,6 +39,8 @@ __all__ = ["ContextOverflow", "Engine", "EngineClosed", "Generation"]
 
 log = logging.getLogger(__name__)
 
+#: How long closing waits for the engine thread to finish its current step.
+SHUTDOWN_TIMEOUT_S = 10.0
 #: Shortest common prefix worth copying from another sequence instead of computing it.
 MIN_SHARED_PREFIX = 32
 
@@ -172,7 +174,12 @@ class Engine:
         self._closed = True
         self._commands.put(None)
         if self._thread is not None:
-            await anyio.to_thread.run_sync(self._thread.join, abandon_on_cancel=True)
+            with anyio.move_on_after(SHUTDOWN_TIMEOUT_S):
+                await anyio.to_thread.run_sync(self._thread.join, abandon_on_cancel=True)
+            if self._thread.is_alive():
+                # A decode that never returns (a stuck runtime) must not hang shutdown; the thread is a daemon.
+                log.error("the engine thread did not stop within %.0f s; leaving it behind", SHUTDOWN_TIMEOUT_S)
+                return
         self.runtime.close()
 
     def submit(

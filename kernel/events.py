@@ -79,6 +79,7 @@ class EventBus:
             try:
                 send.send_nowait(event)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                send.close()
                 self._subscribers.remove(send)
 
     def close(self) -> None:

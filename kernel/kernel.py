@@ -297,6 +297,7 @@ class Kernel:
         proc.error = error
         proc.ended_at = time.time()
         proc.inbox_send.close()
+        proc.inbox.close()
         self.engine.release(proc.pid)
         self._persist(proc)
         self.events.publish(ProcessExited(proc.pid, state.value, code, result, error))

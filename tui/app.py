@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Footer, Header, Input, Log
+from textual.widgets import Footer, Header, Input
 
 from aios.api import PRIORITIES
 from aios.config import Config, load_config
@@ -35,6 +35,7 @@ from kernel.events import (
 )
 from kernel.kernel import open_kernel
 from memory.store import Store
+from tui.console import AgentConsole
 from tui.process_table import ProcessTable
 from tui.transcript import Transcripts
 
@@ -107,7 +108,7 @@ class AiosApp(App[None]):
         with Horizontal(id="main"):
             yield ProcessTable(id="processes")
             with Vertical(id="agent"):
-                yield Log(id="console", highlight=False)
+                yield AgentConsole(id="console")
                 yield Input(placeholder="Message the selected agent (Enter); ctrl+n starts another", id="prompt")
         yield Footer()
 
@@ -116,8 +117,8 @@ class AiosApp(App[None]):
         return self.query_one("#processes", ProcessTable)
 
     @property
-    def agent_console(self) -> Log:
-        return self.query_one("#console", Log)
+    def agent_console(self) -> AgentConsole:
+        return self.query_one("#console", AgentConsole)
 
     def on_mount(self) -> None:
         self.sub_title = "starting the kernel…"
@@ -145,7 +146,7 @@ class AiosApp(App[None]):
                 with kernel.subscribe() as events:
                     self.kernel = kernel
                     self._started.set()
-                    model = getattr(kernel, "model_name", None)
+                    model = kernel.model_name
                     self.sub_title = str(model) if model else ""
                     self.post_message(self.KernelReady(kernel))
                     async for event in events:
@@ -173,8 +174,7 @@ class AiosApp(App[None]):
             log.error("kernel: %s", error)
             return
         self.sub_title = "kernel not running"
-        for console in self.query("#console").results(Log):  # absent if the app is shutting down
-            console.write(f"error: {error}\n")
+        self.agent_console.append(f"error: {error}\n")
         self.notify(error, title="aios: kernel not running", severity="error", timeout=30)
         self.post_message(self.KernelFailed(error))
 
@@ -222,7 +222,7 @@ class AiosApp(App[None]):
             return
         flushed = self.transcripts.flush()
         if self.selected_pid in flushed:
-            self.agent_console.write(flushed[self.selected_pid])
+            self.agent_console.append(flushed[self.selected_pid])
 
     # -- selection ---------------------------------------------------------------------------------
 
@@ -230,9 +230,7 @@ class AiosApp(App[None]):
         if not self.is_running:
             return
         self._flush_output()
-        self.agent_console.clear()
-        if pid is not None:
-            self.agent_console.write(self.transcripts.text(pid))
+        self.agent_console.show("" if pid is None else self.transcripts.text(pid))
         self._update_console_title()
 
     def _update_console_title(self) -> None:

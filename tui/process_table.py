@@ -82,13 +82,13 @@ class ProcessTable(DataTable[str]):
             return
         for key, value in cells.items():
             if shown.get(key) != value:
-                self.update_cell(str(pid), key, value)
+                self.update_cell(str(pid), key, value, update_width=True)
                 shown[key] = value
 
     def set_state(self, pid: int, state: str) -> None:
         shown = self._shown.get(pid)
         if shown is not None and shown["state"] != state:
-            self.update_cell(str(pid), "state", state)
+            self.update_cell(str(pid), "state", state, update_width=True)
             shown["state"] = state
 
     def cell(self, pid: int, column: str) -> str:

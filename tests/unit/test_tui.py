@@ -11,6 +11,7 @@ import anyio
 import pytest
 from textual.message import Message
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from aios.config import Config, LLMConfig
 from kernel.backends.fake import FakeBackend
@@ -155,6 +156,24 @@ async def test_ctrl_k_kills_selected_process(store: Store) -> None:
             await wait_for(pilot, lambda: "chat: echo: anyone there?" in console_text(app), "a new agent's reply")
             assert app.selected_pid == 2
             assert state_of(app, 1) == "exited"
+
+
+async def test_console_wraps_long_replies_to_its_width(store: Store) -> None:
+    with anyio.fail_after(20):
+        app = make_app(config=Config(), runtime=FakeBackend(), store=store)
+        async with running(app) as (pilot, _):
+            words = " ".join(f"word{i}" for i in range(40))
+            app.query_one("#prompt", Input).value = words  # typing 300 keys would take seconds
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: f"chat: echo: {words}\n" in app.agent_console.text, "the long reply")
+
+            width = app.agent_console.scrollable_content_region.width
+            lines = app.agent_console.lines
+            assert width > 0 and len(lines) > 4
+            assert all(len(line) <= width for line in lines)
+            # Wrapping only moves whole words to the next line.
+            shown = " ".join(line.strip() for line in lines if line)
+            assert shown.split() == f"you: {words} chat: echo: {words}".split()
 
 
 async def test_kernel_startup_failure_is_shown_not_raised(store: Store) -> None:
