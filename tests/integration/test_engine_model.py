@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -144,6 +145,10 @@ async def test_many_agents_batch_together_and_match_solo(tmp_path: Path) -> None
                 results[i] = (await run(engine.submit(f"b{i}", GREEDY, messages=chat(q))))[0]
 
             async with anyio.create_task_group() as tg:
+                # Hold the engine thread briefly so all four arrive in the same step: the batch composition
+                # (and so llama.cpp's arithmetic) is then the same on every run.
+                tg.start_soon(engine.run_in_engine, lambda: time.sleep(0.3))
+                await anyio.sleep(0.05)
                 for i, q in enumerate(QUESTIONS):
                     tg.start_soon(one, i, q)
             batched_steps = engine.steps - steps_before
