@@ -327,20 +327,18 @@ class Kernel:
         finally:
             self._set_state(proc, ProcState.RUNNING)
 
+    def _audit_llm(self, proc: Process, decision: str, **fields: Any) -> None:
+        self.store.audit(
+            pid=proc.pid, agent=proc.agent, syscall="llm.chat", resource=self.model_name, decision=decision, **fields
+        )
+
     async def llm_chat(self, proc: Process, request: LLMChatRequest) -> AsyncIterator[str]:
         """``llm.chat``: check the budget, audit, queue on the engine, stream back, account."""
         llm = self.config.llm
         left = proc.budget_left
         if left is not None and left <= 0:
             reason = f"token budget of {proc.token_budget} used up"
-            self.store.audit(
-                pid=proc.pid,
-                agent=proc.agent,
-                syscall="llm.chat",
-                resource=self.model_name,
-                decision="deny",
-                reason=reason,
-            )
+            self._audit_llm(proc, "deny", reason=reason)
             raise BudgetExceeded(f"process {proc.pid} ({proc.agent}): {reason}")
         max_tokens = request.max_tokens or llm.max_tokens
         if left is not None:
@@ -354,14 +352,7 @@ class Kernel:
             repeat_penalty=llm.repeat_penalty,
             ignore_eos=request.ignore_eos,
         )
-        self.store.audit(
-            pid=proc.pid,
-            agent=proc.agent,
-            syscall="llm.chat",
-            resource=self.model_name,
-            decision="allow",
-            detail={"messages": len(request.messages), "max_tokens": max_tokens},
-        )
+        self._audit_llm(proc, "allow", detail={"messages": len(request.messages), "max_tokens": max_tokens})
         self._set_state(proc, ProcState.WAITING_LLM)
         generation = self.engine.submit(
             proc.pid,

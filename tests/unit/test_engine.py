@@ -107,10 +107,11 @@ async def test_dropped_context_is_recomputed_when_swap_is_impossible(tmp_path: P
     assert sum(s.swaps for _, s in results.values()) == 0
 
 
-async def test_realtime_overtakes_background_in_a_narrow_engine(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("policy", "finished"), [("priority", ["rt", "bg"]), ("fifo", ["bg", "rt"])])
+async def test_realtime_overtakes_background_unless_fifo(tmp_path: Path, policy: str, finished: list[str]) -> None:
     order: list[str] = []
     fake = FakeBackend(script=lambda m: " ".join(["t"] * 30), token_delay=0.002)
-    async with engine_for(fake, tmp_path, max_batch=1) as engine:
+    async with engine_for(fake, tmp_path, max_batch=1, policy=policy) as engine:
 
         async def one(key: str, priority: str, delay: float) -> None:
             await anyio.sleep(delay)
@@ -120,27 +121,10 @@ async def test_realtime_overtakes_background_in_a_narrow_engine(tmp_path: Path) 
         async with anyio.create_task_group() as tg:
             tg.start_soon(one, "bg", "background", 0.0)
             tg.start_soon(one, "rt", "realtime", 0.02)
-    assert order == ["rt", "bg"]
-
-
-async def test_fifo_policy_keeps_arrival_order(tmp_path: Path) -> None:
-    order: list[str] = []
-    fake = FakeBackend(script=lambda m: " ".join(["t"] * 30), token_delay=0.002)
-    async with engine_for(fake, tmp_path, max_batch=1, policy="fifo") as engine:
-
-        async def one(key: str, priority: str, delay: float) -> None:
-            await anyio.sleep(delay)
-            await run(engine.submit(key, P, messages=msgs(key), priority=priority))
-            order.append(key)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(one, "bg", "background", 0.0)
-            tg.start_soon(one, "rt", "realtime", 0.02)
-    assert order == ["bg", "rt"]
+    assert order == finished
 
 
 async def test_suspended_context_waits_and_is_swapped_out_first(tmp_path: Path) -> None:
-    fake = FakeBackend(script=lambda m: " ".join(["t"] * 10), token_delay=0.002)
     async with engine_for(FakeBackend(n_seq_max=1), tmp_path) as engine:
         engine.suspend("sleepy")
         sleepy = engine.submit("sleepy", P, messages=msgs("zzz"))
@@ -151,7 +135,6 @@ async def test_suspended_context_waits_and_is_swapped_out_first(tmp_path: Path) 
         text, _ = await run(sleepy)
         assert text == "echo: zzz"
         assert engine.context_info["busy"]["residency"] in ("swapped_ram", "dropped")
-    del fake
 
 
 async def test_stop_strings_and_max_tokens(tmp_path: Path) -> None:
