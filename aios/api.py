@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, TypedDict, runtime_checkable
 
 __all__ = [
     "LLM",
@@ -35,11 +35,28 @@ class ChatMessage(TypedDict):
 class Capabilities:
     """What an agent asks for. The user's config may narrow it; it is never widened at run time.
 
-    ``llm_token_budget`` counts prompt and generated tokens together; ``None`` takes the kernel default.
+    Everything not granted is denied. ``llm_token_budget`` counts prompt and generated tokens together;
+    ``None`` takes the kernel default. Tool patterns are globs over ``server.tool`` (``fs.*``, ``git.git_log``);
+    a call matching ``tools_deny`` is refused, ``tools_ask`` asks the user, ``tools`` allows. File grants are
+    subtrees (``~/notes``, ``/srv/data``); write implies read. Memory namespaces are names or globs; an agent
+    always owns its own namespace (``agent:<name>``) and its own task trees.
     """
 
     llm_token_budget: int | None = None
     max_priority: Priority = "normal"
+    #: Model names (globs) the agent may use; the default model is ``"*"``-matched.
+    models: tuple[str, ...] = ("*",)
+    tools: tuple[str, ...] = ()
+    tools_ask: tuple[str, ...] = ()
+    tools_deny: tuple[str, ...] = ()
+    files_read: tuple[str, ...] = ()
+    files_write: tuple[str, ...] = ()
+    memory_read: tuple[str, ...] = ()
+    memory_write: tuple[str, ...] = ()
+    #: Children this agent may spawn (each gets at most this agent's capabilities).
+    max_children: int = 0
+    #: May call tools that declare network egress.
+    network: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,10 @@ class Context(Protocol):
 
     async def input(self) -> str | None:
         """Wait for the next message the user sends this agent; ``None`` once no more will come."""
+        ...
+
+    async def call(self, syscall: str, **payload: Any) -> Any:
+        """Make a syscall by name (``fs.search``, ``mem.core_get``, ``tool.call``…); checked and audited."""
         ...
 
 

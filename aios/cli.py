@@ -292,6 +292,10 @@ def _add_groups() -> None:
 
     cli.add_command(config_group)
     cli.add_command(models_group)
+    # -- issue 5: serve, policy, audit, kill/suspend/resume/nice --
+    # -- issue 6: mcp, plan --
+    # -- issue 7: fs --
+    # -- issue 8: tasks, mem --
 
 
 _add_groups()

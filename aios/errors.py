@@ -7,9 +7,11 @@ __all__ = [
     "BudgetExceeded",
     "ConfigError",
     "ModelError",
+    "PermissionDenied",
     "ProcessNotFound",
     "StoreError",
     "UnknownAgentError",
+    "UnknownSyscall",
     "UsageError",
 ]
 
@@ -56,3 +58,13 @@ class ProcessNotFound(UsageError):
 
 class BudgetExceeded(AiosError):
     """An agent asked for more LLM tokens than its capability set grants."""
+
+
+class PermissionDenied(AiosError):
+    """Access control refused a syscall: the capability is not granted, or the user denied it."""
+
+    exit_code = 3
+
+
+class UnknownSyscall(UsageError):
+    """No syscall of that name."""

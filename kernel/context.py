@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aios.api import ChatMessage
 from kernel.syscalls import LLMChatRequest
@@ -71,3 +71,9 @@ class ProcessContext:
 
     async def input(self) -> str | None:
         return await self._kernel.read_input(self._proc)
+
+    async def call(self, syscall: str, **payload: Any) -> Any:
+        """Make any table syscall by name (``await ctx.call("fs.search", query="…")``)."""
+        return await self._kernel.dispatch(self._proc, syscall, payload)
+
+    # -- domain facades (each a thin wrapper over ``call``) are attached below by their owners --

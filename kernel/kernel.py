@@ -12,13 +12,15 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
+from pydantic import ValidationError
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from aios import paths
 from aios.api import PRIORITIES, Agent, Manifest
 from aios.config import Config, load_config
-from aios.errors import BudgetExceeded, ProcessNotFound, UsageError
+from aios.errors import AiosError, BudgetExceeded, PermissionDenied, ProcessNotFound, UnknownSyscall, UsageError
 from aios.plugin_manager import PluginManager
+from kernel.access import AccessGuard
 from kernel.backends.base import Runtime, SamplingParams
 from kernel.context import ProcessContext
 from kernel.engine import Engine
@@ -34,7 +36,8 @@ from kernel.events import (
 )
 from kernel.process import Process, ProcState
 from kernel.remote_engine import RemoteEngine
-from kernel.syscalls import LLMChatRequest
+from kernel.syscall_table import load_syscalls
+from kernel.syscalls import SYSCALLS, LLMChatRequest
 from memory.store import Store
 
 __all__ = ["Kernel", "load_runtime", "open_kernel"]
@@ -106,6 +109,10 @@ class Kernel:
         self._procs: dict[int, Process] = {}
         self._next_pid = 1
         self._tg: anyio.abc.TaskGroup | None = None
+        self.guard = AccessGuard()
+        #: Domain services (semantic FS, memory, MCP host...) by name, set up by their owners at boot.
+        self.services: dict[str, Any] = {}
+        load_syscalls()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -157,6 +164,7 @@ class Kernel:
             interactive=manifest.interactive if interactive is None else interactive,
             ppid=ppid,
             owner=owner,
+            caps=manifest.capabilities,
         )
         self._next_pid += 1
         instance = cls()
@@ -304,6 +312,32 @@ class Kernel:
         proc.done.set()
 
     # -- syscalls ---------------------------------------------------------------------------------
+
+    async def dispatch(self, proc: Process, name: str, payload: dict[str, Any]) -> Any:
+        """The one path for every table syscall: validate, check each access, audit, run."""
+        spec = SYSCALLS.get(name)
+        if spec is None:
+            self.store.audit(pid=proc.pid, agent=proc.agent, syscall=name, resource="", decision="deny",
+                             reason="unknown syscall")
+            raise UnknownSyscall(f"unknown syscall {name!r}", f"known: {', '.join(sorted(SYSCALLS))}")
+        try:
+            request = spec.request.model_validate(payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "request"
+            reason = f"{where}: {first['msg']}"
+            self.store.audit(pid=proc.pid, agent=proc.agent, syscall=name, resource="", decision="deny", reason=reason)
+            raise UsageError(f"{name}: invalid request: {reason}") from None
+        accesses = list(spec.access(self, proc, request))
+        for access in accesses:
+            decision, reason = self.guard.decide(proc, proc.caps, access)
+            self.store.audit(pid=proc.pid, agent=proc.agent, syscall=name, resource=access.describe(),
+                             decision=decision if decision != "ask" else "deny", reason=reason)
+            if decision != "allow":
+                raise PermissionDenied(f"{name} by pid {proc.pid} ({proc.agent}): {reason or 'denied'}")
+        if not accesses:
+            self.store.audit(pid=proc.pid, agent=proc.agent, syscall=name, resource="", decision="allow")
+        return await spec.handler(self, proc, request)
 
     def write_output(self, proc: Process, text: str) -> None:
         if not text:

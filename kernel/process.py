@@ -11,6 +11,8 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from aios.api import Capabilities
+
 __all__ = ["Accounting", "ProcState", "Process"]
 
 
@@ -74,6 +76,8 @@ class Process:
     suspended: bool = False
     resume_state: ProcState = ProcState.RUNNING
     done: anyio.Event = field(default_factory=anyio.Event)
+    #: The capability set in force (the manifest's, narrowed by config; never widened).
+    caps: Capabilities = field(default_factory=Capabilities)
 
     def __post_init__(self) -> None:
         self.inbox_send: MemoryObjectSendStream[str]

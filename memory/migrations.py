@@ -5,9 +5,28 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-__all__ = ["migrations"]
+__all__ = ["MIGRATION_SETS", "all_migrations", "migrations"]
 
 migrations = Migrations("aios")
+
+#: Every domain keeps its own migration set (its own module, its own name), applied in this order at open.
+#: Add your module's dotted path and attribute here, one line each.
+MIGRATION_SETS: tuple[str, ...] = (
+    # -- access control (issue 5) --
+    # -- semantic file system (issue 7) --
+    # -- task tree and agent memory (issue 8) --
+    # -- MCP host (issue 6) --
+)
+
+
+def all_migrations() -> list[Migrations]:
+    import importlib
+
+    sets = [migrations]
+    for dotted in MIGRATION_SETS:
+        module, _, attr = dotted.partition(":")
+        sets.append(getattr(importlib.import_module(module), attr))
+    return sets
 
 
 @migrations()

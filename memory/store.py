@@ -19,7 +19,7 @@ import sqlite_utils
 from aios import paths
 from aios._files import ensure_writable_dir
 from aios.errors import StoreError
-from memory.migrations import migrations
+from memory.migrations import all_migrations
 
 __all__ = ["TERMINAL_STATES", "Store"]
 
@@ -80,7 +80,8 @@ class Store:
             db = sqlite_utils.Database(conn)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
-            migrations.apply(db)
+            for migration_set in all_migrations():
+                migration_set.apply(db)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store {path}: {exc}", "move the file away to start a fresh store") from None
         return cls(db, path, read_only=False)
@@ -102,7 +103,7 @@ class Store:
         self.db.conn.close()
 
     def applied_migrations(self) -> list[str]:
-        return [m.name for m in migrations.applied(self.db)]
+        return [m.name for ms in all_migrations() for m in ms.applied(self.db)]
 
     # -- processes -----------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from aios.errors import StoreError
-from memory.migrations import migrations
+from memory.migrations import all_migrations
 from memory.store import Store
 
 
@@ -16,7 +16,7 @@ def test_open_creates_schema_in_wal_mode(aios_home: Path) -> None:
         assert store.path == aios_home / "aios.db"
         assert {"processes", "messages", "audit"} <= set(store.db.table_names())
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert store.applied_migrations() == [m.name for m in migrations._migrations]
+        assert store.applied_migrations() == [m.name for ms in all_migrations() for m in ms._migrations]
     finally:
         store.close()
 
