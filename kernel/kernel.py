@@ -7,7 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -36,7 +36,7 @@ from kernel.events import (
 )
 from kernel.process import Process, ProcState
 from kernel.remote_engine import RemoteEngine
-from kernel.syscall_table import load_syscalls
+from kernel.syscall_table import load_services, load_syscalls
 from kernel.syscalls import SYSCALLS, LLMChatRequest
 from memory.store import Store
 
@@ -124,8 +124,13 @@ class Kernel:
         self._next_pid = self.store.next_pid()
         self.engine.start()
         try:
-            async with anyio.create_task_group() as tg:
+            async with AsyncExitStack() as services, anyio.create_task_group() as tg:
                 self._tg = tg
+                for name, factory in load_services():
+                    try:
+                        self.services[name] = await services.enter_async_context(factory(self))
+                    except Exception:
+                        log.exception("kernel service %s failed to start; continuing without it", name)
                 task_status.started()
                 await anyio.sleep_forever()
         finally:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["SYSCALL_MODULES", "load_syscalls"]
+__all__ = ["SERVICES", "SYSCALL_MODULES", "load_services", "load_syscalls"]
 
 SYSCALL_MODULES: tuple[str, ...] = (
     "kernel.sys_proc",
@@ -20,3 +20,22 @@ SYSCALL_MODULES: tuple[str, ...] = (
 def load_syscalls() -> None:
     for name in SYSCALL_MODULES:
         importlib.import_module(name)
+
+
+#: Kernel services started at boot, in order, and stopped in reverse at shutdown: ``"module:function"``
+#: where ``function(kernel)`` returns an async context manager yielding the service object, stored as
+#: ``kernel.services[name]``. A service that fails to start is logged and left out; the kernel still boots.
+SERVICES: tuple[tuple[str, str], ...] = (
+    # -- ("semfs", "memory.semfs.service:open_service"), issue 7 --
+    # -- ("memory", "..."), issue 8 --
+    # -- ("mcp", "tools.host:open_service"), issue 6 --
+)
+
+
+def load_services() -> list[tuple[str, object]]:
+    """The service factories, imported."""
+    found = []
+    for name, dotted in SERVICES:
+        module, _, attr = dotted.partition(":")
+        found.append((name, getattr(importlib.import_module(module), attr)))
+    return found
