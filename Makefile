@@ -20,10 +20,18 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run  ## start the TUI on the bundled model
 	$(BIN)/aios
 
-test: $(VENV)/.installed-test  ## every test tier, as CI runs them
+# The npm MCP reference servers for the mcp_servers tier (skipped when npm is absent); idempotent.
+MCP_NPM := $(VENV)/mcp-npm
+$(MCP_NPM)/.installed: | $(BIN)/python
+	@if command -v npm >/dev/null; then \
+	  npm install --silent --no-audit --no-fund --prefix $(MCP_NPM) \
+	    @modelcontextprotocol/server-everything @modelcontextprotocol/server-filesystem && touch $@; \
+	else echo "npm not found: the npm MCP reference-server tests will be skipped"; fi
+
+test: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## every test tier, as CI runs them
 	$(BIN)/python -m pytest
 
-test-fast: $(VENV)/.installed-test  ## skip the slow tier
+test-fast: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## skip the slow tier
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(VENV)/.installed-test  ## run every benchmark, writing bench/results/*.json
