@@ -15,6 +15,7 @@ MIGRATION_SETS: tuple[str, ...] = (
     # -- access control (issue 5) --
     # -- semantic file system (issue 7) --
     # -- task tree and agent memory (issue 8) --
+    "memory.memory_migrations:migrations",
     # -- MCP host (issue 6) --
 )
 
