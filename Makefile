@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# llama.cpp's AMX kernels crash (SIGSEGV in ggml_backend_amx_mul_mat) on CPUs that advertise AMX where the
+# sandbox does not grant the tile state; the native build enables them, so keep them off.
+export CMAKE_ARGS ?= -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
 .PHONY: run test test-fast bench lint clean
 
