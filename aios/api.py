@@ -82,8 +82,9 @@ class LLM(Protocol):
         top_p: float | None = None,
         seed: int | None = None,
         stop: Sequence[str] = (),
+        json_schema: dict[str, Any] | None = None,
     ) -> AsyncIterator[str]:
-        """Stream the reply to ``messages`` as text pieces."""
+        """Stream the reply to ``messages`` as text pieces (constrained to ``json_schema`` if given)."""
         ...
 
 

@@ -30,6 +30,7 @@ class _ProcessLLM:
         seed: int | None = None,
         stop: Sequence[str] = (),
         ignore_eos: bool = False,
+        json_schema: dict[str, Any] | None = None,
     ) -> AsyncIterator[str]:
         request = LLMChatRequest.model_validate(
             {
@@ -40,6 +41,7 @@ class _ProcessLLM:
                 "seed": seed,
                 "stop": list(stop),
                 "ignore_eos": ignore_eos,
+                "json_schema": json_schema,
             }
         )
         return self._kernel.llm_chat(self._proc, request)

@@ -34,6 +34,7 @@ from kernel.events import (
     ProcessStateChanged,
     TurnEnded,
 )
+from kernel.grammar import schema_to_gbnf
 from kernel.process import Process, ProcState
 from kernel.remote_engine import RemoteEngine
 from kernel.syscall_table import load_services, load_syscalls
@@ -390,6 +391,7 @@ class Kernel:
             stop=tuple(request.stop),
             repeat_penalty=llm.repeat_penalty,
             ignore_eos=request.ignore_eos,
+            grammar=schema_to_gbnf(request.json_schema) if request.json_schema else None,
         )
         self._audit_llm(proc, "allow", detail={"messages": len(request.messages), "max_tokens": max_tokens})
         self._set_state(proc, ProcState.WAITING_LLM)

@@ -48,6 +48,8 @@ class LLMChatRequest(Request):
     stop: list[str] = Field(default_factory=list, max_length=MAX_STOP_STRINGS)
     #: Generate exactly ``max_tokens`` (end-of-generation banned): for benchmarks and length tests.
     ignore_eos: bool = False
+    #: Constrain the reply to this JSON schema (compiled to a grammar; see kernel.grammar).
+    json_schema: dict[str, Any] | None = None
 
 
 # -- the syscall table -------------------------------------------------------------------------------
