@@ -294,6 +294,10 @@ def _add_groups() -> None:
     cli.add_command(models_group)
     # -- issue 5: serve, policy, audit, kill/suspend/resume/nice --
     # -- issue 6: mcp, plan --
+    from aios.cli_mcp import mcp_group, plan_group
+
+    cli.add_command(mcp_group)
+    cli.add_command(plan_group)
     # -- issue 7: fs --
     # -- issue 8: tasks, mem --
 

@@ -14,6 +14,7 @@ SYSCALL_MODULES: tuple[str, ...] = (
     # -- fs.* (semantic file system) --
     # -- mem.* / task.* (agent memory, task tree) --
     # -- tool.* (MCP host) --
+    "kernel.sys_tool",
 )
 
 
@@ -29,6 +30,7 @@ SERVICES: tuple[tuple[str, str], ...] = (
     # -- ("semfs", "memory.semfs.service:open_service"), issue 7 --
     # -- ("memory", "..."), issue 8 --
     # -- ("mcp", "tools.host:open_service"), issue 6 --
+    ("mcp", "tools.host:open_service"),
 )
 
 

@@ -1,0 +1,397 @@
+"""`aios mcp add|list|remove|test|tools|call|serve` and `aios plan run`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from aios._cli_util import CONTEXT_SETTINGS, print_json, table
+from aios.errors import ConfigError, UsageError
+
+__all__ = ["mcp_group", "plan_group"]
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} must look like KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+@click.group("mcp", context_settings=CONTEXT_SETTINGS)
+def mcp_group() -> None:
+    """MCP tool servers: configure them (mcp.json, Claude Desktop format), test them, serve aios over MCP."""
+
+
+@mcp_group.command("add", context_settings=CONTEXT_SETTINGS)
+@click.argument("name", required=False)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--url", help="A streamable-HTTP server instead of a command.")
+@click.option("--env", "envs", multiple=True, metavar="KEY=VALUE", help="Environment for the server (repeatable).")
+@click.option("--header", "headers", multiple=True, metavar="KEY=VALUE", help="HTTP header (repeatable).")
+@click.option("--timeout", type=float, help="Seconds a call may go without result or progress.")
+@click.option("--allow", "allowed", multiple=True, metavar="GLOB", help="Only these tools (repeatable).")
+@click.option("--deny", "denied", multiple=True, metavar="GLOB", help="Never these tools (repeatable).")
+@click.option("--autostart", is_flag=True, help="Start at kernel boot instead of on first use.")
+@click.option("--egress", is_flag=True, help="Its tools reach the network (agents need network capability).")
+@click.option(
+    "--from",
+    "from_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Import servers from a Claude Desktop / Cursor config file (all, or just NAME).",
+)
+def add(
+    name: str | None,
+    command: tuple[str, ...],
+    url: str | None,
+    envs: tuple[str, ...],
+    headers: tuple[str, ...],
+    timeout: float | None,
+    allowed: tuple[str, ...],
+    denied: tuple[str, ...],
+    autostart: bool,
+    egress: bool,
+    from_file: Path | None,
+) -> None:
+    """Add a server to mcp.json (values like ${env:TOKEN} are expanded when it starts).
+
+    \b
+    Examples:
+      aios mcp add git -- uvx mcp-server-git --repository ~/src/aios
+      aios mcp add docs --url https://example.com/mcp --header 'Authorization=Bearer ${env:DOCS_TOKEN}'
+      aios mcp add --from ~/.config/Claude/claude_desktop_config.json
+    """
+    from tools.config import parse_server, parse_servers, read_mcp_file, write_mcp_file
+
+    doc = read_mcp_file()
+    servers = doc.setdefault("mcpServers", {})
+    if from_file is not None:
+        try:
+            imported = json.loads(from_file.read_text())
+        except ValueError as exc:
+            raise ConfigError(f"{from_file}: not valid JSON: {exc}") from None
+        found = (imported.get("mcpServers") or {}) if isinstance(imported, dict) else {}
+        if name:
+            if name not in found:
+                raise UsageError(f"{from_file} has no server {name!r} (it has: {', '.join(found) or 'none'})")
+            found = {name: found[name]}
+        parse_servers({"mcpServers": found}, source=str(from_file), environ=_LenientEnv())
+        servers.update(found)
+        write_mcp_file(doc)
+        click.echo(f"added {len(found)} server(s): {', '.join(found) or 'none'}")
+        return
+    if not name:
+        raise UsageError("give a NAME (or --from FILE)", "e.g. aios mcp add git -- uvx mcp-server-git")
+    spec: dict[str, Any] = {}
+    if url and command:
+        raise UsageError("give either a COMMAND or --url, not both")
+    if url:
+        spec["url"] = url
+    elif command:
+        spec["command"], spec["args"] = command[0], list(command[1:])
+    else:
+        raise UsageError("give a COMMAND (after --) or --url")
+    if envs:
+        spec["env"] = _pairs(envs, "--env")
+    if headers:
+        spec["headers"] = _pairs(headers, "--header")
+    if timeout is not None:
+        spec["timeout"] = timeout
+    if allowed:
+        spec["allowed_tools"] = list(allowed)
+    if denied:
+        spec["denied_tools"] = list(denied)
+    if autostart:
+        spec["autostart"] = True
+    if egress:
+        spec["egress"] = True
+    parse_server(name, spec, environ=_LenientEnv())
+    replaced = name in servers
+    servers[name] = spec
+    write_mcp_file(doc)
+    click.echo(f"{'replaced' if replaced else 'added'} MCP server {name}")
+
+
+class _LenientEnv(dict[str, str]):
+    """Validation at add time must not need the secrets to be exported yet."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> str:
+        import os
+
+        return os.environ.get(key, "x")
+
+
+@mcp_group.command("list", context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_servers(as_json: bool) -> None:
+    """List configured servers (secrets shown as ***).
+
+    \b
+    Example:
+      aios mcp list --json
+    """
+    from tools.config import parse_server, read_mcp_file
+
+    rows = []
+    for name, spec in (read_mcp_file().get("mcpServers") or {}).items():
+        row = parse_server(name, spec, environ=_LenientEnv()).redacted()
+        row["target"] = row.get("url") or " ".join([row.get("command", ""), *row.get("args", [])])
+        rows.append(row)
+    if as_json:
+        print_json({"servers": rows})
+        return
+    table(rows, ("name", "transport", "target", "timeout", "autostart"), empty="no MCP servers (see `aios mcp add`)")
+
+
+@mcp_group.command("remove", context_settings=CONTEXT_SETTINGS)
+@click.argument("name")
+def remove(name: str) -> None:
+    """Remove a server from mcp.json.
+
+    \b
+    Example:
+      aios mcp remove git
+    """
+    from tools.config import read_mcp_file, write_mcp_file
+
+    doc = read_mcp_file()
+    servers = doc.get("mcpServers") or {}
+    if name not in servers:
+        raise UsageError(f"no MCP server {name!r}", f"configured: {', '.join(servers) or 'none'}")
+    del servers[name]
+    write_mcp_file(doc)
+    click.echo(f"removed MCP server {name}")
+
+
+def _load(mcp_config: Path | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    from tools.config import load_servers, parse_servers
+
+    servers = load_servers(mcp_config) if mcp_config else load_servers()
+    if extra:
+        servers.update(parse_servers({"mcpServers": extra}, source="plan servers"))
+    return servers
+
+
+@mcp_group.command("test", context_settings=CONTEXT_SETTINGS)
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--mcp-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Another mcp.json.")
+def test(name: str, as_json: bool, mcp_config: Path | None) -> None:
+    """Start one server, list its tools, and stop it.
+
+    \b
+    Example:
+      aios mcp test git
+    """
+    import time
+
+    from tools.host import McpHost
+
+    servers = _load(mcp_config)
+    if name not in servers:
+        raise UsageError(f"no MCP server {name!r}", f"configured: {', '.join(servers) or 'none'}")
+
+    async def run() -> dict[str, Any]:
+        async with McpHost({name: servers[name]}) as host:
+            started = time.perf_counter()
+            await host.start_all()
+            info = host.servers()[0]
+            info["start_s"] = round(time.perf_counter() - started, 3)
+            info["protocol_version"] = host.owners[name].protocol_version
+            info["tool_list"] = [t.to_json() for t in host.catalog.view()]
+            return info
+
+    info = anyio.run(run)
+    if as_json:
+        print_json(info)
+    else:
+        click.echo(f"{name}: {info['state']} in {info['start_s']}s" + (f" ({info['error']})" if info["error"] else ""))
+        for warning in info["warnings"]:
+            click.echo(f"warning: {warning}")
+        table(info["tool_list"], ("name", "side_effect", "description"), empty="no tools")
+    if info["state"] != "ready":
+        sys.exit(1)
+
+
+@mcp_group.command("tools", context_settings=CONTEXT_SETTINGS)
+@click.option("--search", "query", help="Rank tools for a task description.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with input schemas).")
+@click.option("--mcp-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Another mcp.json.")
+def tools_cmd(query: str | None, as_json: bool, mcp_config: Path | None) -> None:
+    """Start every server and list (or search) all tools as server.tool.
+
+    \b
+    Example:
+      aios mcp tools --search "what time is it in Tokyo"
+    """
+    from tools.builtin import builtin_servers
+    from tools.host import McpHost
+
+    servers = _load(mcp_config)
+
+    async def run() -> list[dict[str, Any]]:
+        async with McpHost(servers, inproc=builtin_servers(None)) as host:
+            await host.start_all()
+            if query:
+                return [{**e.to_json(schema=as_json), "score": s} for e, s in host.catalog.search(query)]
+            return [e.to_json(schema=as_json) for e in host.catalog.view()]
+
+    rows = anyio.run(run)
+    if as_json:
+        print_json({"tools": rows})
+    else:
+        table(rows, ("name", "side_effect", "description"), empty="no tools")
+
+
+@mcp_group.command("call", context_settings=CONTEXT_SETTINGS)
+@click.argument("tool")
+@click.argument("arguments", default="{}")
+@click.option("--timeout", type=float, help="Seconds without result or progress before cancelling.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--mcp-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Another mcp.json.")
+def call(tool: str, arguments: str, timeout: float | None, as_json: bool, mcp_config: Path | None) -> None:
+    """Call one tool with JSON arguments.
+
+    \b
+    Example:
+      aios mcp call time.now '{"timezone": "Asia/Tokyo"}'
+    """
+    from tools.builtin import builtin_servers
+    from tools.host import McpHost
+
+    try:
+        args = json.loads(arguments)
+    except ValueError as exc:
+        raise UsageError(f"ARGUMENTS must be a JSON object: {exc}") from None
+    servers = _load(mcp_config)
+
+    async def run() -> Any:
+        async with McpHost(servers, inproc=builtin_servers(None)) as host:
+            return await host.call(tool, args, timeout=timeout)
+
+    result = anyio.run(run)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        click.echo(result.text)
+    if result.is_error:
+        sys.exit(1)
+
+
+@mcp_group.command("serve", context_settings=CONTEXT_SETTINGS)
+@click.option("--http", "http", metavar="HOST:PORT", help="Serve streamable HTTP instead of stdio.")
+@click.option(
+    "--allow",
+    "allow",
+    multiple=True,
+    metavar="GLOB",
+    help="Syscalls the client may use, e.g. 'fs.*' (repeatable; default: read-only ones).",
+)
+@click.option("--read", "files_read", multiple=True, metavar="DIR", help="Folders readable through fs.* (repeatable).")
+@click.option(
+    "--write", "files_write", multiple=True, metavar="DIR", help="Folders writable through fs.* (repeatable)."
+)
+@click.option("--memory", "memory", multiple=True, metavar="NAMESPACE", help="Memory namespaces (repeatable).")
+@click.option("--family", "families", multiple=True, help="Syscall families to expose (default: fs, mem, task).")
+def serve(
+    http: str | None,
+    allow: tuple[str, ...],
+    files_read: tuple[str, ...],
+    files_write: tuple[str, ...],
+    memory: tuple[str, ...],
+    families: tuple[str, ...],
+) -> None:
+    """Expose aios's semantic FS, memory and tasks as an MCP server (for Claude Desktop, Cursor...).
+
+    \b
+    Examples:
+      aios mcp serve --allow 'fs.*' --read ~/notes
+      aios mcp serve --http 127.0.0.1:8765 --allow 'mem.*' --memory 'notes'
+    """
+    from aios.api import Capabilities
+    from tools.serve import serve_mcp
+
+    caps = Capabilities(
+        tools=tuple(allow),
+        files_read=tuple(files_read),
+        files_write=tuple(files_write),
+        memory_read=tuple(memory),
+        memory_write=tuple(memory),
+    )
+    anyio.run(lambda: serve_mcp(caps, http=http, families=tuple(families) or None))
+
+
+@click.group("plan", context_settings=CONTEXT_SETTINGS)
+def plan_group() -> None:
+    """Tool plans: typed DAGs of MCP tool calls, run in parallel."""
+
+
+@plan_group.command("run", context_settings=CONTEXT_SETTINGS)
+@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mcp-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Another mcp.json.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (results and metrics) as the last line.")
+def plan_run(plan_file: Path, mcp_config: Path | None, as_json: bool) -> None:
+    """Run a saved plan without the LLM: every ready step starts at once.
+
+    \b
+    Example plan.json:
+      {"steps": [{"id": "t", "tool": "time.now", "args": {"timezone": "Asia/Tokyo"}},
+                 {"id": "e", "tool": "slow.echo", "args": {"text": "${t.iso}"}}]}
+      aios plan run plan.json --json
+    """
+    from tools.builtin import builtin_servers
+    from tools.executor import Executor
+    from tools.host import McpHost
+    from tools.plan import load_plan
+
+    try:
+        data = json.loads(plan_file.read_text())
+    except ValueError as exc:
+        raise UsageError(f"{plan_file}: not valid JSON: {exc}") from None
+    plan = load_plan(data, source=str(plan_file))
+    servers = _load(mcp_config, plan.servers)
+
+    async def on_event(kind: str, step_id: str, data: dict[str, Any]) -> None:
+        if as_json:
+            return
+        if kind == "started":
+            click.echo(f"[{step_id}] {data['tool']} ...", err=True)
+        elif kind == "progress":
+            click.echo(
+                f"[{step_id}] progress {data['progress']:g}/{data['total'] or '?'} {data['message'] or ''}", err=True
+            )
+
+    async def run() -> Any:
+        async with McpHost(servers, inproc=builtin_servers(None)) as host:
+
+            async def call_tool(tool: str, args: dict[str, Any], *, timeout: float | None, progress: Any) -> Any:
+                return await host.call(tool, args, timeout=timeout, progress=progress)
+
+            return await Executor(call_tool, describe=host.resolve, on_event=on_event).run(plan)
+
+    result = anyio.run(run)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), default=str))
+    else:
+        for step_id, rec in result.steps.items():
+            r = rec.result
+            mark = "error" if r.is_error else "ok"
+            click.echo(f"{step_id:<12} {mark:<5} {r.elapsed_s:7.3f}s  {' '.join(r.text.split())[:200]}")
+        m = result.metrics
+        click.echo(
+            f"makespan {m['makespan_s']:.3f}s, critical path {' -> '.join(m['critical_path'])} "
+            f"({m['critical_path_s']:.3f}s), parallel width {m['parallel_width_max']}"
+        )
+    if not result.ok:
+        sys.exit(1)

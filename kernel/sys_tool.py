@@ -1,0 +1,128 @@
+"""``tool.*`` syscalls: the MCP catalog, tool calls and tool plans, for agents.
+
+Every call names its resource as ``Access("tool", "server.tool", args=...)`` (plus ``Access("net", ...)`` when
+the server is configured with ``egress``), so access control decides it from the agent's ``tools`` /
+``tools_ask`` / ``tools_deny`` globs. A plan's steps are each dispatched as ``tool.call`` by the same process:
+one path, one check, one audit row per call. Tool failures come back as values (``is_error``), not errors.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from aios.errors import AiosError, UsageError
+from kernel.syscalls import Access, Request, syscall
+
+if TYPE_CHECKING:
+    from kernel.kernel import Kernel
+    from kernel.process import Process
+    from tools.host import McpHost
+
+
+def _host(kernel: Kernel) -> McpHost:
+    host = kernel.services.get("mcp")
+    if host is None:
+        raise UsageError("the MCP host is not running", "see the kernel log for why it failed to start")
+    return host
+
+
+class ToolListRequest(Request):
+    schemas: bool = False
+
+
+class ToolSearchRequest(Request):
+    query: str = Field(min_length=1, max_length=2000)
+    limit: int = Field(8, ge=1, le=50)
+    schemas: bool = True
+
+
+class ToolCallRequest(Request):
+    tool: str = Field(min_length=3, max_length=200)
+    args: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float | None = Field(None, gt=0, le=86400)
+
+
+class ToolPlanRequest(Request):
+    steps: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+    timeout_s: float | None = Field(None, gt=0, le=86400)
+
+
+class ToolServersRequest(Request):
+    pass
+
+
+def _call_access(kernel: Kernel, proc: Process, request: ToolCallRequest) -> list[Access]:
+    accesses = [Access("tool", request.tool, args=request.args)]
+    host = kernel.services.get("mcp")
+    owner = host.owners.get(request.tool.partition(".")[0]) if host is not None else None
+    if owner is not None and owner.config.egress:
+        accesses.append(Access("net", request.tool))
+    return accesses
+
+
+@syscall("tool.list", ToolListRequest, access=lambda k, p, r: [])
+async def tool_list(kernel: Kernel, proc: Process, request: ToolListRequest) -> dict[str, Any]:
+    """The tools this process may call (started servers' tools), as server.tool with signatures."""
+    host = _host(kernel)
+    return {"tools": [t.to_json(schema=request.schemas) for t in host.catalog.view(proc.caps)]}
+
+
+@syscall("tool.search", ToolSearchRequest, access=lambda k, p, r: [])
+async def tool_search(kernel: Kernel, proc: Process, request: ToolSearchRequest) -> dict[str, Any]:
+    """Rank the tools this process may call for a task description (keyword + embeddings)."""
+    import anyio
+
+    host = _host(kernel)
+    ranked = await anyio.to_thread.run_sync(
+        lambda: host.catalog.search(request.query, caps=proc.caps, limit=request.limit)
+    )
+    return {"tools": [{**t.to_json(schema=request.schemas), "score": s} for t, s in ranked]}
+
+
+@syscall("tool.call", ToolCallRequest, access=_call_access)
+async def tool_call(kernel: Kernel, proc: Process, request: ToolCallRequest) -> dict[str, Any]:
+    """Call one MCP tool; the result (or the error, timeout or cancellation) comes back as a value."""
+    from tools.builtin import PID_META_KEY
+
+    host = _host(kernel)
+    result = await host.call(request.tool, dict(request.args), timeout=request.timeout_s, meta={PID_META_KEY: proc.pid})
+    return result.to_json()
+
+
+@syscall("tool.plan", ToolPlanRequest, access=lambda k, p, r: [])
+async def tool_plan(kernel: Kernel, proc: Process, request: ToolPlanRequest) -> dict[str, Any]:
+    """Run a typed plan (steps with ``${id.path}`` references) in parallel; each step is a checked tool.call."""
+    from tools.executor import Executor
+    from tools.plan import load_plan
+    from tools.results import ToolResult
+
+    host = _host(kernel)
+    plan = load_plan({"steps": request.steps, "timeout_s": request.timeout_s}, source="tool.plan")
+
+    async def call(tool: str, args: dict[str, Any], *, timeout: float | None, progress: Any) -> ToolResult:
+        payload: dict[str, Any] = {"tool": tool, "args": args}
+        if timeout is not None:
+            payload["timeout_s"] = timeout
+        try:
+            out = await kernel.dispatch(proc, "tool.call", payload)
+        except AiosError as exc:
+            kind = "denied" if exc.exit_code == 3 else "invalid_args"
+            return ToolResult.error(kind, exc.one_line())
+        return ToolResult(
+            text=out["text"],
+            is_error=out["is_error"],
+            elapsed_s=out["elapsed_s"],
+            structured=out.get("structured"),
+            error_kind=out.get("error_kind"),
+        )
+
+    run = await Executor(call, describe=host.resolve).run(plan)
+    return run.to_json()
+
+
+@syscall("tool.servers", ToolServersRequest, access=lambda k, p, r: [])
+async def tool_servers(kernel: Kernel, proc: Process, request: ToolServersRequest) -> dict[str, Any]:
+    """The configured MCP servers and their state (secrets redacted)."""
+    return {"servers": _host(kernel).servers()}

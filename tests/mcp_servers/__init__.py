@@ -1,0 +1,1 @@
+"""Small MCP servers used by the tests and the tools benchmark."""

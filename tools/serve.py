@@ -1,0 +1,118 @@
+"""``aios mcp serve``: aios's table syscalls (``fs.*``, ``mem.*``, ``task.*``) as an MCP server.
+
+Any MCP client (Claude Desktop, Cursor, the SDK's client) sees one tool per syscall, named like the syscall,
+with an ``inputSchema`` generated from the syscall's pydantic request model. Calls run as a kernel process
+whose capability set the user chose on the command line, through ``Kernel.dispatch``: validated, checked by
+access control, audited, exactly as an agent's call.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from mcp_types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent
+
+from aios.api import Agent, Capabilities, Context, Manifest
+from aios.errors import AiosError, UsageError
+from tools.builtin import SYSCALL_FAMILIES, quiet_mcpserver, syscall_tools
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from kernel.kernel import Kernel
+    from kernel.process import Process
+
+__all__ = ["export_server", "export_tools", "serve_mcp"]
+
+log = logging.getLogger(__name__)
+
+#: The default when no ``--allow`` is given: calls whose verbs only read.
+DEFAULT_ALLOW = ("*.search", "*.get", "*.list", "*.read", "*.show", "*.stat", "*.recall", "*.query", "*.self")
+
+
+def export_tools(families: Sequence[str], allow: Sequence[str]) -> list[Any]:
+    tools = []
+    for family in families:
+        for tool in syscall_tools(family):
+            name = f"{family}.{tool.name}"
+            if any(fnmatch.fnmatchcase(name, p) for p in allow):
+                tools.append(tool.model_copy(update={"name": name}))
+    return tools
+
+
+def export_server(
+    kernel: Kernel, proc: Callable[[], Process], families: Sequence[str], allow: Sequence[str]
+) -> MCPServer:
+    server = quiet_mcpserver("aios", instructions="aios: semantic file system, agent memory and task trees.")
+    tools = export_tools(families, allow)
+    names = {t.name for t in tools}
+
+    async def list_tools(ctx: Any, params: Any) -> ListToolsResult:
+        return ListToolsResult(tools=tools)
+
+    async def call_tool(ctx: Any, params: CallToolRequestParams) -> CallToolResult:
+        if params.name not in names:
+            text = f"unknown or not exposed tool {params.name!r} (exposed: {', '.join(sorted(names)) or 'none'})"
+            return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+        try:
+            value = await kernel.dispatch(proc(), params.name, dict(params.arguments or {}))
+        except AiosError as exc:
+            return CallToolResult(content=[TextContent(type="text", text=exc.one_line())], is_error=True)
+        import json
+
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        structured = value if isinstance(value, dict) else {"result": value}
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+    low = server._lowlevel_server
+    low.add_request_handler("tools/list", PaginatedRequestParams, list_tools)
+    low.add_request_handler("tools/call", CallToolRequestParams, call_tool)
+    return server
+
+
+def _holder(caps: Capabilities) -> type[Agent]:
+    class McpServeAgent(Agent):
+        manifest = Manifest(
+            name="mcp-serve", description="Holds the identity of `aios mcp serve` clients.", capabilities=caps
+        )
+
+        async def run(self, ctx: Context, goal: str) -> str | None:
+            await anyio.sleep_forever()
+            return None
+
+    return McpServeAgent
+
+
+class _HolderPlugin:
+    def __init__(self, agent: type[Agent]) -> None:
+        self.agent = agent
+
+    def register_agents(self) -> list[type[Agent]]:
+        return [self.agent]
+
+
+async def serve_mcp(caps: Capabilities, *, http: str | None = None, families: Sequence[str] | None = None) -> None:
+    from aios.hookspecs import hookimpl
+    from kernel.kernel import open_kernel
+
+    allow = caps.tools or DEFAULT_ALLOW
+    families = tuple(families or SYSCALL_FAMILIES)
+    plugin = _HolderPlugin(_holder(caps))
+    plugin.register_agents = hookimpl(plugin.register_agents)  # type: ignore[method-assign]
+    async with open_kernel() as kernel:
+        kernel.plugins.register(plugin, name="aios-mcp-serve")
+        pid = await kernel.spawn("mcp-serve", "serve MCP clients")
+        server = export_server(kernel, lambda: kernel._proc(pid), families, allow)
+        exposed = [t.name for t in export_tools(families, allow)]
+        log.info("aios mcp serve: pid %d exposes %s", pid, ", ".join(exposed) or "no tools")
+        if http:
+            host, _, port = http.rpartition(":")
+            if not port.isdigit():
+                raise UsageError(f"--http wants HOST:PORT, got {http!r}")
+            await server.run_streamable_http_async(host=host or "127.0.0.1", port=int(port))
+        else:
+            await server.run_stdio_async()
