@@ -134,15 +134,10 @@ def m002_agent_memory(db: Database) -> None:
         CREATE TRIGGER mem_archival_ad AFTER DELETE ON mem_archival BEGIN
             INSERT INTO mem_archival_fts(mem_archival_fts, rowid, text) VALUES ('delete', old.id, old.text);
         END;
-        -- Recall: full-text index over the kernel's message log (each message belongs to its process's agent).
-        CREATE VIRTUAL TABLE mem_recall_fts USING fts5(content, content='messages', content_rowid='id');
-        CREATE TRIGGER mem_recall_ai AFTER INSERT ON messages BEGIN
-            INSERT INTO mem_recall_fts(rowid, content) VALUES (new.id, new.content);
-        END;
-        CREATE TRIGGER mem_recall_ad AFTER DELETE ON messages BEGIN
-            INSERT INTO mem_recall_fts(mem_recall_fts, rowid, content) VALUES ('delete', old.id, old.content);
-        END;
-        INSERT INTO mem_recall_fts(mem_recall_fts) VALUES ('rebuild');
+        -- Recall: a full-text index over the kernel's message log, filled by the memory service (rowid = message
+        -- id; no triggers on the kernel's table, so its write path stays as it is).
+        CREATE VIRTUAL TABLE mem_recall_fts USING fts5(content);
+        CREATE TABLE mem_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         -- Vectors are a derived index (chroma); this outbox lists items whose vectors are still to be written
         -- or deleted, processed idempotently.
         CREATE TABLE mem_vector_outbox (
@@ -151,5 +146,21 @@ def m002_agent_memory(db: Database) -> None:
             op TEXT NOT NULL,
             created_at REAL NOT NULL
         );
+        """,
+    )
+
+
+@migrations()
+def m003_memory_outbox_triggers(db: Database) -> None:
+    _run(
+        db,
+        """
+        ALTER TABLE mem_core_pending ADD COLUMN pid INTEGER;
+        CREATE TRIGGER mem_archival_vec_ai AFTER INSERT ON mem_archival BEGIN
+            INSERT INTO mem_vector_outbox(item, op, created_at) VALUES ('a' || new.id, 'upsert', new.created_at);
+        END;
+        CREATE TRIGGER mem_archival_vec_ad AFTER DELETE ON mem_archival BEGIN
+            INSERT INTO mem_vector_outbox(item, op, created_at) VALUES ('a' || old.id, 'delete', unixepoch());
+        END;
         """,
     )

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import sqlite_utils
 
 from aios.errors import UsageError
+from memory._sqltx import immediate
 
 __all__ = [
     "STATUSES",
@@ -75,7 +76,7 @@ class TaskTreeStore:
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        with self._lock, self.db.atomic():
+        with immediate(self.db, self._lock):
             yield
 
     def _one(self, sql: str, params: Iterable[Any]) -> dict[str, Any] | None:

@@ -1,0 +1,220 @@
+"""``task.*`` syscalls: an agent's task-memory trees (memory/tasktree.py), checked as Access("task", "t<id>")."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from kernel.syscalls import Access, Request, syscall
+from memory.service import memory_service
+from memory.taskprompt import synthesize
+from memory.tasktree import TaskTreeStore
+
+if TYPE_CHECKING:
+    from kernel.kernel import Kernel
+    from kernel.process import Process
+
+_TITLE = Field(min_length=1, max_length=200)
+_TEXT = Field("", max_length=20_000)
+NodeId = Field(ge=1)
+
+
+def _tasks(kernel: Kernel) -> TaskTreeStore:
+    return memory_service(kernel).tasks
+
+
+def _actor(proc: Process) -> str:
+    return f"agent:{proc.agent}#{proc.pid}"
+
+
+def _tree_access(write: bool) -> Any:
+    return lambda k, p, r: [Access("task", f"t{r.tree}", write=write)]
+
+
+class TaskCreateRequest(Request):
+    title: str = _TITLE
+    input: str = _TEXT
+
+
+class TaskListRequest(Request):
+    pid: int | None = Field(None, ge=1)
+
+
+class TaskTreeRequest(Request):
+    tree: int = Field(ge=1)
+
+
+class TaskAddRequest(Request):
+    tree: int = Field(ge=1)
+    title: str = _TITLE
+    parent: int | None = Field(None, ge=1)
+    input: str = _TEXT
+    output: str = _TEXT
+    status: str = "pending"
+    depends_on: list[int] = Field(default_factory=list, max_length=100)
+    activate: bool = True
+
+
+class TaskDependRequest(Request):
+    tree: int = Field(ge=1)
+    node: int = NodeId
+    on: int = NodeId
+
+
+class TaskUpdateRequest(Request):
+    tree: int = Field(ge=1)
+    node: int = NodeId
+    title: str | None = Field(None, min_length=1, max_length=200)
+    input: str | None = Field(None, max_length=20_000)
+    output: str | None = Field(None, max_length=20_000)
+    status: str | None = None
+
+
+class TaskReplaceRequest(Request):
+    tree: int = Field(ge=1)
+    nodes: list[int] = Field(min_length=1, max_length=50)
+    title: str = _TITLE
+    input: str = _TEXT
+    output: str = _TEXT
+    status: str = "done"
+
+
+class TaskNodeRequest(Request):
+    tree: int = Field(ge=1)
+    node: int = NodeId
+
+
+class TaskRollbackRequest(Request):
+    tree: int = Field(ge=1)
+    node: int = NodeId
+    version: int
+
+
+class TaskPathRequest(Request):
+    tree: int = Field(ge=1)
+    node: int | None = Field(None, ge=1)
+
+
+class TaskPromptRequest(Request):
+    tree: int = Field(ge=1)
+    node: int | None = Field(None, ge=1)
+    budget: int = Field(1024, le=1_000_000)
+
+
+@syscall("task.create", TaskCreateRequest, access=lambda k, p, r: [Access("task", "new", write=True)])
+async def task_create(kernel: Kernel, proc: Process, request: TaskCreateRequest) -> dict[str, Any]:
+    """Start a task tree owned by the calling agent; its root is the task itself."""
+    return _tasks(kernel).create_tree(
+        owner=proc.agent, title=request.title, input=request.input, pid=proc.pid, actor=_actor(proc)
+    )
+
+
+@syscall("task.list", TaskListRequest, access=lambda k, p, r: [Access("task", "self")])
+async def task_list(kernel: Kernel, proc: Process, request: TaskListRequest) -> list[dict[str, Any]]:
+    """The calling agent's task trees (optionally those one process created)."""
+    return _tasks(kernel).trees(owner=proc.agent, pid=request.pid)
+
+
+@syscall("task.get", TaskTreeRequest, access=_tree_access(False))
+async def task_get(kernel: Kernel, proc: Process, request: TaskTreeRequest) -> dict[str, Any]:
+    """A tree and all its nodes (superseded ones included, marked)."""
+    tasks = _tasks(kernel)
+    return {"tree": tasks.tree(request.tree), "nodes": tasks.nodes(request.tree)}
+
+
+@syscall("task.add", TaskAddRequest, access=_tree_access(True))
+async def task_add(kernel: Kernel, proc: Process, request: TaskAddRequest) -> dict[str, Any]:
+    """Add a step under ``parent`` (default: the root), with dependencies; it becomes active unless told not."""
+    return _tasks(kernel).add_node(
+        request.tree,
+        title=request.title,
+        parent_id=request.parent,
+        input=request.input,
+        output=request.output,
+        status=request.status,
+        depends_on=request.depends_on,
+        actor=_actor(proc),
+        activate=request.activate,
+    )
+
+
+@syscall("task.depend", TaskDependRequest, access=_tree_access(True))
+async def task_depend(kernel: Kernel, proc: Process, request: TaskDependRequest) -> dict[str, Any]:
+    """Make ``node`` depend on ``on`` (refused if it would close a cycle)."""
+    tasks = _tasks(kernel)
+    tasks.node(request.node, tree_id=request.tree)
+    return tasks.add_dependency(request.node, request.on, actor=_actor(proc))
+
+
+@syscall("task.update", TaskUpdateRequest, access=_tree_access(True))
+async def task_update(kernel: Kernel, proc: Process, request: TaskUpdateRequest) -> dict[str, Any]:
+    """Write a new version of a step; its dependents are flagged for re-check."""
+    tasks = _tasks(kernel)
+    tasks.node(request.node, tree_id=request.tree)
+    return tasks.update(
+        request.node,
+        actor=_actor(proc),
+        title=request.title,
+        input=request.input,
+        output=request.output,
+        status=request.status,
+    )
+
+
+@syscall("task.replace", TaskReplaceRequest, access=_tree_access(True))
+async def task_replace(kernel: Kernel, proc: Process, request: TaskReplaceRequest) -> dict[str, Any]:
+    """Supersede one step (a correction) or several (a merge) with one new step."""
+    tasks = _tasks(kernel)
+    for node in request.nodes:
+        tasks.node(node, tree_id=request.tree)
+    return tasks.replace(
+        request.nodes,
+        title=request.title,
+        output=request.output,
+        input=request.input,
+        status=request.status,
+        actor=_actor(proc),
+    )
+
+
+@syscall("task.supersede", TaskNodeRequest, access=_tree_access(True))
+async def task_supersede(kernel: Kernel, proc: Process, request: TaskNodeRequest) -> dict[str, Any]:
+    """Drop a step without a replacement (roll it back to restore it)."""
+    tasks = _tasks(kernel)
+    tasks.node(request.node, tree_id=request.tree)
+    return tasks.supersede(request.node, actor=_actor(proc))
+
+
+@syscall("task.rollback", TaskRollbackRequest, access=_tree_access(True))
+async def task_rollback(kernel: Kernel, proc: Process, request: TaskRollbackRequest) -> dict[str, Any]:
+    """Restore a step as it was at ``version``; its dependents are flagged for re-check."""
+    tasks = _tasks(kernel)
+    tasks.node(request.node, tree_id=request.tree)
+    return tasks.rollback(request.node, request.version, actor=_actor(proc))
+
+
+@syscall("task.activate", TaskNodeRequest, access=_tree_access(True))
+async def task_activate(kernel: Kernel, proc: Process, request: TaskNodeRequest) -> dict[str, Any]:
+    """Make a step the active one (the one prompts are built for)."""
+    return _tasks(kernel).set_active(request.tree, request.node)
+
+
+@syscall("task.history", TaskNodeRequest, access=_tree_access(False))
+async def task_history(kernel: Kernel, proc: Process, request: TaskNodeRequest) -> list[dict[str, Any]]:
+    """Every version of a step, with the actor that wrote it."""
+    tasks = _tasks(kernel)
+    tasks.node(request.node, tree_id=request.tree)
+    return tasks.history(request.node)
+
+
+@syscall("task.path", TaskPathRequest, access=_tree_access(False))
+async def task_path(kernel: Kernel, proc: Process, request: TaskPathRequest) -> list[dict[str, Any]]:
+    """The steps from the root to ``node`` (default: the active one)."""
+    return _tasks(kernel).active_path(request.tree, request.node)
+
+
+@syscall("task.prompt", TaskPromptRequest, access=_tree_access(False))
+async def task_prompt(kernel: Kernel, proc: Process, request: TaskPromptRequest) -> dict[str, Any]:
+    """The task slice of a prompt: the active path plus its dependencies within ``budget`` tokens."""
+    return synthesize(_tasks(kernel), request.tree, budget=request.budget, node_id=request.node).as_dict()

@@ -1,0 +1,146 @@
+"""Filing a user turn into a task tree with ONE grammar-constrained LLM call.
+
+The model sees the live steps (id, title, value) and the message, and must answer with JSON matching a
+schema whose ``node`` field is an enum of those ids: a new step, an update of an existing step, or a
+question about the state. Applying a question changes nothing; the answer is built from the tree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aios.errors import AiosError
+from memory.tasktree import TaskTreeStore
+
+__all__ = [
+    "TURN_KINDS",
+    "Classification",
+    "TurnKind",
+    "apply_classification",
+    "classification_messages",
+    "classification_schema",
+    "classify_turn",
+    "parse_classification",
+]
+
+log = logging.getLogger(__name__)
+
+TurnKind = Literal["new_step", "update", "question"]
+TURN_KINDS: tuple[str, ...] = ("new_step", "update", "question")
+MAX_TITLE = 40
+MAX_VALUE = 80
+
+ChatFn = Callable[..., AsyncIterator[str]]
+
+_SYSTEM = (
+    "You sort each user message into a task list. Answer with JSON only.\n"
+    'kind "new_step": the message adds something new; node "none"; title names it; value is its value.\n'
+    'kind "update": the message changes, corrects or removes an existing step; node is that step\'s id; '
+    "value is the new value.\n"
+    'kind "question": the message asks about the current state; node is the step it asks about; value "".'
+)
+
+
+@dataclass(frozen=True)
+class Classification:
+    kind: TurnKind
+    node: int | None
+    title: str
+    value: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "node": self.node, "title": self.title, "value": self.value}
+
+
+def _live_steps(tasks: TaskTreeStore, tree_id: int) -> list[dict[str, Any]]:
+    root = tasks.tree(tree_id)["root_id"]
+    return [n for n in tasks.nodes(tree_id, include_superseded=False) if n["id"] != root]
+
+
+def classification_schema(node_ids: list[int]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "kind": {"enum": list(TURN_KINDS)},
+            "node": {"enum": [f"n{i}" for i in node_ids] + ["none"]},
+            "title": {"type": "string", "maxLength": MAX_TITLE},
+            "value": {"type": "string", "maxLength": MAX_VALUE},
+        },
+        "required": ["kind", "node", "title", "value"],
+    }
+
+
+def classification_messages(steps: list[dict[str, Any]], text: str) -> list[dict[str, str]]:
+    listing = "\n".join(f"n{s['id']} {s['title']}: {s['output'] or '-'}" for s in steps) or "(no steps yet)"
+    return [
+        {"role": "system", "content": _SYSTEM},
+        {"role": "user", "content": f"Steps:\n{listing}\n\nMessage: {text}"},
+    ]
+
+
+def parse_classification(raw: str, node_ids: list[int]) -> Classification:
+    """Parse the model's JSON; a node id outside the tree or a malformed answer is an ``AiosError``."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise AiosError(f"turn classification is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise AiosError("turn classification is not a JSON object")
+    kind = data.get("kind")
+    if kind not in TURN_KINDS:
+        raise AiosError(f"turn classification has an unknown kind {kind!r}")
+    node_ref = str(data.get("node", "none"))
+    node: int | None = None
+    if node_ref != "none":
+        try:
+            node = int(node_ref.removeprefix("n"))
+        except ValueError:
+            raise AiosError(f"turn classification names no step: {node_ref!r}") from None
+        if node not in node_ids:
+            raise AiosError(f"turn classification names an unknown step {node_ref}")
+    title = str(data.get("title", "")).strip()[:MAX_TITLE]
+    value = str(data.get("value", "")).strip()[:MAX_VALUE]
+    return Classification(kind, node, title, value)  # type: ignore[arg-type]
+
+
+async def classify_turn(chat: ChatFn, tasks: TaskTreeStore, tree_id: int, text: str) -> Classification:
+    """One grammar-constrained call; ``chat`` is ``ctx.llm.chat`` (or anything with that signature)."""
+    steps = _live_steps(tasks, tree_id)
+    ids = [s["id"] for s in steps]
+    pieces = [
+        p
+        async for p in chat(
+            classification_messages(steps, text),
+            json_schema=classification_schema(ids),
+            max_tokens=120,
+            temperature=0.0,
+        )
+    ]
+    return parse_classification("".join(pieces), ids)
+
+
+def apply_classification(
+    tasks: TaskTreeStore, tree_id: int, c: Classification, text: str, *, actor: str
+) -> tuple[int, bool]:
+    """Apply ``c`` to the tree: returns (the node the reply is about, whether the tree changed).
+
+    An update naming no live step is filed as a new step; a question changes nothing (not even the
+    active node) and is answered about the step it names, or the active one.
+    """
+    live = {s["id"] for s in _live_steps(tasks, tree_id)}
+    tree = tasks.tree(tree_id)
+    if c.kind == "question":
+        return (c.node if c.node in live else tree["active_id"]), False
+    if c.kind == "update" and c.node in live:
+        node = tasks.update(c.node, output=c.value or None, actor=actor)
+        tasks.set_active(tree_id, node["id"])
+        return node["id"], True
+    title = c.title or text.strip()[:MAX_TITLE] or "step"
+    node = tasks.add_node(
+        tree_id, title=title, input=text, output=c.value, status="done" if c.value else "running", actor=actor
+    )
+    return node["id"], True

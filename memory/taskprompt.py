@@ -1,0 +1,127 @@
+"""Prompt synthesis from a task tree: the active node's root-to-node path plus its dependency chains.
+
+What goes in, in a prefix-stable order (ARCHITECTURE.md §3): the task (root) first, then the facts the
+current step depends on (oldest node first), then the path below the root down to the current step, then
+the current step's own sub-steps. Sibling branches and superseded values are left out. The path is
+mandatory: if it does not fit the token budget the call fails with a clear error; dependencies (nearest
+first) and sub-steps are added while they fit and the rest are reported as omitted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from memory.tasktree import TaskError, TaskTreeStore
+
+__all__ = ["TaskBudgetError", "TaskPrompt", "estimate_tokens", "render_node", "synthesize"]
+
+TokenCounter = Callable[[str], int]
+
+
+class TaskBudgetError(TaskError):
+    """The token budget is too small for the active path."""
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative token estimate (SmolLM2's BPE averages ~4 characters a token on English; 3 leaves room)."""
+    return math.ceil(len(text) / 3) if text else 0
+
+
+@dataclass
+class TaskPrompt:
+    text: str
+    tokens: int
+    budget: int
+    tree_id: int
+    node_id: int
+    path: list[int]
+    dependencies: list[int]
+    children: list[int]
+    omitted: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def render_node(node: dict[str, Any]) -> str:
+    value = node["output"].strip()
+    text = f"{node['title']}: {value}" if value else f"{node['title']} ({node['status']})"
+    if value and node["status"] not in ("done", "running"):
+        text += f" [{node['status']}]"
+    if node["needs_recheck"]:
+        text += " [needs re-check: something it depends on changed]"
+    return text
+
+
+def _render(
+    root: dict[str, Any], deps: list[dict[str, Any]], below: list[dict[str, Any]], children: list[dict[str, Any]]
+) -> str:
+    lines = [f"Task: {render_node(root)}"]
+    if deps:
+        lines.append("Known facts this step uses:")
+        lines += [f"- {render_node(d)}" for d in sorted(deps, key=lambda n: n["id"])]
+    if below:
+        lines.append("Current step: " + " > ".join(n["title"] for n in below))
+        lines += [f"{'  ' * i}- {render_node(n)}" for i, n in enumerate(below)]
+    if children:
+        lines.append("Its parts:")
+        lines += [f"- {render_node(c)}" for c in children]
+    return "\n".join(lines)
+
+
+def synthesize(
+    tasks: TaskTreeStore,
+    tree_id: int,
+    *,
+    budget: int,
+    node_id: int | None = None,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> TaskPrompt:
+    """The task slice of a prompt for ``node_id`` (default: the tree's active node), within ``budget`` tokens."""
+    if budget < 1:
+        raise TaskBudgetError(f"a token budget must be positive (got {budget})")
+    path = [n for n in tasks.active_path(tree_id, node_id) if n["status"] != "superseded"]
+    if not path:
+        raise TaskError(f"task tree t{tree_id} has no live path to n{node_id}")
+    root, below = path[0], path[1:]
+    text = _render(root, [], below, [])
+    need = count_tokens(text)
+    if need > budget:
+        raise TaskBudgetError(
+            f"a budget of {budget} tokens cannot fit the active path of t{tree_id} "
+            f"({need} tokens for {len(path)} node(s))",
+            "raise the budget or work on a step nearer the root",
+        )
+    on_path = {n["id"] for n in path}
+    deps: list[dict[str, Any]] = []
+    omitted: list[int] = []
+    for dep in tasks.dependency_closure(list(on_path)):
+        if dep["id"] in on_path or dep["status"] == "superseded":
+            continue
+        candidate = _render(root, [*deps, dep], below, [])
+        if count_tokens(candidate) <= budget:
+            deps.append(dep)
+        else:
+            omitted.append(dep["id"])
+    children: list[dict[str, Any]] = []
+    for child in tasks.children(path[-1]["id"]):
+        candidate = _render(root, deps, below, [*children, child])
+        if count_tokens(candidate) <= budget:
+            children.append(child)
+        else:
+            omitted.append(child["id"])
+    text = _render(root, deps, below, children)
+    return TaskPrompt(
+        text=text,
+        tokens=count_tokens(text),
+        budget=budget,
+        tree_id=tree_id,
+        node_id=path[-1]["id"],
+        path=[n["id"] for n in path],
+        dependencies=sorted(d["id"] for d in deps),
+        children=[c["id"] for c in children],
+        omitted=omitted,
+    )

@@ -1,0 +1,127 @@
+"""Prompt synthesis from the active path (budget, order, no siblings, no superseded values) and turn filing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from aios.errors import AiosError
+from memory.store import Store
+from memory.taskclassify import (
+    Classification,
+    apply_classification,
+    classification_schema,
+    classify_turn,
+    parse_classification,
+)
+from memory.taskprompt import TaskBudgetError, synthesize
+from memory.tasktree import TaskTreeStore
+
+
+@pytest.fixture
+def tasks(tmp_path: Path) -> TaskTreeStore:
+    store = Store.open(tmp_path / "aios.db")
+    return TaskTreeStore(store.db)
+
+
+def _trip(tasks: TaskTreeStore) -> dict[str, int]:
+    tid = tasks.create_tree(owner="chat", title="Trip to Portugal")["id"]
+    ids = {"tree": tid}
+    ids["dest"] = tasks.add_node(tid, title="Destination", output="Rome", actor="u")["id"]
+    ids["dates"] = tasks.add_node(tid, title="Dates", output="May 3-7", actor="u")["id"]
+    ids["food"] = tasks.add_node(tid, title="Restaurants", output="Trattoria Roma", actor="u")["id"]
+    ids["hotel"] = tasks.add_node(tid, title="Hotel", depends_on=[ids["dest"], ids["dates"]], actor="u")["id"]
+    ids["room"] = tasks.add_node(tid, parent_id=ids["hotel"], title="Room", output="double", actor="u")["id"]
+    return ids
+
+
+def test_prompt_holds_path_and_dependencies_but_no_siblings_or_superseded_values(tasks: TaskTreeStore) -> None:
+    ids = _trip(tasks)
+    tasks.replace([ids["dest"]], title="Destination", output="Lisbon", actor="u")
+    prompt = synthesize(tasks, ids["tree"], budget=500, node_id=ids["room"])
+    assert prompt.path == [tasks.tree(ids["tree"])["root_id"], ids["hotel"], ids["room"]]
+    assert "Lisbon" in prompt.text and "May 3-7" in prompt.text
+    assert "Rome" not in prompt.text  # superseded value
+    assert "Trattoria" not in prompt.text  # sibling branch
+    assert "needs re-check" in prompt.text  # the hotel depended on the replaced destination
+    lines = prompt.text.splitlines()
+    assert lines[0] == "Task: Trip to Portugal (running)"
+    assert lines.index("Known facts this step uses:") < lines.index("Current step: Hotel > Room")
+
+
+def test_prompt_is_prefix_stable_when_a_later_step_changes(tasks: TaskTreeStore) -> None:
+    ids = _trip(tasks)
+    before = synthesize(tasks, ids["tree"], budget=500, node_id=ids["room"]).text
+    tasks.update(ids["room"], output="single", actor="u")
+    after = synthesize(tasks, ids["tree"], budget=500, node_id=ids["room"]).text
+    common = len(before.split("- Room:")[0])
+    assert before[:common] == after[:common] and before != after
+
+
+def test_budget_too_small_for_the_path_is_a_clear_error_and_deps_are_dropped_first(tasks: TaskTreeStore) -> None:
+    ids = _trip(tasks)
+    full = synthesize(tasks, ids["tree"], budget=500, node_id=ids["room"])
+    with pytest.raises(TaskBudgetError, match="budget of 5 tokens cannot fit the active path"):
+        synthesize(tasks, ids["tree"], budget=5, node_id=ids["room"])
+    with pytest.raises(TaskBudgetError, match="must be positive"):
+        synthesize(tasks, ids["tree"], budget=0)
+    path_only = synthesize(tasks, ids["tree"], budget=full.tokens - 8, node_id=ids["room"])
+    assert path_only.tokens <= full.tokens - 8
+    assert path_only.path == full.path and path_only.omitted
+
+
+def test_root_question_sees_the_parts(tasks: TaskTreeStore) -> None:
+    ids = _trip(tasks)
+    root = tasks.tree(ids["tree"])["root_id"]
+    prompt = synthesize(tasks, ids["tree"], budget=500, node_id=root)
+    assert "Destination: Rome" in prompt.text and "Room" not in prompt.text
+
+
+def test_parse_classification_checks_kind_and_node() -> None:
+    ok = parse_classification('{"kind": "update", "node": "n4", "title": "Hotel", "value": "Ritz"}', [4, 5])
+    assert ok == Classification("update", 4, "Hotel", "Ritz")
+    for raw, message in (
+        ("not json", "not JSON"),
+        ('{"kind": "delete", "node": "none"}', "unknown kind"),
+        ('{"kind": "update", "node": "n9"}', "unknown step n9"),
+        ("[1]", "not a JSON object"),
+    ):
+        with pytest.raises(AiosError, match=message):
+            parse_classification(raw, [4, 5])
+    schema = classification_schema([4, 5])
+    assert schema["properties"]["node"]["enum"] == ["n4", "n5", "none"]
+
+
+@pytest.mark.anyio
+async def test_one_call_classifies_and_questions_do_not_mutate(tasks: TaskTreeStore) -> None:
+    ids = _trip(tasks)
+    calls: list[dict[str, Any]] = []
+
+    def scripted(answer: dict[str, str]) -> Any:
+        async def chat(messages: list[dict[str, str]], **kwargs: Any) -> AsyncIterator[str]:
+            calls.append({"messages": messages, **kwargs})
+            yield json.dumps(answer)
+
+        return chat
+
+    tid = ids["tree"]
+    with anyio.fail_after(5):
+        question = await classify_turn(
+            scripted({"kind": "question", "node": f"n{ids['dates']}", "title": "", "value": ""}), tasks, tid, "When?"
+        )
+    assert len(calls) == 1 and calls[0]["json_schema"]["properties"]["node"]["enum"][-1] == "none"
+    assert f"n{ids['dest']} Destination: Rome" in calls[0]["messages"][1]["content"]
+    snapshot = (tasks.nodes(tid), tasks.tree(tid))
+    assert apply_classification(tasks, tid, question, "When?", actor="chat") == (ids["dates"], False)
+    assert (tasks.nodes(tid), tasks.tree(tid)) == snapshot
+    update = Classification("update", ids["dest"], "Destination", "Lisbon")
+    node, changed = apply_classification(tasks, tid, update, "Actually Lisbon", actor="chat")
+    assert (node, changed) == (ids["dest"], True) and tasks.node(node)["output"] == "Lisbon"
+    new = Classification("new_step", None, "Flights", "TAP 10:05")
+    node, changed = apply_classification(tasks, tid, new, "Book TAP", actor="chat")
+    assert tasks.node(node)["title"] == "Flights" and tasks.tree(tid)["active_id"] == node
