@@ -299,6 +299,9 @@ def _add_groups() -> None:
     cli.add_command(mcp_group)
     cli.add_command(plan_group)
     # -- issue 7: fs --
+    from aios.cli_fs import fs_group
+
+    cli.add_command(fs_group)
     # -- issue 8: tasks, mem --
 
 

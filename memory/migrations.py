@@ -14,6 +14,7 @@ migrations = Migrations("aios")
 MIGRATION_SETS: tuple[str, ...] = (
     # -- access control (issue 5) --
     # -- semantic file system (issue 7) --
+    "memory.semfs.migrations:migrations",
     # -- task tree and agent memory (issue 8) --
     "memory.memory_migrations:migrations",
     # -- MCP host (issue 6) --

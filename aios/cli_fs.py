@@ -1,0 +1,548 @@
+"""`aios fs …`: the semantic file system from the command line.
+
+With no kernel running, these commands work on the stores directly (one writer at a time, guarded by a lock
+file); commands that need the LLM (summarize, compare, ask, join --merge) start an in-process kernel.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from aios._cli_util import CONTEXT_SETTINGS, print_json, status, table
+from aios.errors import UsageError
+
+__all__ = ["fs_group"]
+
+
+@contextmanager
+def _fs(*, writer: bool = True) -> Iterator[Any]:
+    from memory.semfs import SemFS
+
+    fs = SemFS(writer=writer)
+    try:
+        yield fs
+    finally:
+        fs.close()
+
+
+def _with_kernel(work: Callable[[Any, Any], Any]) -> Any:
+    """Run ``await work(fs, llm)`` inside an in-process kernel (its semfs service and the shared model)."""
+    import anyio
+
+    from aios.config import load_config
+    from kernel.kernel import load_runtime, open_kernel
+    from kernel.sys_fs import KernelLLM, semfs_of
+
+    config = load_config()
+    with status(f"loading model {config.llm.model or 'default'}…"):
+        runtime = load_runtime(config)
+
+    async def main() -> Any:
+        async with open_kernel(config, runtime=runtime) as kernel:
+            return await work(semfs_of(kernel), KernelLLM(kernel, "fs-cli"))
+
+    return anyio.run(main)
+
+
+def _progress(label: str) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[item]}", style="dim"),
+        console=Console(stderr=True),
+        transient=True,
+    )
+
+
+def _index_with_progress(fs: Any, path: str, name: str | None, embed: bool) -> dict[str, Any]:
+    with _progress("indexing") as bar:
+        task = bar.add_task("files", total=None, item="")
+        stats = dict(
+            fs.index(path, name=name, progress=lambda i, n, rel: bar.update(task, completed=i, total=n, item=rel[-40:]))
+        )
+    if embed and fs.vectors.pending():
+        started = time.monotonic()
+        with _progress("embedding") as bar:
+            task = bar.add_task("vectors", total=fs.vectors.pending(), item="")
+            done = fs.embed_pending(progress=lambda d, n: bar.update(task, completed=d, total=n, item=""))
+        elapsed = max(time.monotonic() - started, 1e-9)
+        stats.update(vectors=done, vectors_seconds=round(elapsed, 2), vectors_per_s=round(done / elapsed, 1))
+    stats["vectors_pending"] = fs.vectors.pending()
+    return stats
+
+
+@click.group("fs", context_settings=CONTEXT_SETTINGS)
+def fs_group() -> None:
+    """Semantic file system: mount folders, search them by meaning, keep versions.
+
+    \b
+    Examples:
+      aios fs mount ~/notes
+      aios fs search "how do I renew the certificate" --k 5
+      aios fs history ~/notes/todo.md && aios fs rollback ~/notes/todo.md --steps 1
+    """
+
+
+@fs_group.command("mount", context_settings=CONTEXT_SETTINGS)
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--name", help="Mount name (default: the folder's name).")
+@click.option("--no-embed", is_flag=True, help="Index for keyword search only; vectors fill in later.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def mount_cmd(path: str, name: str | None, no_embed: bool, as_json: bool) -> None:
+    """Mount a folder and index it (nothing is written inside it).
+
+    \b
+    Example:
+      aios fs mount ~/notes --name notes
+    """
+    with _fs() as fs:
+        mount = fs.mount(path, name)
+        stats = _index_with_progress(fs, str(mount.path), None, not no_embed)
+    if as_json:
+        print_json({"mount": mount.info(), "stats": stats})
+        return
+    _print_stats(f"mounted {mount.name} at {mount.path}", stats)
+
+
+def _print_stats(title: str, stats: dict[str, Any]) -> None:
+    click.echo(title)
+    click.echo(
+        f"  {stats['files']} files ({stats['indexed']} indexed, {stats['unchanged']} unchanged, "
+        f"{stats['skipped']} skipped, {stats['deleted']} removed), {stats['chunks_added']} new chunks "
+        f"in {stats.get('seconds', 0)}s: {stats.get('files_per_s', 0)} files/s, "
+        f"{stats.get('chunks_per_s', 0)} chunks/s"
+    )
+    if "vectors" in stats:
+        click.echo(f"  {stats['vectors']} vectors in {stats['vectors_seconds']}s ({stats['vectors_per_s']}/s)")
+    if stats.get("vectors_pending"):
+        click.echo(f"  {stats['vectors_pending']} vectors pending (keyword search works already)")
+    if stats.get("missing_root"):
+        click.echo("  the folder is missing: its index is kept until you unmount it")
+
+
+@fs_group.command("unmount", context_settings=CONTEXT_SETTINGS)
+@click.argument("name")
+def unmount_cmd(name: str) -> None:
+    """Forget a mount (its index and versions). The folder is not touched.
+
+    \b
+    Example:
+      aios fs unmount notes
+    """
+    with _fs() as fs:
+        info = fs.unmount(name)
+        fs.embed_pending()
+    click.echo(f"unmounted {info['name']} ({info['path']}), {info['chunks_removed']} chunks removed")
+
+
+@fs_group.command("mounts", context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def mounts_cmd(as_json: bool) -> None:
+    """List mounts with file, chunk and pending-vector counts.
+
+    \b
+    Example:
+      aios fs mounts --json
+    """
+    with _fs(writer=False) as fs:
+        rows = fs.mounts()
+    if as_json:
+        print_json({"mounts": rows})
+        return
+    for row in rows:
+        row["state"] = "ok" if row["present"] else "MISSING"
+    table(
+        rows,
+        ("name", "path", "state", "files", "skipped", "chunks", "vectors_pending"),
+        empty="no mounts (add one with `aios fs mount FOLDER`)",
+    )
+
+
+@fs_group.command("index", context_settings=CONTEXT_SETTINGS)
+@click.argument("path", type=click.Path())
+@click.option("--name", help="Mount name if the folder is not mounted yet.")
+@click.option("--no-embed", is_flag=True, help="Return once keyword-searchable; do not wait for vectors.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def index_cmd(path: str, name: str | None, no_embed: bool, as_json: bool) -> None:
+    """Index a folder now, in the foreground (mounting it if needed); returns when it is searchable.
+
+    \b
+    Example:
+      aios fs index ~/notes && aios fs search "tax return deadline"
+    """
+    with _fs() as fs:
+        stats = _index_with_progress(fs, path, name, not no_embed)
+    if as_json:
+        print_json(stats)
+        return
+    _print_stats(f"indexed {path}", stats)
+
+
+def _excerpt(chunk: str, terms: list[str], lines: int = 6) -> tuple[str, list[str]]:
+    body = chunk.splitlines()
+    stems = [t[: max(4, len(t) - 2)] for t in terms if len(t) >= 3]
+    first = next((i for i, line in enumerate(body) if any(s in line.lower() for s in stems)), 0)
+    start = max(0, first - 1)
+    return "\n".join(body[start : start + lines]), stems
+
+
+@fs_group.command("search", context_settings=CONTEXT_SETTINGS)
+@click.argument("query", nargs=-1, required=True)
+@click.option("-k", "--k", "k", default=10, show_default=True, help="How many files.")
+@click.option("--mount", help="Only this mount.")
+@click.option("--glob", help="Only paths matching this glob (e.g. '*.md', 'projects/*').")
+@click.option("--type", "type_", help="markdown, code, pdf, docx, text, or an extension like .py.")
+@click.option("--since", help="Only files changed since: 30m, 2h, 7d or an ISO time.")
+@click.option("--view", help="Only files in this view (see `aios fs group`).")
+@click.option("--mode", type=click.Choice(["hybrid", "keyword", "semantic"]), default="hybrid", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help='Print {"results": [{"path", "score", "chunk", …}]}.')
+def search_cmd(
+    query: tuple[str, ...],
+    k: int,
+    mount: str | None,
+    glob: str | None,
+    type_: str | None,
+    since: str | None,
+    view: str | None,
+    mode: str,
+    as_json: bool,
+) -> None:
+    """Search mounted files by meaning and by keyword; best chunk per file, best first.
+
+    \b
+    Examples:
+      aios fs search "notes about renewing the TLS certificate"
+      aios fs search --mode keyword --type .py "retry_backoff" --json
+    """
+    from memory.semfs import Filters, parse_since
+
+    text = " ".join(query)
+    filters = Filters(
+        mount, glob, type_, parse_since(since) if since else None, view.removeprefix("@") if view else None
+    )
+    with _fs(writer=False) as fs:
+        hits = fs.search(text, k=k, filters=filters, mode=mode)  # type: ignore[arg-type]
+    if as_json:
+        print_json({"query": text, "mode": mode, "results": [h.as_dict() for h in hits]})
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console()
+    if not hits:
+        console.print(
+            f"no results for '{text}'"
+            + (" with these filters" if any((mount, glob, type_, since, view)) else "")
+            + " (try --mode semantic, or check `aios fs mounts`)"
+        )
+        return
+    for n, hit in enumerate(hits, start=1):
+        where = f"lines {hit.start_line}-{hit.end_line}" + (f" · {hit.heading}" if hit.heading else "")
+        console.print(
+            Text.assemble((f"{n}. ", "bold"), (hit.path, "bold cyan"), f"  score {hit.score:.4f}  ", (where, "dim"))
+        )
+        excerpt, stems = _excerpt(hit.chunk, hit.terms)
+        body = Text(excerpt)
+        for stem in stems:
+            body.highlight_regex(rf"(?i)\b{__import__('re').escape(stem)}\w*", "bold yellow")
+        console.print(body, style=None)
+        console.print()
+
+
+@fs_group.command("ls", context_settings=CONTEXT_SETTINGS)
+@click.argument("target", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def ls_cmd(target: str | None, as_json: bool) -> None:
+    """List indexed files: all, of a mount, of a folder, or of a view (@VIEW).
+
+    \b
+    Examples:
+      aios fs ls notes
+      aios fs ls @taxes
+    """
+    with _fs(writer=False) as fs:
+        rows = fs.ls(target)
+    if as_json:
+        print_json({"files": rows})
+        return
+    for row in rows:
+        row["changed"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["mtime"])) if row["mtime"] else "-"
+        row["note"] = row.get("grp") or (f"skipped: {row['skipped']}" if row["skipped"] else "")
+    table(rows, ("path", "kind", "size", "changed", "note"), empty="no files")
+
+
+@fs_group.command("cat", context_settings=CONTEXT_SETTINGS)
+@click.argument("path")
+@click.option("--version", "version", type=int, help="A recorded version (1 = oldest, 0 = latest, -1 = previous).")
+def cat_cmd(path: str, version: int | None) -> None:
+    """Print a file, or one of its recorded versions.
+
+    \b
+    Example:
+      aios fs cat ~/notes/todo.md --version -1
+    """
+    with _fs(writer=False) as fs:
+        data = fs.cat(path, version)
+    click.echo(data.decode("utf-8", errors="replace"), nl=False)
+
+
+@fs_group.command("history", context_settings=CONTEXT_SETTINGS)
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def history_cmd(path: str, as_json: bool) -> None:
+    """Every recorded version of a file, oldest first.
+
+    \b
+    Example:
+      aios fs history ~/notes/todo.md
+    """
+    with _fs(writer=False) as fs:
+        rows = fs.history(path)
+    if as_json:
+        print_json({"path": path, "versions": rows})
+        return
+    for row in rows:
+        row["when"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"]))
+        row["content"] = "(deleted)" if row["deleted"] else (row["sha256"] or "")[:12]
+    table(rows, ("version", "when", "source", "size", "content"), empty="no versions")
+
+
+@fs_group.command("diff", context_settings=CONTEXT_SETTINGS)
+@click.argument("path")
+@click.argument("a", type=int, default=-1)
+@click.argument("b", type=int, default=0)
+def diff_cmd(path: str, a: int, b: int) -> None:
+    """Unified diff between two versions (default: previous -1 and latest 0).
+
+    \b
+    Example:
+      aios fs diff ~/notes/todo.md 1 3
+    """
+    with _fs(writer=False) as fs:
+        out = fs.diff(path, a, b)
+    click.echo(out or "no differences", nl=not out)
+
+
+@fs_group.command("rollback", context_settings=CONTEXT_SETTINGS)
+@click.argument("path")
+@click.option("--steps", type=int, help="Go back N versions.")
+@click.option("--at", "at", help="Restore the version current at this time (30m, 2h, 7d ago, or ISO).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def rollback_cmd(path: str, steps: int | None, at: str | None, as_json: bool) -> None:
+    """Restore an earlier version; the rollback is itself a version, so it can be undone.
+
+    \b
+    Examples:
+      aios fs rollback ~/notes/todo.md --steps 1
+      aios fs rollback ~/notes/todo.md --at 2h
+    """
+    from memory.semfs import parse_since
+
+    with _fs() as fs:
+        result = fs.rollback(path, steps=steps, at=parse_since(at) if at else None)
+        fs.embed_pending()
+    if as_json:
+        print_json(result)
+        return
+    click.echo(
+        f"restored version {result['restored']} of {result['path']}"
+        + ("" if result["changed"] else " (it was already the current content)")
+    )
+
+
+@fs_group.command("group", context_settings=CONTEXT_SETTINGS)
+@click.argument("query", nargs=-1)
+@click.option("--name", required=True, help="The view's name (use it as @NAME).")
+@click.option("--mode", type=click.Choice(["hybrid", "keyword", "semantic"]), default="hybrid", show_default=True)
+@click.option("-k", "--k", "k", default=20, show_default=True, help="Files taken from the query.")
+@click.option("--clusters", type=int, help="Instead of a query: split the files into K semantic groups.")
+@click.option("--mount", help="Only this mount.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def group_cmd(
+    query: tuple[str, ...], name: str, mode: str, k: int, clusters: int | None, mount: str | None, as_json: bool
+) -> None:
+    """Make a named view from a query, or split a mount into K semantic clusters.
+
+    \b
+    Examples:
+      aios fs group "tax documents" --name taxes && aios fs ls @taxes
+      aios fs group --clusters 5 --mount notes --name topics
+    """
+    from memory.semfs import Filters
+    from memory.semfs.views import cluster_view, query_view
+
+    with _fs() as fs:
+        if clusters:
+            result = cluster_view(fs, name, clusters, mount=mount)
+        elif query:
+            result = query_view(fs, " ".join(query), name, mode=mode, k=k, filters=Filters(mount=mount))  # type: ignore[arg-type]
+        else:
+            raise UsageError("give a QUERY or --clusters K")
+    if as_json:
+        print_json(result)
+        return
+    click.echo(
+        f"view @{result['view']}: {result['files']} files"
+        + ("".join(f"\n  {g}: {n}" for g, n in result["groups"].items() if g))
+    )
+
+
+@fs_group.command("join", context_settings=CONTEXT_SETTINGS)
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--into", required=True, help="The new file (inside a mount).")
+@click.option("--merge", is_flag=True, help="Let the LLM merge them instead of concatenating.")
+def join_cmd(sources: tuple[str, ...], into: str, merge: bool) -> None:
+    """Combine files (or @VIEWs) into a new file: concatenated under headers, or merged by the LLM.
+
+    \b
+    Example:
+      aios fs join notes/a.md notes/b.md --into notes/ab.md
+    """
+    from memory.semfs.llm_ops import merge as llm_merge
+    from memory.semfs.views import concat_files
+
+    if merge:
+
+        async def work(fs: Any, llm: Any) -> Any:
+            import anyio
+
+            text = await llm_merge(fs, llm, list(sources))
+            return await anyio.to_thread.run_sync(lambda: fs.write(into, text.encode(), source="join"))
+
+        _with_kernel(work)
+    else:
+        with _fs() as fs:
+            fs.write(into, concat_files(fs, list(sources)).encode(), source="join")
+            fs.embed_pending()
+    click.echo(f"wrote {into}")
+
+
+@fs_group.command("summarize", context_settings=CONTEXT_SETTINGS)
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def summarize_cmd(target: str, as_json: bool) -> None:
+    """Summarise a file or a view with the local LLM (cached by content).
+
+    \b
+    Example:
+      aios fs summarize @taxes
+    """
+    from memory.semfs.llm_ops import summarize
+
+    result = _with_kernel(lambda fs, llm: summarize(fs, llm, target))
+    if as_json:
+        print_json(result)
+        return
+    click.echo(result["summary"])
+
+
+@fs_group.command("compare", context_settings=CONTEXT_SETTINGS)
+@click.argument("path")
+@click.argument("a", type=int, default=-1)
+@click.argument("b", type=int, default=0)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def compare_cmd(path: str, a: int, b: int, as_json: bool) -> None:
+    """Say in words what changed between two versions (default: previous and latest).
+
+    \b
+    Example:
+      aios fs compare ~/notes/todo.md 1 0
+    """
+    from memory.semfs.llm_ops import compare
+
+    result = _with_kernel(lambda fs, llm: compare(fs, llm, path, a, b))
+    if as_json:
+        print_json(result)
+        return
+    click.echo(result["comparison"])
+
+
+@fs_group.command("ask", context_settings=CONTEXT_SETTINGS)
+@click.argument("request", nargs=-1, required=True)
+@click.option("--yes", is_flag=True, help="Run destructive steps without asking.")
+@click.option("--dry-run", is_flag=True, help="Show the plan only.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and results as JSON.")
+def ask_cmd(request: tuple[str, ...], yes: bool, dry_run: bool, as_json: bool) -> None:
+    """Ask in plain words; the LLM makes a typed plan, shown first; destructive steps need confirmation.
+
+    \b
+    Examples:
+      aios fs ask "find my notes about the garden"
+      aios fs ask "undo the last change to ~/notes/todo.md"
+    """
+    from memory.semfs.llm_ops import DESTRUCTIVE, plan, run_plan
+
+    async def work(fs: Any, llm: Any) -> Any:
+        import anyio
+
+        the_plan = await plan(fs, llm, " ".join(request))
+        if not as_json:
+            click.echo("plan:")
+            for n, step in enumerate(the_plan.steps, start=1):
+                args = {k: v for k, v in step.model_dump().items() if v not in ("", None) and k != "op"}
+                if step.op != "rollback":
+                    args.pop("steps", None)
+                mark = "  [destructive]" if step.op in DESTRUCTIVE else ""
+                click.echo(f"  {n}. {step.op} {args}{mark}")
+        if dry_run:
+            return the_plan, []
+
+        async def confirm(step: Any) -> bool:
+            if yes:
+                return True
+            return await anyio.to_thread.run_sync(lambda: click.confirm(f"run {step.op} {step.path}?", default=False))
+
+        return the_plan, await run_plan(fs, llm, the_plan, confirm=confirm)
+
+    the_plan, results = _with_kernel(work)
+    if as_json:
+        print_json({"plan": the_plan.model_dump(), "results": results})
+        return
+    for r in results:
+        detail = r["detail"]
+        if isinstance(detail, list):
+            detail = "\n    ".join(str(d.get("path", d)) if isinstance(d, dict) else str(d) for d in detail) or "(none)"
+        click.echo(f"{r['op']} {r['path']}: {r['status']}\n    {detail}")
+
+
+@fs_group.command("check", context_settings=CONTEXT_SETTINGS)
+@click.option("--rebuild", is_flag=True, help="Regenerate FTS and every vector from SQLite.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def check_cmd(rebuild: bool, as_json: bool) -> None:
+    """Report drift between SQLite and its derived indexes (FTS5, chroma); --rebuild regenerates them.
+
+    \b
+    Example:
+      aios fs check || aios fs check --rebuild
+    """
+    from memory.semfs.check import check
+    from memory.semfs.check import rebuild as do_rebuild
+
+    with _fs() as fs:
+        if rebuild:
+            with _progress("re-embedding") as bar:
+                task = bar.add_task("vectors", total=None, item="")
+                report = do_rebuild(fs, progress=lambda d, n: bar.update(task, completed=d, total=n))
+        else:
+            report = check(fs)
+    if as_json:
+        print_json(report)
+    else:
+        for key, value in report.items():
+            if key not in ("drift", "ok"):
+                click.echo(f"{key:>24}: {value}")
+        click.echo(
+            "consistent" if report["ok"] else f"drift: {', '.join(report['drift'])} (fix: aios fs check --rebuild)"
+        )
+    if not report["ok"]:
+        raise SystemExit(1)

@@ -1,0 +1,405 @@
+"""``fs.*`` syscalls: the semantic file system under access control.
+
+Every call names each path it touches as an ``Access(kind="file", ...)`` (write for writes, deletes and
+rollbacks), so an agent sees only the subtrees its capabilities grant. The work runs in the ``semfs`` kernel
+service (``memory.semfs``) in a worker thread; LLM-backed calls (summarize, compare, ask, merged joins) go to
+the shared engine as their own sequence, accounted to the caller.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+from pydantic import Field
+
+from aios.errors import UsageError
+from kernel.backends.base import SamplingParams
+from kernel.syscalls import Access, Request, syscall
+
+if TYPE_CHECKING:
+    from kernel.kernel import Kernel
+    from kernel.process import Process
+    from memory.semfs import SemFS
+
+__all__ = ["KernelLLM", "semfs_of"]
+
+Path_ = Field(min_length=1, max_length=4096)
+
+
+def semfs_of(kernel: Kernel) -> SemFS:
+    fs = kernel.services.get("semfs")
+    if fs is None:
+        raise UsageError("the semantic file system is not running in this kernel", "see the kernel log")
+    return fs  # type: ignore[no-any-return]
+
+
+class KernelLLM:
+    """``memory.semfs.llm_ops.LLM`` over the kernel's engine (grammar-constrained when given a schema)."""
+
+    def __init__(self, kernel: Kernel, key: Any, priority: str = "normal") -> None:
+        self.kernel = kernel
+        self.key = key
+        self.priority = priority
+        self.model = kernel.model_name
+
+    async def __call__(
+        self, messages: list[dict[str, str]], *, schema: dict[str, Any] | None = None, max_tokens: int = 256
+    ) -> str:
+        from kernel.grammar import schema_to_gbnf
+
+        llm = self.kernel.config.llm
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=0.0 if schema else llm.temperature,
+            top_p=llm.top_p,
+            repeat_penalty=llm.repeat_penalty,
+            grammar=schema_to_gbnf(schema) if schema else None,
+        )
+        generation = self.kernel.engine.submit(self.key, params, messages=messages, priority=self.priority)  # type: ignore[arg-type]
+        try:
+            return "".join([piece async for piece in generation])
+        finally:
+            self.kernel.engine.release(self.key)
+
+
+def _abs(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _read(*paths: str) -> list[Access]:
+    return [Access("file", _abs(p)) for p in paths]
+
+
+def _mount_roots(kernel: Kernel, mount: str | None) -> list[Access]:
+    fs = semfs_of(kernel)
+    mounts = [fs.db.mount_by_name(mount)] if mount else fs.db.mounts()
+    return [Access("file", str(m.path)) for m in mounts]
+
+
+def _llm(kernel: Kernel) -> Access:
+    return Access("llm", kernel.model_name)
+
+
+async def _thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+
+# -- mounts and indexing ----------------------------------------------------------------------------
+
+
+class MountsRequest(Request):
+    pass
+
+
+@syscall("fs.mounts", MountsRequest, access=lambda k, p, r: [])
+async def fs_mounts(kernel: Kernel, proc: Process, request: MountsRequest) -> dict[str, Any]:
+    """The mounted folders with file, chunk and pending-vector counts."""
+    return {"mounts": await _thread(semfs_of(kernel).mounts), "status": await _thread(semfs_of(kernel).status)}
+
+
+class MountRequest(Request):
+    path: str = Path_
+    name: str | None = Field(None, max_length=64)
+
+
+@syscall("fs.mount", MountRequest, access=lambda k, p, r: _read(r.path))
+async def fs_mount(kernel: Kernel, proc: Process, request: MountRequest) -> dict[str, Any]:
+    """Mount a folder and index it (keyword-searchable on return; vectors fill in the background)."""
+    fs = semfs_of(kernel)
+    mount = await _thread(fs.mount, request.path, request.name)
+    stats = await _thread(fs.reconcile, mount)
+    return {"mount": mount.info(), "stats": dict(stats)}
+
+
+class UnmountRequest(Request):
+    name: str = Field(min_length=1, max_length=4096)
+
+
+@syscall(
+    "fs.unmount", UnmountRequest, access=lambda k, p, r: [Access("file", str(semfs_of(k).find_mount(r.name).path))]
+)
+async def fs_unmount(kernel: Kernel, proc: Process, request: UnmountRequest) -> dict[str, Any]:
+    """Forget a mount (its index and versions); the folder itself is untouched."""
+    return await _thread(semfs_of(kernel).unmount, request.name)  # type: ignore[no-any-return]
+
+
+class IndexRequest(Request):
+    path: str = Path_
+
+
+@syscall("fs.index", IndexRequest, access=lambda k, p, r: _read(r.path))
+async def fs_index(kernel: Kernel, proc: Process, request: IndexRequest) -> dict[str, Any]:
+    """Index a folder now (mounting it if needed)."""
+    return dict(await _thread(semfs_of(kernel).index, request.path))
+
+
+# -- search and reading ------------------------------------------------------------------------------
+
+
+class SearchRequest(Request):
+    query: str = Field(min_length=1, max_length=2000)
+    k: int = Field(10, ge=1, le=200)
+    mount: str | None = None
+    glob: str | None = Field(None, max_length=500)
+    type: str | None = Field(None, max_length=20)
+    since: float | str | None = None
+    view: str | None = Field(None, max_length=64)
+    mode: Literal["hybrid", "keyword", "semantic"] = "hybrid"
+
+
+@syscall("fs.search", SearchRequest, access=lambda k, p, r: _mount_roots(k, r.mount))
+async def fs_search(kernel: Kernel, proc: Process, request: SearchRequest) -> dict[str, Any]:
+    """Hybrid (BM25 + vector) search over the mounts: best chunk per file, best first."""
+    from memory.semfs import Filters, parse_since
+
+    since = parse_since(request.since) if isinstance(request.since, str) else request.since
+    filters = Filters(request.mount, request.glob, request.type, since, request.view)
+    fs = semfs_of(kernel)
+    hits = await _thread(fs.search, request.query, k=request.k, filters=filters, mode=request.mode)
+    return {"results": [h.as_dict() for h in hits]}
+
+
+class PathRequest(Request):
+    path: str = Path_
+
+
+class LsRequest(Request):
+    target: str | None = Field(None, max_length=4096)
+
+
+def _ls_access(kernel: Kernel, proc: Process, request: LsRequest) -> list[Access]:
+    if request.target is None:
+        return _mount_roots(kernel, None)
+    if request.target.startswith("@"):
+        return [Access("file", r["path"]) for r in semfs_of(kernel).ls(request.target)]
+    fs = semfs_of(kernel)
+    try:
+        return [Access("file", str(fs.find_mount(request.target).path))]
+    except UsageError:
+        return _read(request.target)
+
+
+@syscall("fs.ls", LsRequest, access=_ls_access)
+async def fs_ls(kernel: Kernel, proc: Process, request: LsRequest) -> dict[str, Any]:
+    """Files of a mount, a folder in one, or a view (``@VIEW``)."""
+    return {"files": await _thread(semfs_of(kernel).ls, request.target)}
+
+
+class CatRequest(Request):
+    path: str = Path_
+    version: int | None = None
+
+
+@syscall("fs.cat", CatRequest, access=lambda k, p, r: _read(r.path))
+async def fs_cat(kernel: Kernel, proc: Process, request: CatRequest) -> dict[str, Any]:
+    """A file's text now, or at a version (1.. from the oldest; 0 latest, -1 the one before)."""
+    data = await _thread(semfs_of(kernel).cat, request.path, request.version)
+    return {"path": _abs(request.path), "text": data.decode("utf-8", errors="replace")}
+
+
+@syscall("fs.history", PathRequest, access=lambda k, p, r: _read(r.path))
+async def fs_history(kernel: Kernel, proc: Process, request: PathRequest) -> dict[str, Any]:
+    """Every recorded version of a file, oldest first."""
+    return {"path": _abs(request.path), "versions": await _thread(semfs_of(kernel).history, request.path)}
+
+
+class DiffRequest(Request):
+    path: str = Path_
+    a: int = -1
+    b: int = 0
+
+
+@syscall("fs.diff", DiffRequest, access=lambda k, p, r: _read(r.path))
+async def fs_diff(kernel: Kernel, proc: Process, request: DiffRequest) -> dict[str, Any]:
+    """Unified diff between two versions (default: the previous and the latest)."""
+    return {"diff": await _thread(semfs_of(kernel).diff, request.path, request.a, request.b)}
+
+
+# -- writes --------------------------------------------------------------------------------------------
+
+
+class WriteRequest(Request):
+    path: str = Path_
+    text: str = Field(max_length=10_000_000)
+
+
+@syscall("fs.write", WriteRequest, access=lambda k, p, r: [Access("file", _abs(r.path), write=True)])
+async def fs_write(kernel: Kernel, proc: Process, request: WriteRequest) -> dict[str, Any]:
+    """Write a file inside a mount (atomically) and index it; the write is a version."""
+    outcome = await _thread(semfs_of(kernel).write, request.path, request.text.encode(), source=f"pid:{proc.pid}")
+    return {"path": _abs(request.path), "outcome": outcome.outcome}
+
+
+@syscall("fs.delete", PathRequest, access=lambda k, p, r: [Access("file", _abs(r.path), write=True)])
+async def fs_delete(kernel: Kernel, proc: Process, request: PathRequest) -> dict[str, Any]:
+    """Delete a file inside a mount (its history is kept, so it can be rolled back)."""
+    outcome = await _thread(semfs_of(kernel).delete, request.path)
+    return {"path": _abs(request.path), "outcome": outcome.outcome}
+
+
+class RollbackRequest(Request):
+    path: str = Path_
+    steps: int | None = Field(None, ge=1, le=100_000)
+    at: float | str | None = None
+
+
+@syscall("fs.rollback", RollbackRequest, access=lambda k, p, r: [Access("file", _abs(r.path), write=True)])
+async def fs_rollback(kernel: Kernel, proc: Process, request: RollbackRequest) -> dict[str, Any]:
+    """Restore an earlier version (N steps back, or as of a time) through the normal write path."""
+    from memory.semfs import parse_since
+
+    at = parse_since(request.at) if isinstance(request.at, str) else request.at
+    return await _thread(semfs_of(kernel).rollback, request.path, steps=request.steps, at=at)  # type: ignore[no-any-return]
+
+
+# -- views, join, LLM-backed ---------------------------------------------------------------------------
+
+
+class GroupRequest(Request):
+    name: str = Field(min_length=1, max_length=64)
+    query: str | None = Field(None, max_length=2000)
+    mode: Literal["hybrid", "keyword", "semantic"] = "hybrid"
+    k: int = Field(20, ge=1, le=500)
+    clusters: int | None = Field(None, ge=2, le=50)
+    mount: str | None = None
+
+
+@syscall("fs.group", GroupRequest, access=lambda k, p, r: _mount_roots(k, r.mount))
+async def fs_group(kernel: Kernel, proc: Process, request: GroupRequest) -> dict[str, Any]:
+    """Make a named view: a query's files, or a mount split into k semantic clusters."""
+    from memory.semfs import Filters
+    from memory.semfs.views import cluster_view, query_view
+
+    fs = semfs_of(kernel)
+    if request.clusters:
+        return await _thread(cluster_view, fs, request.name, request.clusters, mount=request.mount)  # type: ignore[no-any-return]
+    if not request.query:
+        raise UsageError("fs.group needs a query, or clusters=K")
+    return await _thread(
+        query_view,
+        fs,
+        request.query,
+        request.name,
+        mode=request.mode,
+        k=request.k,  # type: ignore[no-any-return]
+        filters=Filters(mount=request.mount),
+    )
+
+
+class JoinRequest(Request):
+    sources: list[str] = Field(min_length=2, max_length=100)
+    into: str = Path_
+    merge: bool = False
+
+
+def _join_access(kernel: Kernel, proc: Process, request: JoinRequest) -> list[Access]:
+    from memory.semfs.views import expand
+
+    reads = _read(*expand(semfs_of(kernel), list(request.sources)))
+    extra = [_llm(kernel)] if request.merge else []
+    return [*reads, Access("file", _abs(request.into), write=True), *extra]
+
+
+@syscall("fs.join", JoinRequest, access=_join_access)
+async def fs_join(kernel: Kernel, proc: Process, request: JoinRequest) -> dict[str, Any]:
+    """Combine files into a new one: concatenated under headers, or merged by the LLM."""
+    from memory.semfs.llm_ops import merge
+    from memory.semfs.views import concat_files
+
+    fs = semfs_of(kernel)
+    if request.merge:
+        text = await merge(fs, KernelLLM(kernel, ("fs", proc.pid), proc.priority), list(request.sources))
+    else:
+        text = await _thread(concat_files, fs, list(request.sources))
+    outcome = await _thread(fs.write, request.into, text.encode(), source="join")
+    return {"path": _abs(request.into), "outcome": outcome.outcome, "bytes": len(text.encode())}
+
+
+class SummarizeRequest(Request):
+    target: str = Path_
+
+
+def _summarize_access(kernel: Kernel, proc: Process, request: SummarizeRequest) -> list[Access]:
+    from memory.semfs.views import expand
+
+    return [*_read(*expand(semfs_of(kernel), [request.target])), _llm(kernel)]
+
+
+@syscall("fs.summarize", SummarizeRequest, access=_summarize_access)
+async def fs_summarize(kernel: Kernel, proc: Process, request: SummarizeRequest) -> dict[str, Any]:
+    """An LLM summary of a file or a view, cached by content hash."""
+    from memory.semfs.llm_ops import summarize
+
+    return await summarize(semfs_of(kernel), KernelLLM(kernel, ("fs", proc.pid), proc.priority), request.target)
+
+
+@syscall("fs.compare", DiffRequest, access=lambda k, p, r: [*_read(r.path), _llm(k)])
+async def fs_compare(kernel: Kernel, proc: Process, request: DiffRequest) -> dict[str, Any]:
+    """What changed between two versions of a file, in words (cached)."""
+    from memory.semfs.llm_ops import compare
+
+    llm = KernelLLM(kernel, ("fs", proc.pid), proc.priority)
+    return await compare(semfs_of(kernel), llm, request.path, request.a, request.b)
+
+
+class AskRequest(Request):
+    request: str = Field(min_length=1, max_length=2000)
+
+
+@syscall("fs.ask", AskRequest, access=lambda k, p, r: [_llm(k)])
+async def fs_ask(kernel: Kernel, proc: Process, request: AskRequest) -> dict[str, Any]:
+    """Turn a natural-language request into a typed plan of fs operations (not run; see fs.run_plan)."""
+    from memory.semfs.llm_ops import plan
+
+    the_plan = await plan(semfs_of(kernel), KernelLLM(kernel, ("fs", proc.pid), proc.priority), request.request)
+    return {"plan": the_plan.model_dump(), "destructive": the_plan.destructive}
+
+
+class RunPlanRequest(Request):
+    plan: dict[str, Any]
+    #: The user confirmed the destructive steps (the caller must have asked).
+    confirmed: bool = False
+
+
+def _plan_access(kernel: Kernel, proc: Process, request: RunPlanRequest) -> list[Access]:
+    from memory.semfs.llm_ops import DESTRUCTIVE, Plan
+
+    the_plan = Plan.model_validate(request.plan)
+    out: list[Access] = []
+    for step in the_plan.steps:
+        if step.op == "search":
+            out.extend(_mount_roots(kernel, None))
+        for path in [p for p in (step.path.split(",") if step.op == "join" else [step.path]) if p.strip()]:
+            out.append(Access("file", _abs(path.strip()), write=step.op in DESTRUCTIVE))
+        if step.dest and step.op in ("move", "join"):
+            out.append(Access("file", _abs(step.dest), write=True))
+        if step.op == "summarize":
+            out.append(_llm(kernel))
+    return list(dict.fromkeys(out))
+
+
+@syscall("fs.run_plan", RunPlanRequest, access=_plan_access)
+async def fs_run_plan(kernel: Kernel, proc: Process, request: RunPlanRequest) -> dict[str, Any]:
+    """Run a plan from fs.ask; destructive steps run only when ``confirmed``."""
+    from memory.semfs.llm_ops import Plan, run_plan
+
+    async def confirm(step: Any) -> bool:
+        return request.confirmed
+
+    llm = KernelLLM(kernel, ("fs", proc.pid), proc.priority)
+    return {"results": await run_plan(semfs_of(kernel), llm, Plan.model_validate(request.plan), confirm=confirm)}
+
+
+class CheckRequest(Request):
+    rebuild: bool = False
+
+
+@syscall("fs.check", CheckRequest, access=lambda k, p, r: _mount_roots(k, None))
+async def fs_check(kernel: Kernel, proc: Process, request: CheckRequest) -> dict[str, Any]:
+    """Report drift between SQLite and its derived indexes (FTS5, chroma); optionally rebuild them."""
+    from memory.semfs.check import check, rebuild
+
+    fs = semfs_of(kernel)
+    return await _thread(rebuild if request.rebuild else check, fs)  # type: ignore[no-any-return]

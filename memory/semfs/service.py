@@ -1,0 +1,35 @@
+"""The ``semfs`` kernel service: the kernel's one writer of the file index.
+
+At boot it takes the writer lock, starts watching every mount, reconciles each against the database (in a
+worker thread, so boot does not wait), and runs the background embedder that fills vectors from the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+
+from memory.semfs.core import SemFS
+
+__all__ = ["open_service"]
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def open_service(kernel: Any) -> AsyncIterator[SemFS]:
+    fs = await anyio.to_thread.run_sync(SemFS)
+    try:
+        await anyio.to_thread.run_sync(lambda: fs.start_background(wait=False))
+    except BaseException:
+        await anyio.to_thread.run_sync(fs.close)
+        raise
+    try:
+        yield fs
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(fs.close)
