@@ -1,0 +1,157 @@
+"""task.* and mem.* through the kernel's one syscall path, across a kernel restart, with bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from aios import Agent, Capabilities, Context, Manifest
+from aios.config import Config
+from aios.errors import AiosError
+from aios.hookspecs import hookimpl
+from aios.plugin_manager import PluginManager
+from kernel import open_kernel
+from kernel.backends.fake import FakeBackend
+from memory.store import Store
+
+pytestmark = pytest.mark.anyio
+
+_SCRIPTS: dict[str, Any] = {}
+_RESULTS: dict[str, Any] = {}
+
+
+class Scripted(Agent):
+    """Runs ``_SCRIPTS[goal](ctx)`` and keeps what it returns."""
+
+    manifest = Manifest(name="planner", capabilities=Capabilities(memory_read=("team:*",)), interactive=True)
+
+    async def run(self, ctx: Context, goal: str) -> str | None:
+        _RESULTS[goal] = await _SCRIPTS[goal](ctx)
+        return "done"
+
+
+class Plugins:
+    @hookimpl
+    def register_agents(self) -> list[type[Agent]]:
+        return [Scripted]
+
+
+async def _run(path: Path, script: Any) -> Any:
+    key = f"s{len(_SCRIPTS)}"
+    _SCRIPTS[key] = script
+    plugins = PluginManager(load_entry_points=False)
+    plugins.register(Plugins(), name="test-plugins")
+    store = Store.open(path)
+    try:
+        with anyio.fail_after(20):
+            async with open_kernel(Config(), runtime=FakeBackend(), store=store, plugins=plugins) as kernel:
+                pid = await kernel.spawn("planner", key)
+                info = await kernel.wait(pid)
+        assert info["state"] == "exited", info
+    finally:
+        store.close()
+    return _RESULTS[key]
+
+
+async def _error(coro: Any) -> str:
+    try:
+        await coro
+    except AiosError as exc:
+        return f"{type(exc).__name__}: {exc.message}"
+    raise AssertionError("expected an error")
+
+
+async def test_tree_and_memory_survive_a_kernel_restart(tmp_path: Path) -> None:
+    db = tmp_path / "aios.db"
+
+    async def first(ctx: Context) -> dict[str, Any]:
+        tree = await ctx.call("task.create", title="Plan a trip")
+        dest = await ctx.call("task.add", tree=tree["id"], title="Destination", output="Rome", status="done")
+        hotel = await ctx.call("task.add", tree=tree["id"], title="Hotel", depends_on=[dest["id"]])
+        new = await ctx.call("task.replace", tree=tree["id"], nodes=[dest["id"]], title="Destination", output="Lisbon")
+        await ctx.call("mem.core_set", label="human", value="Prefers trains.")
+        await ctx.call("mem.archive", text="Passport expires in 2031", tags=["trip"], source="file", source_ref="p.txt")
+        return {"tree": tree["id"], "dest": dest["id"], "hotel": hotel["id"], "new": new["id"]}
+
+    ids = await _run(db, first)
+
+    async def second(ctx: Context) -> dict[str, Any]:
+        return {
+            "trees": await ctx.call("task.list"),
+            "hotel": await ctx.call("task.get", tree=ids["tree"]),
+            "prompt": await ctx.call("task.prompt", tree=ids["tree"], node=ids["hotel"], budget=300),
+            "history": await ctx.call("task.history", tree=ids["tree"], node=ids["dest"]),
+            "core": await ctx.call("mem.core_get"),
+            "found": await ctx.call("mem.search", query="passport", kinds=["archival"]),
+        }
+
+    after = await _run(db, second)
+    assert [t["id"] for t in after["trees"]] == [ids["tree"]]
+    nodes = {n["id"]: n for n in after["hotel"]["nodes"]}
+    assert nodes[ids["hotel"]]["depends_on"] == [ids["dest"], ids["new"]] and nodes[ids["hotel"]]["needs_recheck"]
+    assert "Lisbon" in after["prompt"]["text"] and "Rome" not in after["prompt"]["text"]
+    assert [h["change"] for h in after["history"]] == ["create", f"replaced by n{ids['new']}"]
+    assert after["history"][0]["actor"].startswith("agent:planner#")
+    # the core edit was staged during the first run and applied when that process exited
+    assert after["core"]["rendered"] == "[human]\nPrefers trains." and after["core"]["pending"] == []
+    assert after["found"][0]["source"]["kind"] == "file" and after["found"][0]["tags"] == ["trip"]
+
+
+async def test_bad_calls_are_clear_errors_and_write_nothing(tmp_path: Path) -> None:
+    async def script(ctx: Context) -> dict[str, Any]:
+        tree = (await ctx.call("task.create", title="T"))["id"]
+        a = (await ctx.call("task.add", tree=tree, title="A"))["id"]
+        b = (await ctx.call("task.add", tree=tree, title="B", depends_on=[a]))["id"]
+        before = await ctx.call("task.get", tree=tree)
+        errors = [
+            await _error(ctx.call("task.depend", tree=tree, node=a, on=b)),
+            await _error(ctx.call("task.update", tree=tree, node=999, output="x")),
+            await _error(ctx.call("task.rollback", tree=tree, node=a, version=0)),
+            await _error(ctx.call("task.prompt", tree=tree, node=b, budget=3)),
+            await _error(ctx.call("task.add", tree=tree, title="C", depends_on=[a, 4242])),
+            await _error(ctx.call("mem.search", namespace="agent:someone-else", query="x")),
+            await _error(ctx.call("mem.core_set", namespace="team:notes", label="x", value="y")),
+            await _error(ctx.call("mem.core_set", label="human", value="x" * 20, limit=10)),
+            await _error(ctx.call("task.get", tree=77)),
+        ]
+        readable = await ctx.call("mem.list", namespace="team:notes")
+        return {
+            "errors": errors,
+            "before": before,
+            "after": await ctx.call("task.get", tree=tree),
+            "readable": readable,
+            "core": await ctx.call("mem.core_get"),
+        }
+
+    out = await _run(tmp_path / "aios.db", script)
+    errors = out["errors"]
+    assert errors[0].startswith("CycleError:") and "would make a dependency cycle" in errors[0]
+    assert errors[1] == "NodeNotFound: no task node n999 in task tree t1"
+    assert errors[2].startswith("VersionError:") and "versions 1..1" in errors[2]
+    assert errors[3].startswith("TaskBudgetError:") and "budget of 3 tokens cannot fit" in errors[3]
+    assert errors[4].startswith("NodeNotFound:") and "n4242" in errors[4]
+    assert errors[5].startswith("PermissionDenied:") and "agent:someone-else" in errors[5]
+    assert errors[6].startswith("PermissionDenied:") and "team:notes" in errors[6]
+    assert "limited to 10 characters" in errors[7]
+    assert errors[8] == "TreeNotFound: no task tree t77"
+    assert out["after"] == out["before"]
+    assert out["readable"]["namespace"] == "team:notes" and out["core"]["pending"] == []
+
+
+async def test_core_edits_apply_at_the_turn_boundary(tmp_path: Path) -> None:
+    async def script(ctx: Context) -> dict[str, Any]:
+        await ctx.call("mem.core_set", label="persona", value="Be brief.")
+        during = await ctx.call("mem.core_get")
+        await ctx.write("ok")
+        await ctx.end_turn()
+        with anyio.fail_after(5):
+            while (after := await ctx.call("mem.core_get"))["pending"]:
+                await anyio.sleep(0.01)
+        return {"during": during, "after": after}
+
+    out = await _run(tmp_path / "aios.db", script)
+    assert out["during"]["blocks"] == [] and [p["label"] for p in out["during"]["pending"]] == ["persona"]
+    assert out["after"]["rendered"] == "[persona]\nBe brief."
