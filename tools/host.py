@@ -52,6 +52,9 @@ class McpHost:
             (cfg, None) for cfg in (servers or {}).values() if not cfg.disabled
         ]
         for name, server in (inproc or {}).items():
+            if servers and name in servers:
+                log.info("MCP server %s from mcp.json replaces the built-in one", name)
+                continue
             self._pending.append((ServerConfig(name=name, command="(in-process)"), server))
         self.connect_timeout = connect_timeout
         self.health_interval = health_interval

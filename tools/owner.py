@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from contextlib import AsyncExitStack
 from typing import Any, Literal
 
@@ -228,8 +229,10 @@ class ServerOwner:
                     return
 
     async def _ping(self, client: Client) -> None:
-        if client.protocol_version.startswith("2025") or client.protocol_version.startswith("2024"):
-            await client.send_ping()
+        if client.protocol_version.startswith(("2024", "2025")):
+            with warnings.catch_warnings():  # ping is fine on the handshake-era protocol these servers speak
+                warnings.simplefilter("ignore")
+                await client.send_ping()
         else:
             await client.list_tools(cache_mode="refresh")
 
