@@ -165,11 +165,12 @@ def expand(fs: SemFS, targets: list[str]) -> list[str]:
 
 def concat_files(fs: SemFS, sources: list[str]) -> str:
     """The sources one after another, each under a ``## path`` header."""
+    files = expand(fs, sources)
+    if len(files) < 2:
+        raise UsageError("join needs at least two files")
     parts = []
-    for source in expand(fs, sources):
+    for source in files:
         mount, rel = fs.resolve(source)
         body = fs.cat(source).decode("utf-8", errors="replace").rstrip("\n")
         parts.append(f"## {mount.name}/{rel}\n\n{body}\n")
-    if len(parts) < 2:
-        raise UsageError("join needs at least two files")
     return "\n".join(parts)
