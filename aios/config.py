@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from aios import paths
 from aios.errors import ConfigError
 
-__all__ = ["Config", "KernelConfig", "LLMConfig", "TUIConfig", "dump_toml", "load_config"]
+__all__ = ["AccessConfig", "AgentGrant", "Config", "KernelConfig", "LLMConfig", "TUIConfig", "dump_toml", "load_config"]
 
 Priority = Literal["realtime", "high", "normal", "background"]
 
@@ -64,10 +64,41 @@ class TUIConfig(_Section):
     default_agent: str = "chat"
 
 
+class AgentGrant(_Section):
+    """The most the user lets one agent have; each given key narrows its manifest (never widens it)."""
+
+    tools: list[str] | None = None
+    tools_ask: list[str] = Field(default_factory=list, description="Tools to ask about even if granted.")
+    tools_deny: list[str] = Field(default_factory=list, description="Tools always refused.")
+    files_read: list[str] | None = None
+    files_write: list[str] | None = None
+    memory_read: list[str] | None = None
+    memory_write: list[str] | None = None
+    models: list[str] | None = None
+    max_children: int | None = Field(None, ge=0)
+    network: bool | None = None
+    llm_token_budget: int | None = Field(None, ge=0)
+    max_priority: Priority | None = None
+
+
+class AccessConfig(_Section):
+    """Access control: approvals and per-agent narrowing (`[access.agents.NAME]`)."""
+
+    approval_timeout_s: float = Field(
+        300.0, ge=0, description="How long an approval waits for an attached front end; 0 = until answered."
+    )
+    headless_timeout_s: float = Field(
+        10.0, ge=0, description="With no front end attached, an approval is denied after this many seconds."
+    )
+    max_request_kb: int = Field(1024, ge=1, description="Largest request body the socket accepts, in KiB.")
+    agents: dict[str, AgentGrant] = Field(default_factory=dict, description="Narrowing per agent name.")
+
+
 class Config(_Section):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     kernel: KernelConfig = Field(default_factory=KernelConfig)
     tui: TUIConfig = Field(default_factory=TUIConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -127,6 +158,12 @@ def dump_toml(config: Config) -> str:
     lines: list[str] = []
     for section, values in config.model_dump().items():
         lines.append(f"[{section}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        tables = {k: v for k, v in values.items() if isinstance(v, dict)}
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items() if k not in tables and v is not None)
         lines.append("")
+        for key, table in tables.items():  # e.g. [access.agents.chat]
+            for name, sub in table.items():
+                lines.append(f"[{section}.{key}.{_toml_value(name)}]")
+                lines.extend(f"{k} = {_toml_value(v)}" for k, v in sub.items() if v is not None)
+                lines.append("")
     return "\n".join(lines)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 __all__ = [
+    "EVENT_TYPES",
+    "ApprovalRequested",
+    "ApprovalResolved",
     "EventBus",
     "InputSent",
     "KernelEvent",
@@ -19,6 +22,8 @@ __all__ = [
     "ProcessSpawned",
     "ProcessStateChanged",
     "TurnEnded",
+    "event_from_dict",
+    "event_to_dict",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,17 +67,75 @@ class ProcessExited(KernelEvent):
     error: str | None
 
 
+@dataclass(frozen=True)
+class ApprovalRequested(KernelEvent):
+    """A syscall needs the user's answer; the process waits in ``waiting_approval``."""
+
+    request_id: str
+    agent: str
+    syscall: str
+    resource: str
+    reason: str
+    #: Seconds the kernel waits before denying (0 = until answered).
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class ApprovalResolved(KernelEvent):
+    request_id: str
+    #: allow_once, allow_always, deny, deny_always, timeout or cancelled.
+    decision: str
+    by: str
+
+
+EVENT_TYPES: dict[str, type[KernelEvent]] = {
+    cls.__name__: cls
+    for cls in (
+        ProcessSpawned,
+        ProcessStateChanged,
+        OutputWritten,
+        TurnEnded,
+        InputSent,
+        ProcessExited,
+        ApprovalRequested,
+        ApprovalResolved,
+    )
+}
+
+
+def event_to_dict(event: KernelEvent) -> dict[str, Any]:
+    """The wire form of an event (the socket's event stream): its fields plus ``type``."""
+    return {"type": type(event).__name__, **asdict(event)}
+
+
+def event_from_dict(data: dict[str, Any]) -> KernelEvent:
+    cls = EVENT_TYPES.get(str(data.get("type")))
+    if cls is None:
+        raise ValueError(f"unknown event type {data.get('type')!r}")
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
 class EventBus:
     """Fans events out to subscribers. Each subscriber has its own unbounded stream, so a slow front end
     delays only itself and never loses a token."""
 
     def __init__(self) -> None:
         self._subscribers: list[MemoryObjectSendStream[KernelEvent]] = []
+        self._approvers: list[MemoryObjectSendStream[KernelEvent]] = []
 
-    def subscribe(self) -> MemoryObjectReceiveStream[KernelEvent]:
+    def subscribe(self, *, approver: bool = False) -> MemoryObjectReceiveStream[KernelEvent]:
+        """A new event stream. ``approver``: this front end answers approval requests while it is open."""
         send, receive = anyio.create_memory_object_stream[KernelEvent](math.inf)
         self._subscribers.append(send)
+        if approver:
+            self._approvers.append(send)
         return receive
+
+    def has_approver(self) -> bool:
+        """Whether a front end that answers approvals is listening (its stream still open)."""
+        self._approvers = [s for s in self._approvers if s.statistics().open_receive_streams > 0]
+        return bool(self._approvers)
 
     def publish(self, event: KernelEvent) -> None:
         for send in list(self._subscribers):
@@ -86,3 +149,4 @@ class EventBus:
         for send in self._subscribers:
             send.close()
         self._subscribers.clear()
+        self._approvers.clear()

@@ -12,15 +12,17 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
-from pydantic import ValidationError
 from anyio.streams.memory import MemoryObjectReceiveStream
+from pydantic import ValidationError
 
 from aios import paths
-from aios.api import PRIORITIES, Agent, Manifest
+from aios.api import PRIORITIES, Agent, Capabilities, Manifest
 from aios.config import Config, load_config
-from aios.errors import AiosError, BudgetExceeded, PermissionDenied, ProcessNotFound, UnknownSyscall, UsageError
+from aios.errors import BudgetExceeded, PermissionDenied, ProcessNotFound, UnknownSyscall, UsageError
 from aios.plugin_manager import PluginManager
-from kernel.access import AccessGuard
+from kernel.access import AccessGuard, attenuate
+from kernel.approvals import ApprovalBroker
+from kernel.audit import AuditLog
 from kernel.backends.base import Runtime, SamplingParams
 from kernel.context import ProcessContext
 from kernel.engine import Engine
@@ -35,10 +37,12 @@ from kernel.events import (
     TurnEnded,
 )
 from kernel.grammar import schema_to_gbnf
+from kernel.policy import PolicyStore, narrow
 from kernel.process import Process, ProcState
 from kernel.remote_engine import RemoteEngine
 from kernel.syscall_table import load_services, load_syscalls
-from kernel.syscalls import SYSCALLS, LLMChatRequest
+from kernel.syscalls import SYSCALLS, Access, LLMChatRequest
+from kernel.tokens import TokenRegistry
 from memory.store import Store
 
 __all__ = ["Kernel", "load_runtime", "open_kernel"]
@@ -110,7 +114,11 @@ class Kernel:
         self._procs: dict[int, Process] = {}
         self._next_pid = 1
         self._tg: anyio.abc.TaskGroup | None = None
-        self.guard = AccessGuard()
+        # Access control (issue 5): the guard decides, approvals ask the user, every decision is audited.
+        self.guard = AccessGuard(policy=PolicyStore(), processes=self._procs.get, children=self.live_children)
+        self.approval_broker = ApprovalBroker(self)
+        self.tokens = TokenRegistry()
+        self.audit = AuditLog(store.path)
         #: Domain services (semantic FS, memory, MCP host...) by name, set up by their owners at boot.
         self.services: dict[str, Any] = {}
         load_syscalls()
@@ -139,6 +147,7 @@ class Kernel:
             with anyio.CancelScope(shield=True):
                 await self.engine.aclose()
                 self.events.close()
+                await anyio.to_thread.run_sync(self.audit.close)
 
     # -- the KernelClient surface ------------------------------------------------------------------
 
@@ -154,13 +163,21 @@ class Kernel:
         priority: str | None = None,
         ppid: int = 0,
         owner: str = "user",
+        caps: Capabilities | None = None,
     ) -> int:
+        """Start ``agent``. Its capabilities are its manifest's narrowed by the config, and by ``caps`` when
+        given (a parent's, for a child: attenuation only, never wider)."""
         if self._tg is None:
             raise UsageError("the kernel is not running")
         cls = self.plugins.agent(agent)
         manifest = cls.manifest
+        granted = narrow(manifest.name, manifest.capabilities, self.config.access)
+        if caps is not None:
+            granted = attenuate(granted, caps)
         priority = self._clamp_priority(manifest, priority or manifest.priority or self.config.kernel.default_priority)
-        budget = manifest.capabilities.llm_token_budget
+        if PRIORITIES.index(priority) < PRIORITIES.index(granted.max_priority):
+            priority = granted.max_priority
+        budget = granted.llm_token_budget
         proc = Process(
             pid=self._next_pid,
             agent=manifest.name,
@@ -170,13 +187,22 @@ class Kernel:
             interactive=manifest.interactive if interactive is None else interactive,
             ppid=ppid,
             owner=owner,
-            caps=manifest.capabilities,
+            caps=granted,
         )
         self._next_pid += 1
         instance = cls()
         self._procs[proc.pid] = proc
+        self.tokens.mint(proc.pid)
         self._persist(proc)
-        self.store.audit(pid=ppid or None, agent=owner, syscall="proc.spawn", resource=agent, decision="allow")
+        self.audit.record(
+            pid=ppid or None,
+            agent=owner,
+            syscall="proc.spawn",
+            resource=agent,
+            decision="allow",
+            token_id=self.tokens.token_id(ppid) if ppid else "",
+            detail={"child": proc.pid},
+        )
         if goal:
             self.store.add_message(proc.pid, "user", goal)
         self.events.publish(ProcessSpawned(proc.pid, proc.info()))
@@ -201,7 +227,9 @@ class Kernel:
 
     async def kill(self, pid: int) -> None:
         proc = self._proc(pid)
-        if proc.cancel_scope is not None and proc.alive:
+        if proc.alive:
+            if proc.cancel_scope is None:  # not started yet: its task enters this already-cancelled scope
+                proc.cancel_scope = anyio.CancelScope()
             proc.cancel_scope.cancel()
 
     async def suspend(self, pid: int) -> None:
@@ -242,8 +270,26 @@ class Kernel:
         info.update(self.engine.context_info.get(pid, {"residency": "none"}))
         return info
 
-    def subscribe(self) -> MemoryObjectReceiveStream[KernelEvent]:
-        return self.events.subscribe()
+    def subscribe(self, *, approver: bool = False) -> MemoryObjectReceiveStream[KernelEvent]:
+        """Kernel events; ``approver``: this front end answers approval requests while the stream is open."""
+        return self.events.subscribe(approver=approver)
+
+    def approvals(self) -> list[dict[str, Any]]:
+        """Approval requests waiting for an answer."""
+        return self.approval_broker.pending()
+
+    async def approve(self, request_id: str, answer: str, *, by: str = "user") -> None:
+        """Answer a pending approval: allow_once, allow_always, deny or deny_always."""
+        self.approval_broker.answer(request_id, answer, by=by)
+
+    def audit_rows(
+        self, *, agent: str | None = None, denied_only: bool = False, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        self.audit.flush()
+        return self.store.audit_rows(agent=agent, denied_only=denied_only, limit=limit)
+
+    def live_children(self, pid: int) -> int:
+        return sum(1 for p in self._procs.values() if p.ppid == pid and p.alive)
 
     # -- process internals -------------------------------------------------------------------------
 
@@ -283,7 +329,7 @@ class Kernel:
         ctx = ProcessContext(self, proc)
         self._set_state(proc, ProcState.RUNNING)
         try:
-            with anyio.CancelScope() as scope:
+            with proc.cancel_scope or anyio.CancelScope() as scope:
                 proc.cancel_scope = scope
                 try:
                     result = await agent.run(ctx, proc.goal)
@@ -312,6 +358,7 @@ class Kernel:
         proc.ended_at = time.time()
         proc.inbox_send.close()
         proc.inbox.close()
+        self.tokens.revoke(proc.pid)
         self.engine.release(proc.pid)
         self._persist(proc)
         self.events.publish(ProcessExited(proc.pid, state.value, code, result, error))
@@ -320,11 +367,17 @@ class Kernel:
     # -- syscalls ---------------------------------------------------------------------------------
 
     async def dispatch(self, proc: Process, name: str, payload: dict[str, Any]) -> Any:
-        """The one path for every table syscall: validate, check each access, audit, run."""
+        """The one path for every table syscall: validate, check each access (asking the user where the
+        policy says so), audit, run."""
+        token_id = self.tokens.token_id(proc.pid)
+
+        def audit(resource: str, decision: str, reason: str = "") -> None:
+            self.audit.record(pid=proc.pid, agent=proc.agent, token_id=token_id, syscall=name, resource=resource,
+                              decision=decision, reason=reason)
+
         spec = SYSCALLS.get(name)
         if spec is None:
-            self.store.audit(pid=proc.pid, agent=proc.agent, syscall=name, resource="", decision="deny",
-                             reason="unknown syscall")
+            audit("", "deny", "unknown syscall")
             raise UnknownSyscall(f"unknown syscall {name!r}", f"known: {', '.join(sorted(SYSCALLS))}")
         try:
             request = spec.request.model_validate(payload)
@@ -332,17 +385,21 @@ class Kernel:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "request"
             reason = f"{where}: {first['msg']}"
-            self.store.audit(pid=proc.pid, agent=proc.agent, syscall=name, resource="", decision="deny", reason=reason)
+            audit("", "deny", reason)
             raise UsageError(f"{name}: invalid request: {reason}") from None
+        if not proc.alive:
+            audit("", "deny", "process has ended")
+            raise PermissionDenied(f"{name} by pid {proc.pid} ({proc.agent}): the process has ended")
         accesses = list(spec.access(self, proc, request))
         for access in accesses:
             decision, reason = self.guard.decide(proc, proc.caps, access)
-            self.store.audit(pid=proc.pid, agent=proc.agent, syscall=name, resource=access.describe(),
-                             decision=decision if decision != "ask" else "deny", reason=reason)
+            if decision == "ask":
+                decision, reason = await self.approval_broker.ask(proc, name, access, reason)
+            audit(access.describe(), decision, reason)
             if decision != "allow":
                 raise PermissionDenied(f"{name} by pid {proc.pid} ({proc.agent}): {reason or 'denied'}")
         if not accesses:
-            self.store.audit(pid=proc.pid, agent=proc.agent, syscall=name, resource="", decision="allow")
+            audit("", "allow")
         return await spec.handler(self, proc, request)
 
     def write_output(self, proc: Process, text: str) -> None:
@@ -368,18 +425,28 @@ class Kernel:
             self._set_state(proc, ProcState.RUNNING)
 
     def _audit_llm(self, proc: Process, decision: str, **fields: Any) -> None:
-        self.store.audit(
-            pid=proc.pid, agent=proc.agent, syscall="llm.chat", resource=self.model_name, decision=decision, **fields
+        self.audit.record(
+            pid=proc.pid,
+            agent=proc.agent,
+            token_id=self.tokens.token_id(proc.pid),
+            syscall="llm.chat",
+            resource=f"llm:{self.model_name}",
+            decision=decision,
+            **fields,
         )
 
     async def llm_chat(self, proc: Process, request: LLMChatRequest) -> AsyncIterator[str]:
-        """``llm.chat``: check the budget, audit, queue on the engine, stream back, account."""
+        """``llm.chat``: check model and budget through the guard, audit, queue on the engine, stream back,
+        account."""
         llm = self.config.llm
-        left = proc.budget_left
-        if left is not None and left <= 0:
-            reason = f"token budget of {proc.token_budget} used up"
+        decision, reason = self.guard.decide(proc, proc.caps, Access("llm", str(self.model_name)))
+        if decision != "allow" or not proc.alive:
+            reason = reason or "the process has ended"
             self._audit_llm(proc, "deny", reason=reason)
-            raise BudgetExceeded(f"process {proc.pid} ({proc.agent}): {reason}")
+            if proc.budget_left == 0:
+                raise BudgetExceeded(f"process {proc.pid} ({proc.agent}): {reason}")
+            raise PermissionDenied(f"llm.chat by pid {proc.pid} ({proc.agent}): {reason}")
+        left = proc.budget_left
         max_tokens = request.max_tokens or llm.max_tokens
         if left is not None:
             max_tokens = min(max_tokens, left)

@@ -1,0 +1,136 @@
+"""Approvals: an ``ask`` decision suspends the calling process until the user answers.
+
+The request is published as ``ApprovalRequested``; a front end that subscribed as an approver (the TUI, a
+CLI prompt on a TTY, a socket client streaming events with ``approver=1``) answers with ``Kernel.approve``:
+allow once, always for this agent, deny, or deny always. "Always" answers are remembered in the policy file.
+With no approver attached the request is denied after ``[access] headless_timeout_s``; with one attached it
+waits ``approval_timeout_s`` (0 = until answered). Killing the process cancels its request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+import anyio
+
+from aios.errors import UsageError
+from kernel.access import Decision, resource_key
+from kernel.events import ApprovalRequested, ApprovalResolved
+from kernel.process import ProcState
+from kernel.syscalls import Access
+
+if TYPE_CHECKING:
+    from kernel.kernel import Kernel
+    from kernel.process import Process
+
+__all__ = ["ANSWERS", "Answer", "ApprovalBroker", "PendingApproval"]
+
+log = logging.getLogger(__name__)
+
+Answer = Literal["allow_once", "allow_always", "deny", "deny_always"]
+ANSWERS: tuple[str, ...] = get_args(Answer)
+
+
+@dataclass
+class PendingApproval:
+    id: str
+    pid: int
+    agent: str
+    syscall: str
+    resource: str
+    reason: str
+    created_at: float
+    timeout_s: float
+    answer: str | None = None
+    by: str = ""
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pid": self.pid,
+            "agent": self.agent,
+            "syscall": self.syscall,
+            "resource": self.resource,
+            "reason": self.reason,
+            "created_at": self.created_at,
+            "timeout_s": self.timeout_s,
+        }
+
+
+class ApprovalBroker:
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+        self._pending: dict[str, PendingApproval] = {}
+
+    def pending(self) -> list[dict[str, Any]]:
+        return [p.info() for p in self._pending.values()]
+
+    async def ask(self, proc: Process, syscall: str, access: Access, reason: str) -> tuple[Decision, str]:
+        """Wait for the user's answer to one ``ask``; return the final decision and why."""
+        kernel = self._kernel
+        settings = kernel.config.access
+        attached = kernel.events.has_approver()
+        timeout = settings.approval_timeout_s if attached else settings.headless_timeout_s
+        if not attached and timeout <= 0:
+            return "deny", f"{reason}; no front end to ask (headless)"
+        request = PendingApproval(
+            id=secrets.token_hex(6),
+            pid=proc.pid,
+            agent=proc.agent,
+            syscall=syscall,
+            resource=resource_key(access),
+            reason=reason,
+            created_at=time.time(),
+            timeout_s=timeout,
+        )
+        self._pending[request.id] = request
+        before = proc.state
+        kernel._set_state(proc, ProcState.WAITING_APPROVAL)
+        kernel.events.publish(
+            ApprovalRequested(proc.pid, request.id, proc.agent, syscall, request.resource, reason, timeout)
+        )
+        try:
+            with anyio.move_on_after(timeout if timeout > 0 else math.inf):
+                await request.done.wait()
+        except anyio.get_cancelled_exc_class():
+            request.answer, request.by = "cancelled", "kernel"
+            kernel.events.publish(ApprovalResolved(proc.pid, request.id, "cancelled", "kernel"))
+            raise
+        finally:
+            self._pending.pop(request.id, None)
+            kernel._set_state(proc, ProcState.RUNNING if before is ProcState.WAITING_APPROVAL else before)
+        if request.answer is None:
+            request.answer, request.by = "timeout", "kernel"
+        kernel.events.publish(ApprovalResolved(proc.pid, request.id, request.answer, request.by))
+        return self._outcome(request, reason, attached)
+
+    def _outcome(self, request: PendingApproval, reason: str, attached: bool) -> tuple[Decision, str]:
+        answer, by = request.answer, request.by
+        if answer in ("allow_always", "deny_always"):
+            decision: Decision = "allow" if answer == "allow_always" else "deny"
+            policy = self._kernel.guard.policy
+            if policy is not None:
+                policy.remember(request.agent, request.resource, decision, syscall=request.syscall)
+            return decision, f"{reason}; {by} chose always {decision}"
+        if answer == "allow_once":
+            return "allow", f"{reason}; allowed once by {by}"
+        if answer == "deny":
+            return "deny", f"{reason}; denied by {by}"
+        where = "no answer from the front end" if attached else "no front end attached (headless)"
+        return "deny", f"{reason}; {where} within {request.timeout_s:g}s"
+
+    def answer(self, request_id: str, answer: str, *, by: str = "user") -> None:
+        if answer not in ANSWERS:
+            raise UsageError(f"unknown answer {answer!r} (use one of: {', '.join(ANSWERS)})")
+        request = self._pending.get(request_id)
+        if request is None or request.answer is not None:
+            raise UsageError(f"no pending approval {request_id!r}", "see `aios approvals`")
+        request.answer = answer
+        request.by = by
+        request.done.set()

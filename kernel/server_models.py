@@ -1,0 +1,99 @@
+"""Request bodies of the socket's endpoints (validated like syscalls: unknown fields are errors)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kernel.syscalls import ChatMessageModel
+
+__all__ = ["BODIES", "ChatBody"]
+
+PriorityName = Literal["realtime", "high", "normal", "background"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CallBody(_Body):
+    syscall: str = Field(min_length=1, max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChatBody(_Body):
+    messages: list[ChatMessageModel] = Field(min_length=1, max_length=10_000)
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: list[str] = Field(default_factory=list)
+    ignore_eos: bool = False
+    json_schema: dict[str, Any] | None = None
+
+
+class SpawnBody(_Body):
+    agent: str = Field(min_length=1, max_length=128)
+    goal: str = Field("", max_length=1_000_000)
+    interactive: bool | None = None
+    priority: PriorityName | None = None
+    #: Return a process token for this agent (to hand to an out-of-process agent program).
+    token: bool = False
+
+
+class PidBody(_Body):
+    pid: int = Field(ge=1)
+
+
+class SendBody(_Body):
+    pid: int = Field(ge=1)
+    text: str = Field(max_length=1_000_000)
+
+
+class NiceBody(_Body):
+    pid: int = Field(ge=1)
+    priority: PriorityName
+
+
+class ApproveBody(_Body):
+    id: str = Field(min_length=1, max_length=64)
+    answer: Literal["allow_once", "allow_always", "deny", "deny_always"]
+    by: str = Field("", max_length=64)
+
+
+class AuditQuery(_Body):
+    agent: str | None = None
+    denied: bool = False
+    limit: int = Field(200, ge=1, le=100_000)
+
+
+class PolicyQuery(_Body):
+    agent: str | None = None
+
+
+class RevokeBody(_Body):
+    id: int = Field(ge=1)
+
+
+class EventsQuery(_Body):
+    approver: bool = False
+
+
+BODIES: dict[str, type[BaseModel]] = {
+    "call": CallBody,
+    "chat": ChatBody,
+    "spawn": SpawnBody,
+    "send": SendBody,
+    "kill": PidBody,
+    "suspend": PidBody,
+    "resume": PidBody,
+    "wait": PidBody,
+    "close_input": PidBody,
+    "nice": NiceBody,
+    "approve": ApproveBody,
+    "audit": AuditQuery,
+    "policy": PolicyQuery,
+    "revoke": RevokeBody,
+    "events": EventsQuery,
+}

@@ -1,0 +1,169 @@
+"""Shared rig for the access-control and socket tests: a kernel on the FakeBackend, optionally served on a
+real Unix socket, test agents with known manifests, and probe syscalls that touch any resource kind.
+
+``Rig.agent(name)`` spawns a process and returns a caller with ``.call(syscall, **payload)``: in-process
+(the process's own ``ProcessContext``) or over the socket (a ``SocketClient`` holding that process's token),
+so the same syscall tests run against both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+
+from aios import Agent, Capabilities, Context, Manifest
+from aios.client import SocketClient
+from aios.config import Config
+from aios.hookspecs import hookimpl
+from aios.plugin_manager import PluginManager
+from kernel import open_kernel
+from kernel.backends.fake import FakeBackend
+from kernel.context import ProcessContext
+from kernel.fs_guard import FileGrant, open_confined
+from kernel.kernel import Kernel
+from kernel.process import Process
+from kernel.server import serve_socket
+from kernel.syscalls import SYSCALLS, Access, Request, syscall
+from memory.store import Store
+
+Transport = Literal["inproc", "socket"]
+
+
+class TouchRequest(Request):
+    kind: Literal["llm", "file", "memory", "task", "tool", "proc", "net"]
+    target: str
+    write: bool = False
+
+
+class ReadRequest(Request):
+    path: str
+
+
+if "proc.test_touch" not in SYSCALLS:
+
+    @syscall("proc.test_touch", TouchRequest, access=lambda k, p, r: [Access(r.kind, r.target, r.write)])
+    async def _touch(kernel: Kernel, proc: Process, request: TouchRequest) -> dict[str, Any]:
+        return {"touched": f"{request.kind}:{request.target}"}
+
+    @syscall("proc.test_read", ReadRequest, access=lambda k, p, r: [Access("file", r.path)])
+    async def _read(kernel: Kernel, proc: Process, request: ReadRequest) -> str:
+        """Reads a file the way fs.* does: the guard checked the path, the open is confined (no races)."""
+        caps = proc.caps
+        grants = [FileGrant.of(r) for r in caps.files_read] + [FileGrant.of(r, write=True) for r in caps.files_write]
+        with open_confined(grants, request.path) as fd:
+            return os.read(fd, 1000).decode()
+
+
+class Holder(Agent):
+    """Stays alive (reading input) until its input is closed, so tests can make calls as it."""
+
+    manifest = Manifest(name="holder", interactive=True)
+
+    async def run(self, ctx: Context, goal: str) -> str | None:
+        while await ctx.input() is not None:
+            pass
+        return "done"
+
+
+class Sleeper(Agent):
+    """Lives until killed (for children, which take no input)."""
+
+    manifest = Manifest(name="sleeper")
+
+    async def run(self, ctx: Context, goal: str) -> str | None:
+        await anyio.sleep(3600)
+        return None
+
+
+def holder(name: str, caps: Capabilities, base: type[Agent] = Holder) -> type[Agent]:
+    manifest = Manifest(name=name, capabilities=caps, interactive=base is Holder)
+    return type(f"Agent_{name}", (base,), {"manifest": manifest})
+
+
+def agent_classes(root: Path) -> list[type[Agent]]:
+    return [
+        holder(
+            "alpha",
+            Capabilities(
+                llm_token_budget=1000,
+                tools=("t.ok", "t.*read"),
+                tools_ask=("t.ask*",),
+                tools_deny=("t.bad",),
+                files_read=(str(root / "granted"),),
+                files_write=(str(root / "granted" / "rw"),),
+                memory_read=("shared:*",),
+                max_children=2,
+            ),
+        ),
+        holder("beta", Capabilities()),
+        holder(
+            "greedy",
+            Capabilities(tools=("*",), files_read=("/",), files_write=("/",), network=True, max_children=9),
+            Sleeper,
+        ),
+    ]
+
+
+@dataclass
+class Rig:
+    kernel: Kernel
+    store: Store
+    root: Path
+    transport: Transport
+    socket: Path | None = None
+    frontend_token: str | None = None
+    stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+    async def agent(self, name: str, goal: str = "") -> tuple[int, Any]:
+        """Spawn ``name`` and return (pid, a caller acting as it over this rig's transport)."""
+        if self.transport == "inproc":
+            pid = await self.kernel.spawn(name, goal)
+            return pid, ProcessContext(self.kernel, self.kernel._procs[pid])
+        front = await self.frontend()
+        pid, token = await front.spawn_with_token(name, goal)
+        return pid, await self.stack.enter_async_context(SocketClient(self.socket, token))
+
+    async def frontend(self) -> Any:
+        """The front end: the kernel itself in-process, a SocketClient with the user's token otherwise."""
+        if self.transport == "inproc":
+            return self.kernel
+        return await self.stack.enter_async_context(SocketClient(self.socket, self.frontend_token))
+
+
+@asynccontextmanager
+async def open_rig(tmp_path: Path, transport: Transport = "inproc", config: Config | None = None) -> AsyncIterator[Rig]:
+    root = tmp_path / "files"
+    (root / "granted" / "rw").mkdir(parents=True, exist_ok=True)
+    (root / "granted" / "note.txt").write_text("granted note")
+    (root / "secret.txt").write_text("SECRET")
+    store = Store.open(tmp_path / "aios.db")
+    plugins = PluginManager(load_entry_points=False)
+
+    class Extras:
+        @hookimpl
+        def register_agents(self) -> list[type[Agent]]:
+            return agent_classes(root)
+
+    plugins.register(Extras(), name="access-kit")
+    config = config or Config()
+    config.llm.backend = "fake"
+    sock_dir = Path(tempfile.mkdtemp(prefix="aios-", dir="/tmp"))  # AF_UNIX paths must stay short
+    try:
+        async with open_kernel(config, runtime=FakeBackend(), store=store, plugins=plugins) as kernel:
+            rig = Rig(kernel, store, root, transport)
+            async with rig.stack:
+                if transport == "socket":
+                    path, token = await rig.stack.enter_async_context(serve_socket(kernel, sock_dir / "k.sock"))
+                    rig.socket, rig.frontend_token = path, token
+                yield rig
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)
+        store.close()
