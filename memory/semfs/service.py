@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def open_service(kernel: Any) -> AsyncIterator[SemFS]:
-    fs = await anyio.to_thread.run_sync(SemFS)
+    # The kernel's store file decides where the index lives (tests give the kernel a store of their own).
+    db_path = kernel.store.path
+    fs = await anyio.to_thread.run_sync(lambda: SemFS(db_path=db_path, chroma_path=db_path.parent / "chroma"))
     try:
         await anyio.to_thread.run_sync(lambda: fs.start_background(wait=False))
     except BaseException:

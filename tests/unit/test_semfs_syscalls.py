@@ -1,0 +1,151 @@
+"""fs.* syscalls through Kernel.dispatch (access control, audit) on the FakeBackend; LLM plans with a double."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from aios.api import Agent, Capabilities, Context, Manifest
+from aios.config import Config
+from aios.errors import PermissionDenied, UsageError
+from aios.hookspecs import hookimpl
+from aios.plugin_manager import PluginManager
+from kernel import open_kernel
+from kernel.backends.fake import FakeBackend
+from kernel.context import ProcessContext
+from memory.semfs.llm_ops import Plan, compare, plan, run_plan, summarize
+from memory.store import Store
+from tests.unit._semfs_kit import open_fs, write_corpus
+
+pytestmark = pytest.mark.anyio
+
+
+class _Holder(Agent):
+    manifest = Manifest(name="holder", interactive=True)
+
+    async def run(self, ctx: Context, goal: str) -> str | None:
+        while await ctx.input() is not None:
+            pass
+        return None
+
+
+def _agent(name: str, caps: Capabilities) -> type[Agent]:
+    return type(name, (_Holder,), {"manifest": Manifest(name=name, capabilities=caps, interactive=True)})
+
+
+class _Agents:
+    def __init__(self, root: Path) -> None:
+        self.classes = [
+            _agent("reader", Capabilities(files_read=(str(root),))),
+            _agent("writer", Capabilities(files_read=(str(root),), files_write=(str(root / "notes"),))),
+            _agent("nobody", Capabilities()),
+        ]
+
+    @hookimpl
+    def register_agents(self) -> list[type[Agent]]:
+        return self.classes
+
+
+async def _as(kernel: Any, name: str) -> ProcessContext:
+    pid = await kernel.spawn(name)
+    return ProcessContext(kernel, kernel._procs[pid])
+
+
+async def test_fs_syscalls_under_access_control(tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    plugins = PluginManager(load_entry_points=False, plugins_dir=tmp_path / "no-plugins")
+    plugins.register(_Agents(root), name="semfs-test-agents")
+    store = Store.open(tmp_path / "home" / "aios.db")
+    with anyio.fail_after(60):
+        async with open_kernel(Config(), runtime=FakeBackend(), store=store, plugins=plugins) as kernel:
+            reader, writer, nobody = [await _as(kernel, n) for n in ("reader", "writer", "nobody")]
+            mounted = await reader.call("fs.mount", path=str(root))
+            assert mounted["stats"]["indexed"] == 4
+            found = await reader.call("fs.search", query="aphids", mode="keyword")
+            assert [r["relpath"] for r in found["results"]] == ["garden.md"]
+            assert {"path", "score", "chunk"} <= set(found["results"][0])
+            with pytest.raises(PermissionDenied):
+                await nobody.call("fs.search", query="aphids")
+            with pytest.raises(PermissionDenied):
+                await nobody.call("fs.cat", path=str(root / "garden.md"))
+            with pytest.raises(PermissionDenied):  # read-only grant: no writes
+                await reader.call("fs.write", path=str(root / "garden.md"), text="overwritten")
+            assert "Aphids" in (root / "garden.md").read_text()
+            with pytest.raises(PermissionDenied):  # write grant is only notes/
+                await writer.call("fs.rollback", path=str(root / "garden.md"), steps=1)
+            target = root / "notes" / "travel.txt"
+            await writer.call("fs.write", path=str(target), text="Renew the passport in May.\n")
+            history = await writer.call("fs.history", path=str(target))
+            assert [v["source"] for v in history["versions"]] == ["index", f"pid:{writer.pid}"]
+            assert "-Passport renewal" in (await writer.call("fs.diff", path=str(target)))["diff"]
+            assert (await writer.call("fs.rollback", path=str(target), steps=1))["changed"]
+            assert target.read_text().startswith("Passport renewal takes six weeks")
+            with pytest.raises(UsageError, match="invalid request"):
+                await reader.call("fs.search", query="")
+            with pytest.raises(UsageError, match="cannot go back"):
+                await writer.call("fs.rollback", path=str(target), steps=50)
+            files = await reader.call("fs.ls", target="docs")
+            assert len(files["files"]) == 4
+            assert (await reader.call("fs.check"))["ok"]
+            denied = store.audit_rows(denied_only=True)
+            assert {r["syscall"] for r in denied} >= {"fs.search", "fs.cat", "fs.write", "fs.rollback"}
+            assert kernel.services["semfs"].watcher is not None  # the service watches the mounts
+
+
+class ScriptedLLM:
+    """A test double for the LLM seam: returns canned replies and records the prompts."""
+
+    model = "scripted"
+
+    def __init__(self, *replies: str) -> None:
+        self.replies = list(replies)
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(
+        self, messages: list[dict[str, str]], *, schema: dict[str, Any] | None = None, max_tokens: int = 256
+    ) -> str:
+        self.calls.append({"messages": messages, "schema": schema})
+        return self.replies.pop(0)
+
+
+async def test_plan_confirmation_and_cached_summaries(aios_home: Path, tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    fs = open_fs(aios_home)
+    try:
+        fs.index(root)
+        fs.write(root / "garden.md", b"# Garden\n\nOnly herbs this year.\n")
+        steps = [
+            {"op": "search", "path": "", "query": "sourdough", "dest": "", "steps": 1},
+            {"op": "rollback", "path": str(root / "garden.md"), "query": "", "dest": "", "steps": 1},
+        ]
+        llm = ScriptedLLM(json.dumps({"steps": steps}), "not json at all")
+        with anyio.fail_after(30):
+            the_plan = await plan(fs, llm, "find the bread recipe and undo the garden edit")
+            assert the_plan.destructive and llm.calls[0]["schema"] is not None
+            refused = await run_plan(fs, llm, the_plan, confirm=None)
+            assert [r["status"] for r in refused] == ["ok", "skipped"]
+            assert refused[0]["detail"][0]["path"].endswith("recipes/bread.md")
+            assert "herbs" in (root / "garden.md").read_text()
+
+            async def yes(step: Any) -> bool:
+                return True
+
+            done = await run_plan(fs, llm, the_plan, confirm=yes)
+            assert done[1]["status"] == "ok" and "Aphids" in (root / "garden.md").read_text()
+            with pytest.raises(UsageError, match="usable plan"):
+                await plan(fs, llm, "gibberish")
+            bad = Plan.model_validate({"steps": [{"op": "cat", "path": str(root / "missing.md")}]})
+            assert (await run_plan(fs, llm, bad))[0]["status"] == "error"
+            summarizer = ScriptedLLM("A note about growing tomatoes.")
+            first = await summarize(fs, summarizer, str(root / "garden.md"))
+            again = await summarize(fs, summarizer, str(root / "garden.md"))
+            assert (first["cached"], again["cached"]) == (False, True) and len(summarizer.calls) == 1
+            comparer = ScriptedLLM("The herbs note replaced the tomato note.")
+            result = await compare(fs, comparer, str(root / "garden.md"), 2, 3)
+            assert result["comparison"].startswith("The herbs") and "+Tomatoes" in result["diff"]
+    finally:
+        fs.close()
