@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from tools.host import McpHost
 
 
+#: How long a catalog listing waits for servers that are still starting (a failed one is left out).
+CATALOG_WAIT_S = 10.0
+
+
 def _host(kernel: Kernel) -> McpHost:
     host = kernel.services.get("mcp")
     if host is None:
@@ -66,6 +70,7 @@ def _call_access(kernel: Kernel, proc: Process, request: ToolCallRequest) -> lis
 async def tool_list(kernel: Kernel, proc: Process, request: ToolListRequest) -> dict[str, Any]:
     """The tools this process may call (started servers' tools), as server.tool with signatures."""
     host = _host(kernel)
+    await host.start_all(CATALOG_WAIT_S, skip_failed=True)
     return {"tools": [t.to_json(schema=request.schemas) for t in host.catalog.view(proc.caps)]}
 
 
@@ -75,6 +80,7 @@ async def tool_search(kernel: Kernel, proc: Process, request: ToolSearchRequest)
     import anyio
 
     host = _host(kernel)
+    await host.start_all(CATALOG_WAIT_S, skip_failed=True)
     ranked = await anyio.to_thread.run_sync(
         lambda: host.catalog.search(request.query, caps=proc.caps, limit=request.limit)
     )

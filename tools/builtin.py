@@ -103,8 +103,10 @@ def _is_read(verb: str) -> bool:
 
 def syscall_tools(family: str) -> list[Tool]:
     """MCP tool definitions for the table syscalls of ``family``, schemas from their request models."""
+    from kernel.syscall_table import load_syscalls
     from kernel.syscalls import SYSCALLS
 
+    load_syscalls()
     tools = []
     for name, spec in sorted(SYSCALLS.items()):
         fam, _, verb = name.partition(".")

@@ -120,10 +120,15 @@ class McpHost:
         self.catalog.replace_server(owner.name, tools, prompts, resources)
         self._validators = {k: v for k, v in self._validators.items() if not k.startswith(owner.name + ".")}
 
-    async def start_all(self, timeout: float | None = None) -> None:
-        """Start every server (concurrently) and wait until each is ready or has failed."""
+    async def start_all(self, timeout: float | None = None, *, skip_failed: bool = False) -> None:
+        """Start every server (concurrently) and wait until each is ready or has failed.
+
+        ``skip_failed`` leaves servers that already failed alone (a catalog listing should not wait on them).
+        """
         async with anyio.create_task_group() as tg:
             for owner in self.owners.values():
+                if owner.state == "ready" or (skip_failed and owner.state == "failed"):
+                    continue
                 tg.start_soon(owner.wait_ready, timeout)
 
     def servers(self) -> list[dict[str, Any]]:

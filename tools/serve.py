@@ -18,6 +18,7 @@ from mcp_types import CallToolRequestParams, CallToolResult, ListToolsResult, Pa
 
 from aios.api import Agent, Capabilities, Context, Manifest
 from aios.errors import AiosError, UsageError
+from aios.hookspecs import hookimpl
 from tools.builtin import SYSCALL_FAMILIES, quiet_mcpserver, syscall_tools
 
 if TYPE_CHECKING:
@@ -91,18 +92,17 @@ class _HolderPlugin:
     def __init__(self, agent: type[Agent]) -> None:
         self.agent = agent
 
+    @hookimpl
     def register_agents(self) -> list[type[Agent]]:
         return [self.agent]
 
 
 async def serve_mcp(caps: Capabilities, *, http: str | None = None, families: Sequence[str] | None = None) -> None:
-    from aios.hookspecs import hookimpl
     from kernel.kernel import open_kernel
 
     allow = caps.tools or DEFAULT_ALLOW
     families = tuple(families or SYSCALL_FAMILIES)
     plugin = _HolderPlugin(_holder(caps))
-    plugin.register_agents = hookimpl(plugin.register_agents)  # type: ignore[method-assign]
     async with open_kernel() as kernel:
         kernel.plugins.register(plugin, name="aios-mcp-serve")
         pid = await kernel.spawn("mcp-serve", "serve MCP clients")

@@ -1,6 +1,6 @@
 """A stdio MCP server with tools of known behaviour, for tests and bench/tools.py.
 
-Run: ``python -m tests.mcp_servers.slow_server [--fail-start] [--duplicate]``. Environment: ``SLOW_SERVER_LOG``
+Run: ``python -m tests.mcp_servers.slow_server [--fail-start] [--duplicate] [--http PORT]``. Environment: ``SLOW_SERVER_LOG``
 (a file where ``write_note`` appends start/end stamps and ``hang`` records its cancellation).
 """
 
@@ -131,7 +131,11 @@ def main() -> None:
             return ListToolsResult(tools=[*result.tools, result.tools[0]])
 
         server._lowlevel_server.add_request_handler("tools/list", PaginatedRequestParams, listed_twice)
-    server.run()
+    if "--http" in sys.argv:
+        port = int(sys.argv[sys.argv.index("--http") + 1])
+        server.run("streamable-http", host="127.0.0.1", port=port)
+    else:
+        server.run()
 
 
 if __name__ == "__main__":

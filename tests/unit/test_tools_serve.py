@@ -1,0 +1,46 @@
+"""`aios mcp serve` from the SDK's own client over stdio: tools generated from syscall request models, calls
+dispatched through the kernel under the capability set chosen on the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from tools.serve import export_tools
+
+pytestmark = pytest.mark.anyio
+
+AIOS = str(Path(sys.executable).parent / "aios")
+
+
+def _params(home: Path, *args: str) -> StdioServerParameters:
+    home.mkdir(parents=True, exist_ok=True)
+    # The LLM is never used by `mcp serve`; the fake backend keeps the test from loading the model.
+    (home / "config.toml").write_text('[llm]\nbackend = "fake"\n')
+    return StdioServerParameters(command=AIOS, args=["mcp", "serve", *args], env={"AIOS_HOME": str(home)})
+
+
+async def test_serve_over_stdio_to_the_sdk_client(aios_home: Path) -> None:
+    with anyio.fail_after(60):
+        async with Client(_params(aios_home, "--family", "proc", "--allow", "proc.self"), cache=None) as client:
+            listed = (await client.list_tools()).tools
+            assert [t.name for t in listed] == ["proc.self"]
+            assert listed[0].input_schema["type"] == "object"
+            result = await client.call_tool("proc.self", {})
+            assert not result.is_error
+            assert result.structured_content["agent"] == "mcp-serve"
+            hidden = await client.call_tool("proc.test_echo_tool", {"tool": "x", "n": 1})
+            assert hidden.is_error and "not exposed" in hidden.content[0].text
+            bad = await client.call_tool("proc.self", {"unexpected": 1})
+            assert bad.is_error and "invalid request" in bad.content[0].text
+
+
+def test_default_exposure_is_read_only_verbs() -> None:
+    from tools.serve import DEFAULT_ALLOW
+
+    names = [t.name for t in export_tools(["proc"], DEFAULT_ALLOW)]
+    assert names == ["proc.self"]
