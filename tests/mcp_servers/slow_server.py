@@ -1,7 +1,7 @@
 """A stdio MCP server with tools of known behaviour, for tests and bench/tools.py.
 
-Run: ``python -m tests.mcp_servers.slow_server [--fail-start] [--duplicate] [--http PORT]``. Environment: ``SLOW_SERVER_LOG``
-(a file where ``write_note`` appends start/end stamps and ``hang`` records its cancellation).
+Run: ``python -m tests.mcp_servers.slow_server [--fail-start] [--duplicate] [--http PORT]``.
+Environment: ``SLOW_SERVER_LOG``, a file where ``write_note`` logs start/end stamps and ``hang`` its cancellation.
 """
 
 from __future__ import annotations
