@@ -303,6 +303,11 @@ def _add_groups() -> None:
 
     cli.add_command(fs_group)
     # -- issue 8: tasks, mem --
+    from aios.cli_mem import mem_group
+    from aios.cli_tasks import tasks_group
+
+    cli.add_command(tasks_group)
+    cli.add_command(mem_group)
 
 
 _add_groups()

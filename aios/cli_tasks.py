@@ -1,0 +1,171 @@
+"""`aios tasks`: inspect agents' task-memory trees (read-only; the store is opened without writing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from aios._cli_util import CONTEXT_SETTINGS, print_json, table
+from aios.errors import UsageError
+
+if TYPE_CHECKING:
+    from memory.tasktree import TaskTreeStore
+
+__all__ = ["parse_ref", "tasks_group"]
+
+
+@contextmanager
+def _tasks() -> Iterator[TaskTreeStore | None]:
+    from memory.store import Store
+    from memory.tasktree import TaskTreeStore
+
+    store = Store.open_read_only()
+    if store is None or not store.db["task_trees"].exists():
+        yield None
+        return
+    try:
+        yield TaskTreeStore(store.db)
+    finally:
+        store.close()
+
+
+def parse_ref(text: str, prefix: str) -> int:
+    """``t3``/``3`` -> 3 (``prefix`` is ``t`` for trees, ``n`` for nodes)."""
+    raw = text.strip().lower().removeprefix(prefix)
+    if not raw.isdigit() or int(raw) < 1:
+        kind = "task tree" if prefix == "t" else "task node"
+        raise UsageError(f"not a {kind} id: {text!r}", f"use {prefix}<number>, e.g. {prefix}1")
+    return int(raw)
+
+
+def _label(node: dict[str, Any]) -> str:
+    from rich.markup import escape
+
+    text = f"n{node['id']} [{node['status']}] {escape(node['title'])}"
+    if node["output"]:
+        text += f": {escape(node['output'])}"
+    text += f"  v{node['version']}"
+    if node["depends_on"]:
+        text += "  deps " + ",".join(f"n{d}" for d in node["depends_on"])
+    if node["needs_recheck"]:
+        text += "  [yellow]needs re-check[/]"
+    if node["status"] == "superseded":
+        by = f" by n{node['superseded_by']}" if node["superseded_by"] else ""
+        return f"[dim strike]{text}[/][dim]{by}[/]"
+    return text
+
+
+def render_tree(tree: dict[str, Any], nodes: list[dict[str, Any]]) -> Any:
+    """A rich Tree of the task tree, children in order, the active node marked."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    kids: dict[int | None, list[dict[str, Any]]] = {}
+    for node in sorted(nodes, key=lambda n: (n["position"], n["id"])):
+        kids.setdefault(node["parent_id"], []).append(node)
+    out = Tree(f"[bold]t{tree['id']}[/] {escape(tree['title'])}  owner {escape(tree['owner'])}  pid {tree['pid']}")
+
+    def add(parent: Any, node: dict[str, Any]) -> None:
+        mark = "[bold green]▶ [/]" if node["id"] == tree["active_id"] else ""
+        branch = parent.add(mark + _label(node))
+        for child in kids.get(node["id"], []):
+            add(branch, child)
+
+    for root in kids.get(None, []):
+        add(out, root)
+    return out
+
+
+@click.group("tasks", context_settings=CONTEXT_SETTINGS)
+def tasks_group() -> None:
+    """Inspect agents' task trees: the steps, their values, versions and dependencies.
+
+    \b
+    Examples:
+      aios tasks tree            # every task tree
+      aios tasks tree 12         # the trees of process 12
+      aios tasks tree t3 --json
+      aios tasks show n17
+    """
+
+
+@tasks_group.command("tree", context_settings=CONTEXT_SETTINGS)
+@click.argument("which", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def tree_cmd(which: str | None, as_json: bool) -> None:
+    """Show task trees: all (no argument), a process's (PID) or one (TASK, e.g. t3).
+
+    \b
+    Examples:
+      aios tasks tree
+      aios tasks tree 12
+      aios tasks tree t3 --json | jq '.trees[0].nodes[] | {id, title, status}'
+    """
+    from rich.console import Console
+
+    with _tasks() as tasks:
+        if which is None:
+            rows = tasks.trees() if tasks else []
+            if as_json:
+                print_json({"trees": rows})
+            else:
+                for row in rows:
+                    row["ref"] = f"t{row['id']}"
+                    row["active"] = f"n{row['active_id']}"
+                table(rows, ("ref", "owner", "pid", "title", "active"), empty="no task trees yet")
+            return
+        if which.isdigit():
+            found = tasks.trees(pid=int(which)) if tasks else []
+            if not found:
+                raise UsageError(f"process {which} has no task tree", "see `aios tasks tree`")
+        else:
+            tree_id = parse_ref(which, "t")
+            if tasks is None:
+                raise UsageError(f"no task tree t{tree_id}", "see `aios tasks tree`")
+            found = [tasks.tree(tree_id)]
+        trees = [{**t, "nodes": tasks.nodes(t["id"])} for t in found]  # type: ignore[union-attr]
+    if as_json:
+        print_json({"trees": trees})
+        return
+    console = Console()
+    for tree in trees:
+        console.print(render_tree(tree, tree["nodes"]))
+
+
+@tasks_group.command("show", context_settings=CONTEXT_SETTINGS)
+@click.argument("node")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_cmd(node: str, as_json: bool) -> None:
+    """Show one step (NODE, e.g. n17): its value, relations and every version with its actor.
+
+    \b
+    Example:
+      aios tasks show n17
+    """
+    node_id = parse_ref(node, "n")
+    with _tasks() as tasks:
+        if tasks is None:
+            raise UsageError(f"no task node n{node_id}", "see `aios tasks tree`")
+        row = tasks.node(node_id)
+        row["dependents"] = tasks.dependents(node_id)
+        row["versions"] = tasks.history(node_id)
+    if as_json:
+        print_json(row)
+        return
+    click.echo(f"n{row['id']}  {row['title']}  [{row['status']}]  v{row['version']}  in t{row['tree_id']}")
+    for key in ("input", "output"):
+        if row[key]:
+            click.echo(f"  {key}: {row[key]}")
+    if row["parent_id"]:
+        click.echo(f"  parent: n{row['parent_id']}")
+    for key in ("depends_on", "dependents"):
+        if row[key]:
+            click.echo(f"  {key.replace('_', ' ')}: {', '.join(f'n{d}' for d in row[key])}")
+    if row["needs_recheck"]:
+        click.echo("  needs re-check: something it depends on changed")
+    if row["superseded_by"]:
+        click.echo(f"  superseded by: n{row['superseded_by']}")
+    table(row["versions"], ("version", "status", "title", "output", "actor", "change"), empty="no versions")

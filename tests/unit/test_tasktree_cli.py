@@ -1,0 +1,90 @@
+"""`aios tasks` and `aios mem` read a real store read-only: tables, JSON, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from aios.cli import cli
+from memory.agent_memory import AgentMemory
+from memory.store import Store
+from memory.tasktree import TaskTreeStore
+
+
+@pytest.fixture
+def filled(aios_home: Path) -> dict[str, int]:
+    store = Store.open()
+    tasks = TaskTreeStore(store.db)
+    tree = tasks.create_tree(owner="chat", title="Plan a trip", pid=12)
+    dest = tasks.add_node(tree["id"], title="Destination", output="Rome", actor="user")
+    hotel = tasks.add_node(tree["id"], title="Hotel", depends_on=[dest["id"]], actor="agent:chat#12")
+    new = tasks.replace([dest["id"]], title="Destination", output="Lisbon", actor="agent:chat#12")
+    store.save_process({"pid": 12, "agent": "chat", "state": "exited"})
+    store.add_message(12, "user", "Find me a hotel in Lisbon")
+    memory = AgentMemory(store.db)
+    memory.stage_core("agent:chat", "human", "Likes trains", actor="user")
+    memory.archive(
+        "agent:chat", "Passport expires 2031", tags=["trip"], source="file", source_ref="p.txt", actor="user"
+    )
+    store.close()
+    return {"tree": tree["id"], "dest": dest["id"], "hotel": hotel["id"], "new": new["id"]}
+
+
+def _json(args: list[str]) -> dict:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_tasks_tree_and_show(filled: dict[str, int], aios_home: Path) -> None:
+    db = aios_home / "aios.db"
+    mtime = os.stat(db).st_mtime_ns
+    listing = _json(["tasks", "tree", "--json"])
+    assert [t["title"] for t in listing["trees"]] == ["Plan a trip"]
+    by_pid = _json(["tasks", "tree", "12", "--json"])
+    nodes = {n["id"]: n for n in by_pid["trees"][0]["nodes"]}
+    assert nodes[filled["dest"]]["superseded_by"] == filled["new"] and nodes[filled["hotel"]]["needs_recheck"]
+    text = CliRunner().invoke(cli, ["tasks", "tree", f"t{filled['tree']}"]).stdout
+    assert "Destination: Lisbon" in text and "needs re-check" in text and "▶" in text
+    shown = _json(["tasks", "show", f"n{filled['dest']}", "--json"])
+    assert [v["change"] for v in shown["versions"]] == ["create", f"replaced by n{filled['new']}"]
+    assert shown["dependents"] == [filled["hotel"]]
+    human = CliRunner().invoke(cli, ["tasks", "show", str(filled["dest"])]).stdout
+    assert "superseded by" in human and "agent:chat#12" in human
+    assert os.stat(db).st_mtime_ns == mtime  # read-only
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["tasks", "show", "n999"], 2, "no task node n999"),
+        (["tasks", "show", "banana"], 2, "not a task node id"),
+        (["tasks", "tree", "t404"], 2, "no task tree t404"),
+        (["tasks", "tree", "77"], 2, "process 77 has no task tree"),
+    ],
+)
+def test_tasks_errors_are_one_line(filled: dict[str, int], args: list[str], code: int, message: str) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == code and message in result.stderr and "Traceback" not in result.output
+
+
+def test_mem_ls_and_search(filled: dict[str, int]) -> None:
+    listing = _json(["mem", "ls", "chat", "--json"])
+    assert listing["namespace"] == "agent:chat"
+    assert [b["value"] for b in listing["core"]] == ["Likes trains"]
+    assert [r["text"] for r in listing["recall"]] == ["Find me a hotel in Lisbon"]
+    assert listing["archival"][0]["source"] == {"kind": "file", "ref": "p.txt", "actor": "user"}
+    found = _json(["mem", "search", "agent:chat", "hotel", "--json"])
+    assert [r["id"] for r in found["results"]] == [listing["recall"][0]["id"]]
+    tagged = _json(["mem", "search", "chat", "passport", "--tag", "trip", "--json"])
+    assert len(tagged["results"]) == 1
+    assert "Likes trains" in CliRunner().invoke(cli, ["mem", "ls", "chat"]).stdout
+
+
+def test_commands_on_an_empty_home(aios_home: Path) -> None:
+    assert _json(["tasks", "tree", "--json"]) == {"trees": []}
+    assert _json(["mem", "search", "chat", "x", "--json"]) == {"namespace": "agent:chat", "results": []}
