@@ -1,11 +1,26 @@
-"""The built-in ``chat`` agent: a conversation with the local model that remembers its own turns."""
+"""The built-in ``chat`` agent: a conversation with the local model, kept as a task-memory tree.
+
+Each user message is filed into the conversation's task tree with ONE grammar-constrained call (a new step,
+an update of a step, or a question about the state; a question changes nothing). The reply's prompt is
+built prefix-stable: the system prompt, the agent's core memory blocks, the task slice for the step the
+message is about (its root-to-step path and dependencies, no sibling branches, no superseded values), the
+last exchange, and the message. So a correction ("not Rome, Lisbon") replaces the old value instead of
+competing with it in a long transcript, and prompts stay short as the conversation grows.
+"""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from aios.api import Agent, ChatMessage, Context, Manifest
+from aios.errors import AiosError
 from aios.hookspecs import hookimpl
+from memory.taskclassify import Classification, classification_messages, classification_schema, parse_classification
 
 __all__ = ["ChatAgent"]
+
+log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = "You are a helpful, concise assistant running inside aios, an agent operating system."
 
@@ -13,28 +28,94 @@ SYSTEM_PROMPT = "You are a helpful, concise assistant running inside aios, an ag
 class ChatAgent(Agent):
     manifest = Manifest(
         name="chat",
-        description="Talk with the local model; it remembers the earlier turns of this conversation.",
+        description="Talk with the local model; it keeps the conversation's steps in a task tree.",
         interactive=True,
     )
-    #: Earlier exchanges kept in the prompt; older ones fall out so the prompt fits small models.
-    max_history_turns = 8
+    #: Earlier exchanges kept verbatim after the task slice (the tree carries the rest).
+    recent_turns = 2
+    #: Token budget of the task slice.
+    task_budget = 600
 
     async def run(self, ctx: Context, goal: str) -> str | None:
-        history: list[ChatMessage] = []
-        answer: str | None = None
-        message = goal or await ctx.input()
+        first = goal or await ctx.input()
+        if first is None:
+            return None
+        # A single request is a single step: it is answered plainly (a one-shot `aios run chat` makes just
+        # this one call). The task tree starts when the conversation has a second message, rooted at the first.
+        answer = await self._reply(
+            ctx, [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": first}]
+        )
+        recent: list[ChatMessage] = [{"role": "user", "content": first}, {"role": "assistant", "content": answer}]
+        await ctx.end_turn()
+        tree: dict[str, Any] | None = None
+        message = await ctx.input()
         while message is not None:
-            history.append({"role": "user", "content": message})
-            window = history[-(2 * self.max_history_turns + 1) :]
-            pieces: list[str] = []
-            async for piece in ctx.llm.chat([{"role": "system", "content": SYSTEM_PROMPT}, *window]):
-                pieces.append(piece)
-                await ctx.write(piece)
-            answer = "".join(pieces).strip()
-            history.append({"role": "assistant", "content": answer})
+            if tree is None:
+                tree = await ctx.call("task.create", title=first.strip()[:80] or "conversation", input=first)
+            about, new_node = await self._file(ctx, tree, message)
+            system = await self._system(ctx, tree["id"], about)
+            window = recent[-2 * self.recent_turns :] if self.recent_turns else []
+            answer = await self._reply(
+                ctx, [{"role": "system", "content": system}, *window, {"role": "user", "content": message}]
+            )
+            if new_node and answer:
+                await ctx.call("task.update", tree=tree["id"], node=about, output=answer[:500], status="done")
+            recent += [{"role": "user", "content": message}, {"role": "assistant", "content": answer}]
             await ctx.end_turn()
             message = await ctx.input()
         return answer
+
+    async def _reply(self, ctx: Context, messages: list[ChatMessage]) -> str:
+        pieces: list[str] = []
+        async for piece in ctx.llm.chat(messages):
+            pieces.append(piece)
+            await ctx.write(piece)
+        return "".join(pieces).strip()
+
+    async def _system(self, ctx: Context, tree: int, about: int) -> str:
+        core = (await ctx.call("mem.core_get"))["rendered"]
+        task = await ctx.call("task.prompt", tree=tree, node=about, budget=self.task_budget)
+        return "\n\n".join(part for part in (SYSTEM_PROMPT, core, task["text"]) if part)
+
+    async def _classify(self, ctx: Context, steps: list[dict[str, Any]], message: str) -> Classification:
+        ids = [s["id"] for s in steps]
+        try:
+            pieces = [
+                p
+                async for p in ctx.llm.chat(
+                    classification_messages(steps, message),
+                    json_schema=classification_schema(ids),
+                    max_tokens=100,
+                    temperature=0.0,
+                )
+            ]
+            return parse_classification("".join(pieces), ids)
+        except AiosError as exc:  # a backend without grammars, or an answer that does not parse
+            log.info("turn classification failed (%s); filing the message as a new step", exc.message)
+            return Classification("new_step", None, "", "")
+
+    async def _file(self, ctx: Context, tree: dict[str, Any], message: str) -> tuple[int, bool]:
+        """File ``message`` into the tree: returns (the step the reply is about, whether it is a new step)."""
+        state = await ctx.call("task.get", tree=tree["id"])
+        root = state["tree"]["root_id"]
+        steps = [n for n in state["nodes"] if n["status"] != "superseded" and n["id"] != root]
+        c = await self._classify(ctx, steps, message)
+        live = {s["id"] for s in steps}
+        if c.kind == "question":
+            return (c.node if c.node in live else state["tree"]["active_id"]), False
+        if c.kind == "update" and c.node in live:
+            await ctx.call("task.update", tree=tree["id"], node=c.node, output=c.value or None)
+            await ctx.call("task.activate", tree=tree["id"], node=c.node)
+            return c.node, False
+        node = await ctx.call(
+            "task.add",
+            tree=tree["id"],
+            title=c.title or message.strip()[:40] or "step",
+            input=message,
+            output=c.value,
+            status="done" if c.value else "running",
+        )
+        return node["id"], not c.value
 
 
 @hookimpl
