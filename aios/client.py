@@ -152,9 +152,14 @@ class SocketClient(DaemonClient):
         self.pid: int | None = None
 
     async def __aenter__(self) -> SocketClient:
+        try:
+            hello = await self.arequest("GET", "/v1/hello")
+        except BaseException:
+            await self._async.aclose()
+            self.close()
+            raise
         self._tg_cm = anyio.create_task_group()
         self._tg = await self._tg_cm.__aenter__()
-        hello = await self.arequest("GET", "/v1/hello")
         self.model_name = hello["model_name"]
         self.pid = (hello.get("process") or {}).get("pid")
         return self

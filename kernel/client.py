@@ -1,4 +1,5 @@
-"""The one interface every front end uses to drive a kernel, in-process or (later) over the local socket."""
+"""The one interface every front end uses to drive a kernel: in-process (``kernel.Kernel``) or over the
+local socket (``aios.client.SocketClient``)."""
 
 from __future__ import annotations
 
@@ -40,4 +41,15 @@ class KernelClient(Protocol):
 
     def ps(self) -> list[dict[str, Any]]: ...
 
-    def subscribe(self) -> MemoryObjectReceiveStream[KernelEvent]: ...
+    def subscribe(self, *, approver: bool = False) -> MemoryObjectReceiveStream[KernelEvent]:
+        """Kernel events. ``approver``: this front end answers approval requests while the stream is open
+        (without one attached, requests are denied after ``[access] headless_timeout_s``)."""
+        ...
+
+    def approvals(self) -> list[dict[str, Any]]:
+        """Approval requests waiting for an answer."""
+        ...
+
+    async def approve(self, request_id: str, answer: str, *, by: str = ...) -> None:
+        """Answer one: ``allow_once``, ``allow_always``, ``deny`` or ``deny_always``."""
+        ...

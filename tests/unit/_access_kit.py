@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from aios import Agent, Capabilities, Context, Manifest
 from aios.client import SocketClient
@@ -83,6 +84,15 @@ class Sleeper(Agent):
         return None
 
 
+class Asker(Agent):
+    """Calls the tool its goal names (alpha's capabilities), as a real agent's run would."""
+
+    manifest = Manifest(name="asker")
+
+    async def run(self, ctx: Context, goal: str) -> str | None:
+        return str(await ctx.call("proc.test_touch", kind="tool", target=goal))
+
+
 def holder(name: str, caps: Capabilities, base: type[Agent] = Holder) -> type[Agent]:
     manifest = Manifest(name=name, capabilities=caps, interactive=base is Holder)
     return type(f"Agent_{name}", (base,), {"manifest": manifest})
@@ -104,6 +114,7 @@ def agent_classes(root: Path) -> list[type[Agent]]:
             ),
         ),
         holder("beta", Capabilities()),
+        holder("asker", Capabilities(tools_ask=("t.ask*",)), Asker),
         holder(
             "greedy",
             Capabilities(tools=("*",), files_read=("/",), files_write=("/",), network=True, max_children=9),
@@ -121,6 +132,13 @@ class Rig:
     socket: Path | None = None
     frontend_token: str | None = None
     stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    portal: BlockingPortal | None = None
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        """Call an async kernel method on the kernel's own loop."""
+        if self.portal is None:
+            return await fn(*args)
+        return await anyio.to_thread.run_sync(self.portal.call, fn, *args)
 
     async def agent(self, name: str, goal: str = "") -> tuple[int, Any]:
         """Spawn ``name`` and return (pid, a caller acting as it over this rig's transport)."""
@@ -139,7 +157,19 @@ class Rig:
 
 
 @asynccontextmanager
+async def _kernel(config: Config, store: Store, plugins: PluginManager, sock: Path | None) -> AsyncIterator[Any]:
+    async with open_kernel(config, runtime=FakeBackend(), store=store, plugins=plugins) as kernel:
+        if sock is None:
+            yield kernel, None, None
+        else:
+            async with serve_socket(kernel, sock) as (path, token):
+                yield kernel, path, token
+
+
+@asynccontextmanager
 async def open_rig(tmp_path: Path, transport: Transport = "inproc", config: Config | None = None) -> AsyncIterator[Rig]:
+    """A kernel for the test. Over the socket it runs on its own event loop in another thread, as a daemon
+    would in another process: then even the client's blocking calls (``ps()``) cannot stall it."""
     root = tmp_path / "files"
     (root / "granted" / "rw").mkdir(parents=True, exist_ok=True)
     (root / "granted" / "note.txt").write_text("granted note")
@@ -157,13 +187,21 @@ async def open_rig(tmp_path: Path, transport: Transport = "inproc", config: Conf
     config.llm.backend = "fake"
     sock_dir = Path(tempfile.mkdtemp(prefix="aios-", dir="/tmp"))  # AF_UNIX paths must stay short
     try:
-        async with open_kernel(config, runtime=FakeBackend(), store=store, plugins=plugins) as kernel:
-            rig = Rig(kernel, store, root, transport)
-            async with rig.stack:
-                if transport == "socket":
-                    path, token = await rig.stack.enter_async_context(serve_socket(kernel, sock_dir / "k.sock"))
-                    rig.socket, rig.frontend_token = path, token
-                yield rig
+        if transport == "inproc":
+            async with _kernel(config, store, plugins, None) as (kernel, _, _):
+                rig = Rig(kernel, store, root, transport)
+                async with rig.stack:
+                    yield rig
+        else:
+            with start_blocking_portal() as portal:
+                with portal.wrap_async_context_manager(_kernel(config, store, plugins, sock_dir / "k.sock")) as (
+                    kernel,
+                    path,
+                    token,
+                ):
+                    rig = Rig(kernel, store, root, transport, path, token, portal=portal)
+                    async with rig.stack:
+                        yield rig
     finally:
         shutil.rmtree(sock_dir, ignore_errors=True)
         store.close()
