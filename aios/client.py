@@ -68,7 +68,8 @@ def _raise_for(response: httpx.Response) -> Any:
         raise AiosError(f"kernel answered {response.status_code} without JSON") from None
     if response.status_code >= 400 or "error" in data:
         error = data.get("error", {})
-        cls = _ERRORS.get(error.get("type", ""), AiosError)
+        by_status = {400: UsageError, 401: AuthError, 403: PermissionDenied, 404: ProcessNotFound, 413: UsageError}
+        cls = _ERRORS.get(error.get("type", "")) or by_status.get(response.status_code, AiosError)
         raise cls(error.get("message", f"kernel error {response.status_code}"), error.get("hint"))
     return data.get("result")
 

@@ -18,14 +18,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from aios.errors import AiosError
+from aios.errors import PermissionDenied
 
 __all__ = ["FileGrant", "PathDenied", "confine", "open_confined"]
 
 _MAX_PATH = 4096
 
 
-class PathDenied(AiosError):
+class PathDenied(PermissionDenied):
     """A path outside every grant, or one that cannot be opened safely."""
 
 

@@ -400,7 +400,11 @@ class Kernel:
                 raise PermissionDenied(f"{name} by pid {proc.pid} ({proc.agent}): {reason or 'denied'}")
         if not accesses:
             audit("", "allow")
-        return await spec.handler(self, proc, request)
+        try:
+            return await spec.handler(self, proc, request)
+        except PermissionDenied as exc:  # refused past the check (e.g. a confined open met a symlink)
+            audit(", ".join(a.describe() for a in accesses), "deny", exc.message)
+            raise
 
     def write_output(self, proc: Process, text: str) -> None:
         if not text:
