@@ -44,7 +44,7 @@ def parse_ref(text: str, prefix: str) -> int:
 def _label(node: dict[str, Any]) -> str:
     from rich.markup import escape
 
-    text = f"n{node['id']} [{node['status']}] {escape(node['title'])}"
+    text = f"n{node['id']} {escape('[' + node['status'] + ']')} {escape(node['title'])}"
     if node["output"]:
         text += f": {escape(node['output'])}"
     text += f"  v{node['version']}"

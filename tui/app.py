@@ -60,6 +60,7 @@ class AiosApp(App[None]):
         Binding("ctrl+k", "kill", "Kill agent", priority=True),
         Binding("ctrl+t", "toggle_suspend", "Suspend/resume", priority=True),
         Binding("ctrl+r", "renice", "Priority", priority=True),
+        Binding("ctrl+o", "memory", "Memory", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -252,6 +253,16 @@ class AiosApp(App[None]):
         event.input.clear()
         if text:
             self._send(text)
+
+    def action_memory(self) -> None:
+        """The Memory view (tui/memory_view.py) of the selected process: its task trees and core memory."""
+        from aios import paths
+        from tui.memory_view import MemoryView
+
+        pid = self.selected_pid
+        agent = self.process_table.cell(pid, "agent") if pid in self.process_table.pids else None
+        db = self._store.path if self._store is not None else paths.db_path()
+        self.push_screen(MemoryView(db, pid=pid, agent=str(agent) if agent else None))
 
     def action_new_agent(self) -> None:
         self._new_agent()
