@@ -20,7 +20,17 @@ def run_agent(
     stream: Callable[[str], None] | None,
     status: Callable[[str], Any],
 ) -> dict[str, Any]:
-    """Run ``agent`` on ``goal`` non-interactively; return its final process info."""
+    """Run ``agent`` on ``goal`` non-interactively; return its final process info. A running daemon
+    (`aios serve`) runs it when there is one; otherwise an in-process kernel does."""
+    import sys
+
+    from aios.client import daemon_client
+
+    prompt = sys.stdin.isatty()  # approvals are asked on the terminal; headless they time out
+    daemon = daemon_client()
+    if daemon is not None:
+        daemon.close()
+        return _run_on_daemon(agent, goal, priority=priority, stream=stream, prompt=prompt)
     from aios.plugin_manager import PluginManager
     from kernel.events import OutputWritten, ProcessExited
     from kernel.kernel import load_runtime, open_kernel
@@ -32,7 +42,11 @@ def run_agent(
         backend = load_runtime(config)
 
     async def main() -> dict[str, Any]:
-        async with open_kernel(config, runtime=backend, plugins=plugins) as kernel:
+        async with open_kernel(config, runtime=backend, plugins=plugins) as kernel, anyio.create_task_group() as tg:
+            if prompt:
+                from aios.cli_access import prompt_approvals
+
+                tg.start_soon(prompt_approvals, kernel)
             events = kernel.subscribe()
             pid = await kernel.spawn(agent, goal, interactive=False, priority=priority)
             async with events:
@@ -46,6 +60,38 @@ def run_agent(
             info = await kernel.wait(pid)
             if stream is not None:
                 stream("\n")
+            tg.cancel_scope.cancel()
+            return info
+
+    return anyio.run(main)
+
+
+def _run_on_daemon(
+    agent: str, goal: str, *, priority: str | None, stream: Callable[[str], None] | None, prompt: bool
+) -> dict[str, Any]:
+    from aios.client import SocketClient
+    from kernel.events import OutputWritten, ProcessExited
+
+    async def main() -> dict[str, Any]:
+        async with SocketClient() as kernel, anyio.create_task_group() as tg:
+            if prompt:
+                from aios.cli_access import prompt_approvals
+
+                tg.start_soon(prompt_approvals, kernel)
+            events = await kernel.open_events()
+            pid = await kernel.spawn(agent, goal, interactive=False, priority=priority)
+            with events:
+                async for event in events:
+                    if event.pid != pid:
+                        continue
+                    if isinstance(event, OutputWritten) and stream is not None:
+                        stream(event.text)
+                    elif isinstance(event, ProcessExited):
+                        break
+            info = await kernel.wait(pid)
+            if stream is not None:
+                stream("\n")
+            tg.cancel_scope.cancel()
             return info
 
     return anyio.run(main)

@@ -119,12 +119,17 @@ def ps(include_exited: bool, as_json: bool) -> None:
       aios ps
       aios ps --all --json
     """
+    from aios.client import daemon_client
     from memory.store import Store
 
-    store = Store.open_read_only()
-    rows = store.processes(include_exited=include_exited) if store else []
-    if store:
-        store.close()
+    daemon = daemon_client()  # a running kernel's live table; else the last one recorded in the store
+    if daemon is not None:
+        rows = [p for p in daemon.ps() if include_exited or p["state"] not in ("exited", "failed")]
+    else:
+        store = Store.open_read_only()
+        rows = store.processes(include_exited=include_exited) if store else []
+        if store:
+            store.close()
     if as_json:
         print_json({"processes": rows})
         return
@@ -293,6 +298,10 @@ def _add_groups() -> None:
     cli.add_command(config_group)
     cli.add_command(models_group)
     # -- issue 5: serve, policy, audit, kill/suspend/resume/nice --
+    from aios.cli_access import access_commands
+
+    for command in access_commands():
+        cli.add_command(command)
     # -- issue 6: mcp, plan --
     from aios.cli_mcp import mcp_group, plan_group
 

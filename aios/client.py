@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 import httpx
 
 from aios import paths
@@ -228,7 +229,21 @@ class SocketClient(DaemonClient):
         self._tg.start_soon(self._pump, send, approver)
         return receive
 
-    async def _pump(self, send: MemoryObjectSendStream[KernelEvent], approver: bool) -> None:
+    async def open_events(self, *, approver: bool = False) -> MemoryObjectReceiveStream[KernelEvent]:
+        """Like ``subscribe``, but returns once the kernel has registered the subscription (no event missed)."""
+        if self._tg is None:
+            raise UsageError("use the SocketClient as `async with SocketClient() as client:`")
+        send, receive = anyio.create_memory_object_stream["KernelEvent"](math.inf)
+        await self._tg.start(self._pump, send, approver)
+        return receive
+
+    async def _pump(
+        self,
+        send: MemoryObjectSendStream[KernelEvent],
+        approver: bool,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
         from kernel.events import event_from_dict
 
         params = {"approver": "true"} if approver else None
@@ -237,6 +252,7 @@ class SocketClient(DaemonClient):
                 if response.status_code >= 400:
                     await response.aread()
                     _raise_for(response)
+                task_status.started()
                 async for _, data in _sse_events(response):
                     try:
                         send.send_nowait(event_from_dict(data))
