@@ -25,6 +25,8 @@ from aios.errors import AiosError
 from aios.plugin_manager import PluginManager
 from kernel.client import KernelClient
 from kernel.events import (
+    ApprovalRequested,
+    ApprovalResolved,
     InputSent,
     KernelEvent,
     OutputWritten,
@@ -35,6 +37,7 @@ from kernel.events import (
 )
 from kernel.kernel import open_kernel
 from memory.store import Store
+from tui.approval import ApprovalScreen
 from tui.console import AgentConsole
 from tui.process_table import ProcessTable
 from tui.transcript import Transcripts
@@ -144,7 +147,7 @@ class AiosApp(App[None]):
             config = self.config = self.config or load_config()
             self._apply_theme(config.tui.theme)
             async with open_kernel(config, runtime=self._runtime, store=self._store, plugins=self._plugins) as kernel:
-                with kernel.subscribe() as events:
+                with kernel.subscribe(approver=True) as events:  # this front end answers approvals
                     self.kernel = kernel
                     self._started.set()
                     model = kernel.model_name
@@ -199,6 +202,34 @@ class AiosApp(App[None]):
             case ProcessExited(state=state, exit_code=code, error=error):
                 transcripts.exited(pid, state, code, error)
                 self._show_state(pid, state)
+            case ApprovalRequested():
+                self._ask_approval(event)
+            case ApprovalResolved(request_id=request_id):
+                self._approval_gone(request_id)
+
+    # -- approvals ---------------------------------------------------------------------------------
+
+    def _ask_approval(self, request: ApprovalRequested) -> None:
+        def answered(answer: str | None) -> None:
+            if answer is not None:
+                self._answer_approval(request.request_id, answer)
+
+        self.push_screen(ApprovalScreen(request), answered)
+
+    def _approval_gone(self, request_id: str) -> None:
+        """Answered elsewhere, timed out or cancelled: close its dialog if it is still open."""
+        for screen in self.screen_stack:
+            if isinstance(screen, ApprovalScreen) and screen.request.request_id == request_id:
+                screen.withdraw()
+
+    @work(group="input")
+    async def _answer_approval(self, request_id: str, answer: str) -> None:
+        if self.kernel is None:
+            return
+        try:
+            await self.kernel.approve(request_id, answer, by="tui")
+        except AiosError as exc:
+            self.notify(exc.one_line(), severity="warning")
 
     def _show_process(self, info: dict[str, Any]) -> None:
         self.process_table.upsert(info)

@@ -1,0 +1,93 @@
+"""The TUI's approval dialog (Pilot): an agent's ask opens the modal, the keys answer it, and a request that
+is answered elsewhere closes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+from _access_kit import agent_classes
+from textual.pilot import Pilot
+
+from aios import Agent
+from aios.config import Config
+from aios.hookspecs import hookimpl
+from aios.plugin_manager import PluginManager
+from kernel.backends.fake import FakeBackend
+from kernel.policy import PolicyStore
+from memory.store import Store
+from tui import AiosApp, make_app
+from tui.approval import ApprovalScreen
+
+pytestmark = pytest.mark.anyio
+
+
+def app_for(tmp_path: Path) -> tuple[AiosApp, Store]:
+    root = tmp_path / "files"
+    (root / "granted" / "rw").mkdir(parents=True)
+
+    class Extras:
+        @hookimpl
+        def register_agents(self) -> list[type[Agent]]:
+            return agent_classes(root)
+
+    plugins = PluginManager(load_entry_points=False)
+    plugins.register(Extras(), name="access-kit")
+    store = Store.open(tmp_path / "aios.db")
+    config = Config()
+    config.access.approval_timeout_s = 30
+    return make_app(config=config, runtime=FakeBackend(), store=store, plugins=plugins), store
+
+
+async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
+    try:
+        with anyio.fail_after(10):
+            while not condition():
+                await pilot.pause(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def test_the_modal_answers_approvals(tmp_path: Path) -> None:
+    app, store = app_for(tmp_path)
+    with anyio.fail_after(30):
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.kernel is not None, "the kernel")
+            kernel = app.kernel
+            assert kernel is not None
+
+            pid = await kernel.spawn("asker", "t.ask1")
+            await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval dialog")
+            dialog = app.screen
+            assert isinstance(dialog, ApprovalScreen)
+            assert dialog.request.pid == pid and dialog.request.resource == "tool:t.ask1"
+            assert "t.ask1" in str(dialog.query_one("#approval-resource").render())
+            assert kernel.ps()[0]["state"] == "waiting_approval"
+            await pilot.press("o")
+            info = await kernel.wait(pid)
+            assert (info["exit_code"], info["result"]) == (0, "{'touched': 'tool:t.ask1'}")
+            assert not isinstance(app.screen, ApprovalScreen)
+
+            # "Deny always": the process is refused, and the answer is remembered.
+            pid = await kernel.spawn("asker", "t.ask2")
+            await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the second dialog")
+            await pilot.press("n")
+            info = await kernel.wait(pid)
+            assert info["state"] == "failed" and "always deny" in info["error"]
+            assert [(r.resource, r.decision) for r in PolicyStore().rules()] == [("tool:t.ask2", "deny")]
+
+            # Buttons work too.
+            pid = await kernel.spawn("asker", "t.ask3")
+            await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the third dialog")
+            await pilot.click("#allow_once")
+            assert (await kernel.wait(pid))["exit_code"] == 0
+
+            # Answered from elsewhere (another front end): the dialog closes by itself.
+            pid = await kernel.spawn("asker", "t.ask4")
+            await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the fourth dialog")
+            await kernel.approve(kernel.approvals()[0]["id"], "deny", by="cli")
+            await wait_for(pilot, lambda: not isinstance(app.screen, ApprovalScreen), "the dialog to close")
+            assert (await kernel.wait(pid))["state"] == "failed"
+    store.close()
