@@ -143,16 +143,19 @@ def _socket(home: Path) -> dict[str, list[float]]:
             time.sleep(0.1)
         time.sleep(0.2)
         token = (home / "run" / "frontend.token").read_text()
-        transport = httpx.HTTPTransport(uds=str(sock))
-        with httpx.Client(
-            transport=transport, base_url="http://aios", headers={"authorization": f"Bearer {token}"}
-        ) as c:
+
+        def client(secret: str) -> httpx.Client:
+            return httpx.Client(
+                transport=httpx.HTTPTransport(uds=str(sock)),
+                base_url="http://aios",
+                headers={"authorization": f"Bearer {secret}"},
+            )
+
+        with client(token) as c:
             spawned = c.post("/v1/spawn", json={"agent": "bench", "token": True}).json()["result"]
         body = {"syscall": "proc.bench_echo", "payload": {"n": 21, "path": str(home / "grant" / "data.txt")}}
         out: dict[str, list[float]] = {"rtt_p50": [], "rtt_p99": []}
-        with httpx.Client(
-            transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://aios", headers=agent_headers
-        ) as c:
+        with client(spawned["token"]) as c:
             for _ in range(200):
                 assert c.post("/v1/call", json=body).json() == {"result": {"n": 42}}
             for _ in range(ROUNDS):
