@@ -169,3 +169,32 @@ def show_cmd(node: str, as_json: bool) -> None:
     if row["superseded_by"]:
         click.echo(f"  superseded by: n{row['superseded_by']}")
     table(row["versions"], ("version", "status", "title", "output", "actor", "change"), empty="no versions")
+
+
+@tasks_group.command("prompt", context_settings=CONTEXT_SETTINGS)
+@click.argument("task")
+@click.option("--node", help="The step to build the prompt for (default: the tree's active step).")
+@click.option("--budget", type=click.IntRange(min=1), default=600, show_default=True, help="Token budget.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def prompt_cmd(task: str, node: str | None, budget: int, as_json: bool) -> None:
+    """Show the task slice an agent's prompt gets for a step: its path from the root plus dependencies.
+
+    \b
+    Examples:
+      aios tasks prompt t1
+      aios tasks prompt t1 --node n4 --budget 200 --json
+    """
+    from memory.taskprompt import synthesize
+
+    tree_id = parse_ref(task, "t")
+    node_id = parse_ref(node, "n") if node else None
+    with _tasks() as tasks:
+        if tasks is None:
+            raise UsageError(f"no task tree t{tree_id}", "see `aios tasks tree`")
+        prompt = synthesize(tasks, tree_id, budget=budget, node_id=node_id)
+    if as_json:
+        print_json(prompt.as_dict())
+        return
+    click.echo(prompt.text)
+    omitted = f", omitted {', '.join(f'n{n}' for n in prompt.omitted)}" if prompt.omitted else ""
+    click.echo(click.style(f"~{prompt.tokens} of {budget} tokens (estimated){omitted}", dim=True), err=True)

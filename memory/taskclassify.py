@@ -37,11 +37,17 @@ MAX_VALUE = 80
 ChatFn = Callable[..., AsyncIterator[str]]
 
 _SYSTEM = (
-    "You sort each user message into a task list. Answer with JSON only.\n"
-    'kind "new_step": the message adds something new; node "none"; title names it; value is its value.\n'
-    'kind "update": the message changes, corrects or removes an existing step; node is that step\'s id; '
-    "value is the new value.\n"
-    'kind "question": the message asks about the current state; node is the step it asks about; value "".'
+    "You sort a user's message into their task list. Reply with JSON.\n"
+    'kind "new_step": the message adds a new item or step; node "none".\n'
+    'kind "update": the message changes, corrects, replaces, removes or keeps an existing step; node is its id.\n'
+    'kind "question": the message asks something (what, where, which, who, when?); node is the step it asks '
+    'about, or "none" for the whole list.\n'
+    'title: a short name for the step. value: its new value, or "".\n'
+    "Examples, with the step n4 Rice: one bag\n"
+    '"Add two apples." -> {"kind": "new_step", "node": "none", "title": "Apples", "value": "two"}\n'
+    '"Actually make the rice two bags." -> {"kind": "update", "node": "n4", "title": "Rice", "value": "two bags"}\n'
+    '"Remove the rice." -> {"kind": "update", "node": "n4", "title": "Rice", "value": "removed"}\n'
+    '"Which rice did we pick?" -> {"kind": "question", "node": "n4", "title": "Rice", "value": ""}'
 )
 
 
@@ -85,7 +91,7 @@ def classification_messages(steps: list[dict[str, Any]], text: str) -> list[dict
 def parse_classification(raw: str, node_ids: list[int]) -> Classification:
     """Parse the model's JSON; a node id outside the tree or a malformed answer is an ``AiosError``."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, strict=False)  # a control character inside a string is no reason to fail
     except json.JSONDecodeError as exc:
         raise AiosError(f"turn classification is not JSON: {exc}") from None
     if not isinstance(data, dict):

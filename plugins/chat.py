@@ -22,6 +22,9 @@ __all__ = ["ChatAgent"]
 
 log = logging.getLogger(__name__)
 
+#: Values the classifier gives an update that removes a step (it then is superseded, not rewritten).
+_REMOVED = frozenset({"removed", "remove", "deleted", "delete", "none"})
+
 SYSTEM_PROMPT = "You are a helpful, concise assistant running inside aios, an agent operating system."
 
 
@@ -103,6 +106,9 @@ class ChatAgent(Agent):
         live = {s["id"] for s in steps}
         if c.kind == "question":
             return (c.node if c.node in live else state["tree"]["active_id"]), False
+        if c.kind == "update" and c.node in live and c.value.lower() in _REMOVED:
+            await ctx.call("task.supersede", tree=tree["id"], node=c.node)
+            return state["tree"]["root_id"], False
         if c.kind == "update" and c.node in live:
             await ctx.call("task.update", tree=tree["id"], node=c.node, output=c.value or None)
             await ctx.call("task.activate", tree=tree["id"], node=c.node)

@@ -88,3 +88,11 @@ def test_mem_ls_and_search(filled: dict[str, int]) -> None:
 def test_commands_on_an_empty_home(aios_home: Path) -> None:
     assert _json(["tasks", "tree", "--json"]) == {"trees": []}
     assert _json(["mem", "search", "chat", "x", "--json"]) == {"namespace": "agent:chat", "results": []}
+
+
+def test_tasks_prompt_shows_the_slice_and_refuses_a_tiny_budget(filled: dict[str, int]) -> None:
+    out = _json(["tasks", "prompt", f"t{filled['tree']}", "--node", f"n{filled['hotel']}", "--json"])
+    assert "Destination: Lisbon" in out["text"] and "Rome" not in out["text"]
+    assert out["path"][-1] == filled["hotel"] and out["dependencies"] == [filled["new"]]
+    tiny = CliRunner().invoke(cli, ["tasks", "prompt", f"t{filled['tree']}", "--budget", "3"])
+    assert tiny.exit_code == 2 and "cannot fit the active path" in tiny.stderr
