@@ -26,7 +26,7 @@ _RESULTS: dict[str, Any] = {}
 class Scripted(Agent):
     """Runs ``_SCRIPTS[goal](ctx)`` and keeps what it returns."""
 
-    manifest = Manifest(name="planner", capabilities=Capabilities(memory_read=("team:*",)), interactive=True)
+    manifest = Manifest(name="memtester", capabilities=Capabilities(memory_read=("team:*",)), interactive=True)
 
     async def run(self, ctx: Context, goal: str) -> str | None:
         _RESULTS[goal] = await _SCRIPTS[goal](ctx)
@@ -48,7 +48,7 @@ async def _run(path: Path, script: Any) -> Any:
     try:
         with anyio.fail_after(20):
             async with open_kernel(Config(), runtime=FakeBackend(), store=store, plugins=plugins) as kernel:
-                pid = await kernel.spawn("planner", key)
+                pid = await kernel.spawn("memtester", key)
                 info = await kernel.wait(pid)
         assert info["state"] == "exited", info
     finally:
@@ -94,7 +94,7 @@ async def test_tree_and_memory_survive_a_kernel_restart(tmp_path: Path) -> None:
     assert nodes[ids["hotel"]]["depends_on"] == [ids["dest"], ids["new"]] and nodes[ids["hotel"]]["needs_recheck"]
     assert "Lisbon" in after["prompt"]["text"] and "Rome" not in after["prompt"]["text"]
     assert [h["change"] for h in after["history"]] == ["create", f"replaced by n{ids['new']}"]
-    assert after["history"][0]["actor"].startswith("agent:planner#")
+    assert after["history"][0]["actor"].startswith("agent:memtester#")
     # the core edit was staged during the first run and applied when that process exited
     assert after["core"]["rendered"] == "[human]\nPrefers trains." and after["core"]["pending"] == []
     assert after["found"][0]["source"]["kind"] == "file" and after["found"][0]["tags"] == ["trip"]
