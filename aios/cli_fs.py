@@ -278,7 +278,8 @@ def ls_cmd(target: str | None, as_json: bool) -> None:
     for row in rows:
         row["changed"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["mtime"])) if row["mtime"] else "-"
         row["note"] = row.get("grp") or (f"skipped: {row['skipped']}" if row["skipped"] else "")
-    table(rows, ("path", "kind", "size", "changed", "note"), empty="no files")
+        row["file"] = f"{row['mount']}/{row['relpath']}"
+    table(rows, ("file", "kind", "size", "changed", "note"), empty="no files")
 
 
 @fs_group.command("cat", context_settings=CONTEXT_SETTINGS)

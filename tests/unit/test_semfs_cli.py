@@ -1,0 +1,71 @@
+"""`aios fs …` end to end through click, on the stores directly (no kernel daemon)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from aios.cli import cli
+from tests.unit._semfs_kit import write_corpus
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def run(runner: CliRunner, *args: str, code: int = 0) -> str:
+    result = runner.invoke(cli, list(args))
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    return result.stdout if code == 0 else result.stderr
+
+
+def test_mount_search_history_rollback_check(runner: CliRunner, tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    out = run(runner, "fs", "mount", str(root), "--name", "docs")
+    assert "mounted docs" in out and "files/s" in out and "chunks/s" in out
+    mounts = json.loads(run(runner, "fs", "mounts", "--json"))["mounts"]
+    assert mounts[0]["files"] == 4 and mounts[0]["vectors_pending"] == 0
+    hits = json.loads(run(runner, "fs", "search", "insects", "on", "my", "vegetables", "--json"))["results"]
+    assert hits[0]["relpath"] == "garden.md" and hits[0]["score"] > 0 and "chunk" in hits[0]
+    text = run(runner, "fs", "search", "aphids", "--mode", "keyword")
+    assert "garden.md" in text and "Aphids" in text and "score" in text
+    assert "no results" in run(runner, "fs", "search", "qqzzxx", "--mode", "keyword")
+    assert json.loads(run(runner, "fs", "search", "bread", "--type", "code", "--mode", "keyword", "--json")) == {
+        "query": "bread",
+        "mode": "keyword",
+        "results": [],
+    }
+    (root / "garden.md").write_text("# Garden\n\nOnly herbs this year.\n")
+    run(runner, "fs", "index", str(root))
+    versions = json.loads(run(runner, "fs", "history", str(root / "garden.md"), "--json"))["versions"]
+    assert [v["version"] for v in versions] == [1, 2]
+    assert "+Only herbs" in run(runner, "fs", "diff", str(root / "garden.md"))
+    assert "restored version 1" in run(runner, "fs", "rollback", str(root / "garden.md"), "--steps", "1")
+    assert "Aphids" in (root / "garden.md").read_text()
+    assert "Aphids" in run(runner, "fs", "cat", str(root / "garden.md"), "--version", "1")
+    assert "garden.md" in run(runner, "fs", "ls", "docs")
+    run(runner, "fs", "group", "bread", "baking", "--name", "baking", "-k", "1")
+    assert "bread.md" in run(runner, "fs", "ls", "@baking")
+    run(runner, "fs", "join", str(root / "garden.md"), str(root / "recipes/bread.md"), "--into", str(root / "both.md"))
+    assert (root / "both.md").read_text().startswith("## docs/garden.md")
+    assert json.loads(run(runner, "fs", "check", "--json"))["ok"]
+
+
+def test_errors_are_one_line_with_exit_codes(runner: CliRunner, tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    run(runner, "fs", "mount", str(root), "--no-embed")
+    err = run(runner, "fs", "search", "x", "--mount", "nope", code=2)
+    assert err.strip() == "Error: no mount named 'nope' (mounts: docs) (see `aios fs mounts`)"
+    assert "not inside any mount" in run(runner, "fs", "history", str(tmp_path / "else.md"), code=2)
+    assert "exactly one" in run(runner, "fs", "rollback", str(root / "garden.md"), code=2)
+    assert "cannot read time" in run(runner, "fs", "search", "x", "--since", "yesterday-ish", code=2)
+    assert "not a folder" in run(runner, "fs", "index", str(tmp_path / "missing"), code=2)
+    assert "give a QUERY" in run(runner, "fs", "group", "--name", "v", code=2)
+    assert len(run(runner, "fs", "rollback", str(root / "garden.md"), "--steps", "5", code=2).splitlines()) == 1
+    # Vectors were skipped at mount: check reports them pending, not drift.
+    report = json.loads(run(runner, "fs", "check", "--json"))
+    assert report["ok"] and report["vectors_pending"] > 0
