@@ -23,7 +23,7 @@ from tests.unit._semfs_kit import write_corpus
 pytestmark = [pytest.mark.model, pytest.mark.anyio]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def runtime():  # type: ignore[no-untyped-def]
     return load_runtime(Config(llm=LLMConfig(n_ctx=2048)))
 
