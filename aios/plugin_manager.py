@@ -24,7 +24,7 @@ __all__ = ["BUILTIN_PLUGINS", "PluginFailure", "PluginManager"]
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PLUGINS = ("plugins.chat", "plugins.files")
+BUILTIN_PLUGINS = ("plugins.chat", "plugins.files", "plugins.planner")
 
 
 @dataclass(frozen=True)

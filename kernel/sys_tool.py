@@ -58,8 +58,10 @@ class ToolServersRequest(Request):
 
 
 def _call_access(kernel: Kernel, proc: Process, request: ToolCallRequest) -> list[Access]:
-    accesses = [Access("tool", request.tool, args=request.args)]
     host = kernel.services.get("mcp")
+    entry = host.catalog.get(request.tool) if host is not None else None
+    # write=True marks calls with side effects (not annotated read-only), for policies that ask about those.
+    accesses = [Access("tool", request.tool, write=entry is None or not entry.read_only, args=request.args)]
     owner = host.owners.get(request.tool.partition(".")[0]) if host is not None else None
     if owner is not None and owner.config.egress:
         accesses.append(Access("net", request.tool))
