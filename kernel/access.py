@@ -120,10 +120,12 @@ class AccessGuard:
         policy: PolicyStore | None = None,
         processes: Callable[[int], Process | None] | None = None,
         children: Callable[[int], int] | None = None,
+        task_owner: Callable[[int], str | None] | None = None,
     ) -> None:
         self.policy = policy
         self._processes = processes or (lambda pid: None)
         self._children = children or (lambda pid: 0)
+        self._task_owner = task_owner or (lambda tree: None)
 
     def decide(self, proc: Process, caps: Capabilities, access: Access) -> tuple[Decision, str]:
         decision, reason = self._rules(proc, caps, access)
@@ -154,7 +156,7 @@ class AccessGuard:
             verb = "write" if access.write else "read"
             return "deny", f"memory namespace {access.target} not granted for {verb}"
         if kind == "task":
-            return "allow", ""  # a process's own task trees (issue 8 scopes tree ids to their owner)
+            return self._task(proc, caps, access)
         if kind == "llm":
             if not matches_any(caps.models, access.target):
                 return "deny", f"model {access.target} not granted"
@@ -177,6 +179,22 @@ class AccessGuard:
         if matches_any(caps.tools, name):
             return "allow", ""
         return "deny", f"tool {name} not granted"
+
+    def _task(self, proc: Process, caps: Capabilities, access: Access) -> tuple[Decision, str]:
+        """An agent's own task trees are always its own; another agent's only through a memory grant on that
+        agent's namespace (``agent:<owner>``: read to look, write to change)."""
+        target = access.target
+        if target in ("self", "new"):
+            return "allow", ""
+        if not (target.startswith("t") and target[1:].isdigit()):
+            return "deny", f"invalid task tree {target!r}"
+        owner = self._task_owner(int(target[1:]))
+        if owner is None or owner == proc.agent:
+            return "allow", ""  # (an unknown tree is the handler's "not found")
+        patterns = caps.memory_write if access.write else caps.memory_read + caps.memory_write
+        if matches_any(patterns, own_namespace(owner)):
+            return "allow", ""
+        return "deny", f"task tree {target} belongs to agent {owner}"
 
     def _proc(self, proc: Process, caps: Capabilities, access: Access) -> tuple[Decision, str]:
         target = access.target

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from aios import paths
 from aios.api import PRIORITIES, Agent, Capabilities, Manifest
 from aios.config import Config, load_config
-from aios.errors import BudgetExceeded, PermissionDenied, ProcessNotFound, UnknownSyscall, UsageError
+from aios.errors import AiosError, BudgetExceeded, PermissionDenied, ProcessNotFound, UnknownSyscall, UsageError
 from aios.plugin_manager import PluginManager
 from kernel.access import AccessGuard, attenuate
 from kernel.approvals import ApprovalBroker
@@ -115,7 +115,12 @@ class Kernel:
         self._next_pid = 1
         self._tg: anyio.abc.TaskGroup | None = None
         # Access control (issue 5): the guard decides, approvals ask the user, every decision is audited.
-        self.guard = AccessGuard(policy=PolicyStore(), processes=self._procs.get, children=self.live_children)
+        self.guard = AccessGuard(
+            policy=PolicyStore(),
+            processes=self._procs.get,
+            children=self.live_children,
+            task_owner=self._task_owner,
+        )
         self.approval_broker = ApprovalBroker(self)
         self.tokens = TokenRegistry()
         self.audit = AuditLog(store.path)
@@ -290,6 +295,16 @@ class Kernel:
 
     def live_children(self, pid: int) -> int:
         return sum(1 for p in self._procs.values() if p.ppid == pid and p.alive)
+
+    def _task_owner(self, tree_id: int) -> str | None:
+        """The agent owning task tree ``tree_id`` (for access control); None if unknown."""
+        tasks = getattr(self.services.get("memory"), "tasks", None)
+        if tasks is None:
+            return None
+        try:
+            return str(tasks.tree(tree_id)["owner"])
+        except (AiosError, KeyError):
+            return None
 
     # -- process internals -------------------------------------------------------------------------
 

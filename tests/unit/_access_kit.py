@@ -115,6 +115,7 @@ def agent_classes(root: Path) -> list[type[Agent]]:
         ),
         holder("beta", Capabilities()),
         holder("asker", Capabilities(tools_ask=("t.ask*",)), Asker),
+        holder("reader", Capabilities(memory_read=("agent:alpha",))),
         holder(
             "greedy",
             Capabilities(tools=("*",), files_read=("/",), files_write=("/",), network=True, max_children=9),
