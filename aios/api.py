@@ -57,6 +57,10 @@ class Capabilities:
     max_children: int = 0
     #: May call tools that declare network egress.
     network: bool = False
+    #: Tools (globs) whose path-like arguments (``path``, ``paths``, ``file``, ``directory``, ``source``,
+    #: ``destination``...) must be absolute paths inside ``files_read``/``files_write`` (write for tools with
+    #: side effects): argument constraints for file-serving tools.
+    tool_arg_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

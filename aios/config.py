@@ -79,6 +79,9 @@ class AgentGrant(_Section):
     network: bool | None = None
     llm_token_budget: int | None = Field(None, ge=0)
     max_priority: Priority | None = None
+    tool_arg_paths: list[str] = Field(
+        default_factory=list, description="Tools whose path arguments must stay inside the file grants."
+    )
 
 
 class AccessConfig(_Section):

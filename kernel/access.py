@@ -43,6 +43,12 @@ TOP = Capabilities(
 )
 
 
+#: Tool argument names treated as paths where ``tool_arg_paths`` applies.
+PATH_ARGS = frozenset(
+    {"path", "paths", "file", "files", "filename", "directory", "dir", "source", "destination", "src", "dst"}
+)
+
+
 def own_namespace(agent: str) -> str:
     return f"agent:{agent}"
 
@@ -104,6 +110,7 @@ def attenuate(a: Capabilities, b: Capabilities) -> Capabilities:
         memory_write=globs_intersect(a.memory_write, b.memory_write),
         max_children=min(a.max_children, b.max_children),
         network=a.network and b.network,
+        tool_arg_paths=tuple(dict.fromkeys(a.tool_arg_paths + b.tool_arg_paths)),
     )
 
 
@@ -138,7 +145,7 @@ class AccessGuard:
     def _rules(self, proc: Process, caps: Capabilities, access: Access) -> tuple[Decision, str]:
         kind = access.kind
         if kind == "tool":
-            return self._tool(caps, access)
+            return self._tool(proc, caps, access)
         if kind == "file":
             grants = [FileGrant.of(r) for r in caps.files_read]
             grants += [FileGrant.of(r, write=True) for r in caps.files_write]
@@ -170,15 +177,32 @@ class AccessGuard:
             return self._proc(proc, caps, access)
         return "deny", f"unknown resource kind {kind}"
 
-    def _tool(self, caps: Capabilities, access: Access) -> tuple[Decision, str]:
+    def _tool(self, proc: Process, caps: Capabilities, access: Access) -> tuple[Decision, str]:
         name = access.target
         if matches_any(caps.tools_deny, name):
             return "deny", f"tool {name} is denied"
+        if access.args and matches_any(caps.tool_arg_paths, name):
+            refused = self._tool_paths(proc, caps, access)
+            if refused:
+                return "deny", refused
         if matches_any(caps.tools_ask, name):
             return "ask", f"tool {name} needs approval"
         if matches_any(caps.tools, name):
             return "allow", ""
         return "deny", f"tool {name} not granted"
+
+    def _tool_paths(self, proc: Process, caps: Capabilities, access: Access) -> str:
+        """Why a path-like argument of this call is refused ("" when all are inside the file grants)."""
+        for key, value in (access.args or {}).items():
+            if key.lower() not in PATH_ARGS:
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                if not isinstance(item, str) or not os.path.isabs(os.path.expanduser(item)):
+                    return f"tool {access.target} argument {key!r} must be an absolute path inside a granted folder"
+                decision, reason = self._rules(proc, caps, Access("file", item, write=access.write))
+                if decision != "allow":
+                    return f"tool {access.target} argument {key!r}: {reason}"
+        return ""
 
     def _task(self, proc: Process, caps: Capabilities, access: Access) -> tuple[Decision, str]:
         """An agent's own task trees are always its own; another agent's only through a memory grant on that

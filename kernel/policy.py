@@ -127,6 +127,7 @@ def grant_caps(grant: AgentGrant) -> Capabilities:
         memory_write=pick(grant.memory_write, TOP.memory_write),
         max_children=TOP.max_children if grant.max_children is None else grant.max_children,
         network=TOP.network if grant.network is None else grant.network,
+        tool_arg_paths=tuple(grant.tool_arg_paths),
     )
 
 

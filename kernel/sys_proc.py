@@ -43,6 +43,7 @@ class CapsRequest(Request):
     max_children: int | None = Field(None, ge=0)
     network: bool | None = None
     llm_token_budget: int | None = Field(None, ge=0)
+    tool_arg_paths: list[str] | None = _GLOBS
 
 
 class ProcSpawnRequest(Request):

@@ -42,6 +42,7 @@ class TouchRequest(Request):
     kind: Literal["llm", "file", "memory", "task", "tool", "proc", "net"]
     target: str
     write: bool = False
+    args: dict[str, Any] | None = None
 
 
 class ReadRequest(Request):
@@ -50,7 +51,7 @@ class ReadRequest(Request):
 
 if "proc.test_touch" not in SYSCALLS:
 
-    @syscall("proc.test_touch", TouchRequest, access=lambda k, p, r: [Access(r.kind, r.target, r.write)])
+    @syscall("proc.test_touch", TouchRequest, access=lambda k, p, r: [Access(r.kind, r.target, r.write, r.args)])
     async def _touch(kernel: Kernel, proc: Process, request: TouchRequest) -> dict[str, Any]:
         return {"touched": f"{request.kind}:{request.target}"}
 
@@ -116,6 +117,15 @@ def agent_classes(root: Path) -> list[type[Agent]]:
         holder("beta", Capabilities()),
         holder("asker", Capabilities(tools_ask=("t.ask*",)), Asker),
         holder("reader", Capabilities(memory_read=("agent:alpha",))),
+        holder(
+            "filer",
+            Capabilities(
+                tools=("files.*", "other.*"),
+                tool_arg_paths=("files.*",),
+                files_read=(str(root / "granted"),),
+                files_write=(str(root / "granted" / "rw"),),
+            ),
+        ),
         holder(
             "greedy",
             Capabilities(tools=("*",), files_read=("/",), files_write=("/",), network=True, max_children=9),

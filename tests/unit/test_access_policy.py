@@ -90,3 +90,39 @@ def test_policy_file_round_trip_and_bad_files(tmp_path: Path) -> None:
     policy_path().write_text(json.dumps({"rules": [{"id": 1}]}))
     with pytest.raises(ConfigError):
         PolicyStore()
+
+
+@pytest.mark.parametrize(
+    ("tool", "write", "args", "expected"),
+    [
+        ("files.read", False, {"path": "{g}/note.txt"}, "allow"),
+        ("files.read", False, {"path": "/etc/passwd"}, "deny"),
+        ("files.read", False, {"path": "note.txt"}, "deny"),  # relative: resolved by the server, so refused
+        ("files.read", False, {"path": "{g}/../secret.txt"}, "deny"),
+        ("files.read", False, {"path": 7}, "deny"),
+        ("files.read", False, {"paths": ["{g}/note.txt", "/etc/passwd"]}, "deny"),
+        ("files.read", False, {"Directory": "/"}, "deny"),
+        ("files.read", False, {"query": "/etc/passwd"}, "allow"),  # not a path argument
+        ("files.write", True, {"path": "{g}/note.txt"}, "deny"),  # a side effect needs the write grant
+        ("files.write", True, {"path": "{g}/rw/new.txt"}, "allow"),
+        ("files.copy", True, {"source": "{g}/note.txt", "destination": "/tmp/out"}, "deny"),
+        ("other.read", False, {"path": "/etc/passwd"}, "allow"),  # no argument constraint on other.*
+    ],
+)
+async def test_tool_path_arguments_stay_inside_the_file_grants(
+    tmp_path: Path, tool: str, write: bool, args: dict[str, object], expected: str
+) -> None:
+    with anyio.fail_after(20):
+        async with open_rig(tmp_path) as rig:
+            granted = str(rig.root / "granted")
+            filled = {k: (v.replace("{g}", granted) if isinstance(v, str) else v) for k, v in args.items()}
+            filled = {
+                k: ([p.replace("{g}", granted) for p in v] if isinstance(v, list) else v) for k, v in filled.items()
+            }
+            _, filer = await rig.agent("filer")
+            call = filer.call("proc.test_touch", kind="tool", target=tool, write=write, args=filled)
+            if expected == "allow":
+                assert (await call)["touched"] == f"tool:{tool}"
+            else:
+                with pytest.raises(PermissionDenied, match="argument"):
+                    await call
