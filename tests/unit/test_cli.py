@@ -40,7 +40,8 @@ def test_run_json(runner: CliRunner, fake_backend: None) -> None:
 def test_unknown_agent_is_exit_2_with_one_line(runner: CliRunner, fake_backend: None) -> None:
     result = runner.invoke(cli, ["run", "nope", "hi"])
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines() == ["Error: unknown agent 'nope' (available: chat, files) (see `aios agents`)"]
+    expected = "Error: unknown agent 'nope' (available: chat, files, planner) (see `aios agents`)"
+    assert result.stderr.strip().splitlines() == [expected]
 
 
 def test_bad_config_is_exit_2_and_nothing_runs(runner: CliRunner, aios_home: Path) -> None:
