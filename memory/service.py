@@ -79,8 +79,11 @@ async def _follow_turns(events: MemoryObjectReceiveStream[KernelEvent], service:
             if isinstance(event, TurnEnded | ProcessExited):
                 try:
                     service.memory.apply_pending(pid=event.pid)
+                    service.memory.sync_recall()  # the turn's messages into FTS5 now, vectors via the outbox
+                    if service.vectors is not None:
+                        service.vectors.wake()
                 except Exception:
-                    log.exception("applying core memory edits of pid %d failed", event.pid)
+                    log.exception("memory upkeep at the turn boundary of pid %d failed", event.pid)
 
 
 @asynccontextmanager

@@ -1,0 +1,78 @@
+"""Turn classification and the chat agent's task tree on the real bundled model (marker: model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from aios.config import Config, LLMConfig
+from kernel import load_runtime, open_kernel
+from memory.store import Store
+from memory.tasktree import TaskTreeStore
+
+pytestmark = [pytest.mark.model, pytest.mark.anyio]
+
+
+@pytest.fixture
+def runtime():  # type: ignore[no-untyped-def]
+    return load_runtime(Config(llm=LLMConfig(n_ctx=2048)))
+
+
+async def test_chat_agent_files_turns_with_one_grammar_call_each(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = Store.open(tmp_path / "aios.db")
+    try:
+        with anyio.fail_after(180):
+            async with open_kernel(
+                Config(llm=LLMConfig(temperature=0.0, max_tokens=24)), runtime=runtime, store=store
+            ) as kernel:
+                pid = await kernel.spawn("chat", "Plan a weekend trip to Rome.", interactive=True)
+                for text in (
+                    "Find a hotel near the centre.",
+                    "Correction: the destination is Lisbon.",
+                    "Where are we staying?",
+                ):
+                    await kernel.send(pid, text)
+                await kernel.close_input(pid)
+                info = await kernel.wait(pid)
+        assert info["state"] == "exited" and info["exit_code"] == 0, info
+        # first message plain; every later one: one classification call (grammar) and one reply
+        assert info["llm_calls"] == 1 + 2 * 3
+        tasks = TaskTreeStore(store.db)
+        (tree,) = tasks.trees(pid=pid)
+        nodes = tasks.nodes(tree["id"])
+        assert nodes[0]["title"] == "Plan a weekend trip to Rome."
+        assert 1 <= len(nodes) <= 4  # whatever the small model decided, each turn changed at most one step
+        denied = [r for r in store.audit_rows(denied_only=True) if r["pid"] == pid]
+        assert denied == []
+    finally:
+        store.close()
+
+
+async def test_json_schema_constrains_the_reply(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from memory.taskclassify import classification_messages, classification_schema, parse_classification
+
+    steps = [{"id": 3, "title": "Destination", "output": "Rome"}, {"id": 4, "title": "Hotel", "output": ""}]
+    store = Store.open(tmp_path / "aios.db")
+    try:
+        with anyio.fail_after(120):
+            async with open_kernel(Config(), runtime=runtime, store=store) as kernel:
+                from kernel.syscalls import LLMChatRequest
+
+                proc = kernel._procs.get(await kernel.spawn("chat", interactive=True))
+                assert proc is not None
+                request = LLMChatRequest.model_validate(
+                    {
+                        "messages": classification_messages(steps, "Actually make the destination Lisbon."),
+                        "json_schema": classification_schema([3, 4]),
+                        "max_tokens": 100,
+                        "temperature": 0.0,
+                    }
+                )
+                raw = "".join([p async for p in kernel.llm_chat(proc, request)])
+                await kernel.kill(proc.pid)
+        parsed = parse_classification(raw, [3, 4])  # always valid JSON of the schema, right or wrong
+        assert parsed.kind in ("new_step", "update", "question")
+    finally:
+        store.close()
