@@ -121,6 +121,14 @@ class Context(Protocol):
         """Make a syscall by name (``fs.search``, ``mem.core_get``, ``tool.call``…); checked and audited."""
         ...
 
+    async def spawn(self, agent: str, goal: str = "", *, caps: dict[str, Any] | None = None) -> int:
+        """Start a child agent with at most this agent's capabilities (``proc.spawn``); its pid."""
+        ...
+
+    async def wait(self, pid: int) -> dict[str, Any]:
+        """Wait for a child to end (``proc.wait``); its final process-table entry."""
+        ...
+
 
 class Agent:
     """Base class for agents. Subclasses set ``manifest`` and implement ``run``."""

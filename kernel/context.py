@@ -79,3 +79,15 @@ class ProcessContext:
         return await self._kernel.dispatch(self._proc, syscall, payload)
 
     # -- domain facades (each a thin wrapper over ``call``) are attached below by their owners --
+
+    async def spawn(self, agent: str, goal: str = "", *, caps: dict[str, Any] | None = None) -> int:
+        """Start a child agent (``proc.spawn``): it gets at most this agent's capabilities, narrowed further
+        by ``caps`` (same keys as Capabilities). Returns the child's pid."""
+        payload: dict[str, Any] = {"agent": agent, "goal": goal}
+        if caps is not None:
+            payload["caps"] = caps
+        return int((await self.call("proc.spawn", **payload))["pid"])
+
+    async def wait(self, pid: int) -> dict[str, Any]:
+        """Wait for one of this agent's children to end (``proc.wait``); its final process-table entry."""
+        return dict(await self.call("proc.wait", pid=pid))

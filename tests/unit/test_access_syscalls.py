@@ -123,3 +123,15 @@ async def test_children_are_attenuated_and_bounded(tmp_path: Path, transport: st
             assert {c["pid"] for c in children} == {child, narrowed["pid"]}
             # One child ended: a new one fits again.
             assert (await alpha.call("proc.spawn", agent="beta"))["pid"] > child
+
+
+async def test_context_spawn_and_wait_facades(tmp_path: Path) -> None:
+    with anyio.fail_after(20):
+        async with open_rig(tmp_path) as rig:
+            _, alpha = await rig.agent("alpha")
+            child = await alpha.spawn("greedy", "x", caps={"tools": ["t.ok"]})
+            assert rig.kernel._procs[child].caps.tools == ("t.ok",)
+            await alpha.call("proc.kill", pid=child)
+            assert (await alpha.wait(child))["exit_code"] == 143
+            with pytest.raises(UsageError, match="caps"):
+                await alpha.spawn("greedy", caps={"network": "please"})
