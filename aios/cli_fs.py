@@ -501,7 +501,14 @@ def ask_cmd(request: tuple[str, ...], yes: bool, dry_run: bool, as_json: bool) -
         async def confirm(step: Any) -> bool:
             if yes:
                 return True
-            return await anyio.to_thread.run_sync(lambda: click.confirm(f"run {step.op} {step.path}?", default=False))
+
+            def ask() -> bool:
+                try:
+                    return click.confirm(f"run {step.op} {step.path}?", default=False)
+                except click.Abort:  # no terminal to answer on: not confirmed
+                    return False
+
+            return await anyio.to_thread.run_sync(ask)
 
         return the_plan, await run_plan(fs, llm, the_plan, confirm=confirm)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -198,26 +200,118 @@ async def merge(fs: SemFS, llm: LLM, sources: list[str]) -> str:
     return merged.strip() + "\n"
 
 
+_PATHLIKE = re.compile(r"(?:~|\.{0,2}/)?[\w.@~-]+(?:/[\w.@-]+)+/?|[\w-]+\.[A-Za-z0-9]{1,5}\b")
+_FILLER = frozenset(
+    "a an the my our me i please find search show look for about all any some of to in on at with and or is are "
+    "that this these those files file notes note documents docs me list give tell what which where".split()
+)
+
+
+def _mentioned_paths(request: str) -> list[str]:
+    """Paths the request names (absolute after ``~`` expansion), in order: the only paths a plan may use."""
+    found: list[str] = []
+    for token in _PATHLIKE.findall(request):
+        path = os.path.abspath(os.path.expanduser(token.rstrip(".,;:")))
+        if path not in found:
+            found.append(path)
+    return found
+
+
+#: Words that name an operation. When a request uses some, the grammar offers only those operations (a small
+#: model picks poorly among twelve; the kernel narrows the choice, as ARCHITECTURE.md §3 asks).
+_VERBS: dict[str, tuple[str, ...]] = {
+    "search": ("find", "search", "where", "look", "locate", "about"),
+    "ls": ("list", "ls"),
+    "cat": ("show", "print", "cat", "read", "open", "display"),
+    "summarize": ("summar", "gist", "overview", "tldr"),
+    "history": ("history", "versions", "revisions"),
+    "diff": ("diff", "changed", "difference"),
+    "rollback": ("undo", "revert", "rollback", "roll back", "restore", "go back"),
+    "write": ("write", "save", "create"),
+    "delete": ("delete", "remove", "erase"),
+    "move": ("move", "rename"),
+    "join": ("join", "combine", "merge", "concatenate"),
+    "group": ("group", "cluster", "collect"),
+}
+#: The fields each operation uses; the others are blanked so a plan shows (and runs) only what matters.
+_FIELDS = {
+    "search": {"query"},
+    "group": {"query", "dest"},
+    "rollback": {"path", "steps"},
+    "move": {"path", "dest"},
+    "join": {"path", "dest"},
+    "write": {"path", "text"},
+}
+
+
+def _ops_for(request: str) -> list[str]:
+    low = request.lower()
+    named = [op for op, words in _VERBS.items() if any(re.search(rf"\b{re.escape(w)}", low) for w in words)]
+    if "history" in named and "rollback" in named and not re.search(r"\b(undo|revert|roll ?back|restore)", low):
+        named.remove("rollback")
+    return named or sorted(_VERBS)
+
+
+def _plan_schema(paths: list[str], ops: list[str] | None = None) -> dict[str, Any]:
+    """PLAN_SCHEMA narrowed to this request: only the operations it names, and ``path``/``dest`` only paths it
+    names."""
+    schema = json.loads(json.dumps(PLAN_SCHEMA))
+    item = schema["properties"]["steps"]["items"]["properties"]
+    if ops:
+        item["op"] = {"type": "string", "enum": ops}
+    choices = ["", *paths]
+    item["path"] = {"type": "string", "enum": choices}
+    item["dest"] = {"type": "string", "enum": choices}
+    item["steps"] = {"type": "integer", "enum": list(range(1, 10))}
+    return schema
+
+
+def _fix_query(query: str, request: str) -> str:
+    """A small model likes to copy example words: keep its query only if the request says those words."""
+    said = set(re.findall(r"\w+", request.lower()))
+    words = re.findall(r"\w+", query.lower())
+    if words and all(w in said for w in words):
+        return query
+    return " ".join(w for w in re.findall(r"[\w.-]+", request) if w.lower() not in _FILLER) or request
+
+
 async def plan(fs: SemFS, llm: LLM, request: str) -> Plan:
-    """The LLM's typed plan for ``request`` (grammar-constrained, then validated)."""
+    """The LLM's typed plan for ``request``: grammar-constrained, paths narrowed to those the request names,
+    queries checked against the request's words, then validated."""
     if not request.strip():
         raise UsageError('say what to do, e.g. aios fs ask "find my notes about taxes"')
     mounts = ", ".join(f"{m.name}={m.path}" for m in fs.db.mounts()) or "none"
+    paths = _mentioned_paths(request)
     raw = await llm(
         [
             {"role": "system", "content": _PLAN_PROMPT.replace("{mounts}", mounts)},
             {"role": "user", "content": request[:1000]},
         ],
-        schema=PLAN_SCHEMA,
+        schema=_plan_schema(paths, _ops_for(request)),
         max_tokens=300,
     )
     try:
-        return Plan.model_validate(json.loads(raw))
+        the_plan = Plan.model_validate(json.loads(raw))
     except (json.JSONDecodeError, ValidationError) as exc:
         raise UsageError(
             f"the model did not produce a usable plan ({str(exc).splitlines()[0]})",
             "rephrase the request, or use the fs commands directly",
         ) from None
+    steps = []
+    for step in the_plan.steps:
+        used = _FIELDS.get(step.op, {"path"})
+        step = step.model_copy(
+            update={f: ("" if f != "steps" else 1) for f in ("path", "query", "dest", "text", "steps") if f not in used}
+        )
+        if step.op in ("search", "group"):
+            step = step.model_copy(update={"query": _fix_query(step.query, request)})
+        if step.op not in ("search", "group", "ls") and not step.path:
+            continue  # an operation on a file the request never named cannot run
+        if step not in steps:  # small models repeat themselves
+            steps.append(step)
+    if not steps:
+        raise UsageError("the plan named no file the request mentions", "name the file by its path")
+    return Plan(steps=steps)
 
 
 Confirm = Callable[[PlanStep], Awaitable[bool]]

@@ -112,6 +112,20 @@ class ScriptedLLM:
         return self.replies.pop(0)
 
 
+def test_plan_narrowing_helpers() -> None:
+    from memory.semfs.llm_ops import _fix_query, _mentioned_paths, _ops_for
+
+    assert _mentioned_paths("undo ~/notes/todo.md and /srv/a/b.txt.") == [
+        str(Path("~/notes/todo.md").expanduser()),
+        "/srv/a/b.txt",
+    ]
+    assert _ops_for("show the history of x.md") == ["cat", "history"]
+    assert _ops_for("undo the last change") == ["rollback"]
+    assert len(_ops_for("hmm")) == 12  # no operation named: every one is offered
+    assert _fix_query("taxes", "find my notes about aphids") == "aphids"  # copied example words are dropped
+    assert _fix_query("aphids", "find my notes about aphids") == "aphids"
+
+
 async def test_plan_confirmation_and_cached_summaries(aios_home: Path, tmp_path: Path) -> None:
     root = write_corpus(tmp_path / "docs")
     fs = open_fs(aios_home)
@@ -124,8 +138,11 @@ async def test_plan_confirmation_and_cached_summaries(aios_home: Path, tmp_path:
         ]
         llm = ScriptedLLM(json.dumps({"steps": steps}), "not json at all")
         with anyio.fail_after(30):
-            the_plan = await plan(fs, llm, "find the bread recipe and undo the garden edit")
-            assert the_plan.destructive and llm.calls[0]["schema"] is not None
+            the_plan = await plan(fs, llm, f"find the sourdough recipe and undo the edit to {root / 'garden.md'}")
+            assert the_plan.destructive
+            narrowed = llm.calls[0]["schema"]["properties"]["steps"]["items"]["properties"]
+            assert narrowed["path"]["enum"] == ["", str(root / "garden.md")]  # only paths the request names
+            assert set(narrowed["op"]["enum"]) == {"search", "rollback"}  # only operations it names
             refused = await run_plan(fs, llm, the_plan, confirm=None)
             assert [r["status"] for r in refused] == ["ok", "skipped"]
             assert refused[0]["detail"][0]["path"].endswith("recipes/bread.md")
