@@ -185,3 +185,16 @@ async def test_chat_streams_over_the_socket_and_budget_is_enforced(tmp_path: Pat
                     pass
             rows = [r for r in rig.kernel.audit_rows() if r["syscall"] == "llm.chat"]
     assert [r["decision"] for r in rows] == ["allow", "deny"]
+
+
+async def test_an_approver_that_disconnects_stops_counting(tmp_path: Path) -> None:
+    with anyio.fail_after(20):
+        async with open_rig(tmp_path, "socket") as rig:
+            async with SocketClient(rig.socket, rig.frontend_token) as front:
+                await front.open_events(approver=True)
+                assert rig.kernel.events.has_approver()
+            # The server notices the closed connection and drops the subscription: back to headless.
+            while rig.kernel.events.has_approver():
+                await anyio.sleep(0.02)
+            with pytest.raises(AuthError):
+                SocketClient(rig.socket, "").ps()
