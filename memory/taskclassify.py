@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aios.errors import AiosError
-from memory.tasktree import TaskTreeStore
 
 __all__ = [
+    "REMOVED_VALUES",
     "TURN_KINDS",
     "Classification",
     "TurnKind",
@@ -24,6 +24,7 @@ __all__ = [
     "classification_messages",
     "classification_schema",
     "classify_turn",
+    "live_steps",
     "parse_classification",
 ]
 
@@ -35,6 +36,10 @@ MAX_TITLE = 40
 MAX_VALUE = 80
 
 ChatFn = Callable[..., AsyncIterator[str]]
+CallFn = Callable[..., Awaitable[Any]]
+
+#: Values an update may give a step to say it is removed (it is then superseded, not rewritten).
+REMOVED_VALUES = frozenset({"removed", "remove", "deleted", "delete", "none"})
 
 _SYSTEM = (
     "You sort a user's message into their task list. Reply with JSON.\n"
@@ -60,11 +65,6 @@ class Classification:
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "node": self.node, "title": self.title, "value": self.value}
-
-
-def _live_steps(tasks: TaskTreeStore, tree_id: int) -> list[dict[str, Any]]:
-    root = tasks.tree(tree_id)["root_id"]
-    return [n for n in tasks.nodes(tree_id, include_superseded=False) if n["id"] != root]
 
 
 def classification_schema(node_ids: list[int]) -> dict[str, Any]:
@@ -113,40 +113,55 @@ def parse_classification(raw: str, node_ids: list[int]) -> Classification:
     return Classification(kind, node, title, value)  # type: ignore[arg-type]
 
 
-async def classify_turn(chat: ChatFn, tasks: TaskTreeStore, tree_id: int, text: str) -> Classification:
-    """One grammar-constrained call; ``chat`` is ``ctx.llm.chat`` (or anything with that signature)."""
-    steps = _live_steps(tasks, tree_id)
+async def classify_turn(chat: ChatFn, steps: list[dict[str, Any]], text: str) -> Classification:
+    """ONE grammar-constrained call; ``chat`` is ``ctx.llm.chat`` (or anything with its signature).
+
+    Raises ``AiosError`` when the backend has no grammars or the answer does not parse.
+    """
     ids = [s["id"] for s in steps]
     pieces = [
         p
         async for p in chat(
             classification_messages(steps, text),
             json_schema=classification_schema(ids),
-            max_tokens=120,
+            max_tokens=100,
             temperature=0.0,
         )
     ]
     return parse_classification("".join(pieces), ids)
 
 
-def apply_classification(
-    tasks: TaskTreeStore, tree_id: int, c: Classification, text: str, *, actor: str
-) -> tuple[int, bool]:
-    """Apply ``c`` to the tree: returns (the node the reply is about, whether the tree changed).
+def live_steps(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The steps of a ``task.get`` answer a turn can be about: not superseded, not the root."""
+    root = state["tree"]["root_id"]
+    return [n for n in state["nodes"] if n["status"] != "superseded" and n["id"] != root]
 
-    An update naming no live step is filed as a new step; a question changes nothing (not even the
-    active node) and is answered about the step it names, or the active one.
+
+async def apply_classification(call: CallFn, state: dict[str, Any], c: Classification, text: str) -> tuple[int, bool]:
+    """File a classified turn through the ``task.*`` syscalls (``call`` is ``ctx.call``).
+
+    ``state`` is the tree as ``task.get`` returned it before the turn. Returns (the step the reply is
+    about, whether that step is new and still needs a value). A question changes nothing, not even the
+    active step; an update that names no live step is filed as a new step; an update whose value says the
+    step is removed supersedes it.
     """
-    live = {s["id"] for s in _live_steps(tasks, tree_id)}
-    tree = tasks.tree(tree_id)
+    tree = state["tree"]
+    live = {s["id"] for s in live_steps(state)}
     if c.kind == "question":
         return (c.node if c.node in live else tree["active_id"]), False
     if c.kind == "update" and c.node in live:
-        node = tasks.update(c.node, output=c.value or None, actor=actor)
-        tasks.set_active(tree_id, node["id"])
-        return node["id"], True
-    title = c.title or text.strip()[:MAX_TITLE] or "step"
-    node = tasks.add_node(
-        tree_id, title=title, input=text, output=c.value, status="done" if c.value else "running", actor=actor
+        if c.value.lower() in REMOVED_VALUES:
+            await call("task.supersede", tree=tree["id"], node=c.node)
+            return tree["root_id"], False
+        await call("task.update", tree=tree["id"], node=c.node, output=c.value or None)
+        await call("task.activate", tree=tree["id"], node=c.node)
+        return c.node, False
+    node = await call(
+        "task.add",
+        tree=tree["id"],
+        title=c.title or text.strip()[:MAX_TITLE] or "step",
+        input=text,
+        output=c.value,
+        status="done" if c.value else "running",
     )
-    return node["id"], True
+    return node["id"], not c.value

@@ -16,14 +16,11 @@ from typing import Any
 from aios.api import Agent, ChatMessage, Context, Manifest
 from aios.errors import AiosError
 from aios.hookspecs import hookimpl
-from memory.taskclassify import Classification, classification_messages, classification_schema, parse_classification
+from memory.taskclassify import Classification, apply_classification, classify_turn, live_steps
 
 __all__ = ["ChatAgent"]
 
 log = logging.getLogger(__name__)
-
-#: Values the classifier gives an update that removes a step (it then is superseded, not rewritten).
-_REMOVED = frozenset({"removed", "remove", "deleted", "delete", "none"})
 
 SYSTEM_PROMPT = "You are a helpful, concise assistant running inside aios, an agent operating system."
 
@@ -80,48 +77,15 @@ class ChatAgent(Agent):
         task = await ctx.call("task.prompt", tree=tree, node=about, budget=self.task_budget)
         return "\n\n".join(part for part in (SYSTEM_PROMPT, core, task["text"]) if part)
 
-    async def _classify(self, ctx: Context, steps: list[dict[str, Any]], message: str) -> Classification:
-        ids = [s["id"] for s in steps]
-        try:
-            pieces = [
-                p
-                async for p in ctx.llm.chat(
-                    classification_messages(steps, message),
-                    json_schema=classification_schema(ids),
-                    max_tokens=100,
-                    temperature=0.0,
-                )
-            ]
-            return parse_classification("".join(pieces), ids)
-        except AiosError as exc:  # a backend without grammars, or an answer that does not parse
-            log.info("turn classification failed (%s); filing the message as a new step", exc.message)
-            return Classification("new_step", None, "", "")
-
     async def _file(self, ctx: Context, tree: dict[str, Any], message: str) -> tuple[int, bool]:
         """File ``message`` into the tree: returns (the step the reply is about, whether it is a new step)."""
         state = await ctx.call("task.get", tree=tree["id"])
-        root = state["tree"]["root_id"]
-        steps = [n for n in state["nodes"] if n["status"] != "superseded" and n["id"] != root]
-        c = await self._classify(ctx, steps, message)
-        live = {s["id"] for s in steps}
-        if c.kind == "question":
-            return (c.node if c.node in live else state["tree"]["active_id"]), False
-        if c.kind == "update" and c.node in live and c.value.lower() in _REMOVED:
-            await ctx.call("task.supersede", tree=tree["id"], node=c.node)
-            return state["tree"]["root_id"], False
-        if c.kind == "update" and c.node in live:
-            await ctx.call("task.update", tree=tree["id"], node=c.node, output=c.value or None)
-            await ctx.call("task.activate", tree=tree["id"], node=c.node)
-            return c.node, False
-        node = await ctx.call(
-            "task.add",
-            tree=tree["id"],
-            title=c.title or message.strip()[:40] or "step",
-            input=message,
-            output=c.value,
-            status="done" if c.value else "running",
-        )
-        return node["id"], not c.value
+        try:
+            c = await classify_turn(ctx.llm.chat, live_steps(state), message)
+        except AiosError as exc:  # a backend without grammars, or an answer that does not parse
+            log.info("turn classification failed (%s); filing the message as a new step", exc.message)
+            c = Classification("new_step", None, "", "")
+        return await apply_classification(ctx.call, state, c, message)
 
 
 @hookimpl

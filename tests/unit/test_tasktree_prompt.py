@@ -12,13 +12,7 @@ import pytest
 
 from aios.errors import AiosError
 from memory.store import Store
-from memory.taskclassify import (
-    Classification,
-    apply_classification,
-    classification_schema,
-    classify_turn,
-    parse_classification,
-)
+from memory.taskclassify import Classification, classification_schema, classify_turn, live_steps, parse_classification
 from memory.taskprompt import TaskBudgetError, synthesize
 from memory.tasktree import TaskTreeStore
 
@@ -98,30 +92,19 @@ def test_parse_classification_checks_kind_and_node() -> None:
 
 
 @pytest.mark.anyio
-async def test_one_call_classifies_and_questions_do_not_mutate(tasks: TaskTreeStore) -> None:
+async def test_one_call_classifies_against_the_live_steps(tasks: TaskTreeStore) -> None:
     ids = _trip(tasks)
     calls: list[dict[str, Any]] = []
 
-    def scripted(answer: dict[str, str]) -> Any:
-        async def chat(messages: list[dict[str, str]], **kwargs: Any) -> AsyncIterator[str]:
-            calls.append({"messages": messages, **kwargs})
-            yield json.dumps(answer)
+    async def chat(messages: list[dict[str, str]], **kwargs: Any) -> AsyncIterator[str]:
+        calls.append({"messages": messages, **kwargs})
+        yield json.dumps({"kind": "question", "node": f"n{ids['dates']}", "title": "", "value": ""})
 
-        return chat
-
-    tid = ids["tree"]
+    state = {"tree": tasks.tree(ids["tree"]), "nodes": tasks.nodes(ids["tree"])}
+    steps = live_steps(state)
     with anyio.fail_after(5):
-        question = await classify_turn(
-            scripted({"kind": "question", "node": f"n{ids['dates']}", "title": "", "value": ""}), tasks, tid, "When?"
-        )
-    assert len(calls) == 1 and calls[0]["json_schema"]["properties"]["node"]["enum"][-1] == "none"
+        got = await classify_turn(chat, steps, "When do we leave?")
+    assert got == Classification("question", ids["dates"], "", "")
+    assert len(calls) == 1 and calls[0]["json_schema"] == classification_schema([s["id"] for s in steps])
     assert f"n{ids['dest']} Destination: Rome" in calls[0]["messages"][1]["content"]
-    snapshot = (tasks.nodes(tid), tasks.tree(tid))
-    assert apply_classification(tasks, tid, question, "When?", actor="chat") == (ids["dates"], False)
-    assert (tasks.nodes(tid), tasks.tree(tid)) == snapshot
-    update = Classification("update", ids["dest"], "Destination", "Lisbon")
-    node, changed = apply_classification(tasks, tid, update, "Actually Lisbon", actor="chat")
-    assert (node, changed) == (ids["dest"], True) and tasks.node(node)["output"] == "Lisbon"
-    new = Classification("new_step", None, "Flights", "TAP 10:05")
-    node, changed = apply_classification(tasks, tid, new, "Book TAP", actor="chat")
-    assert tasks.node(node)["title"] == "Flights" and tasks.tree(tid)["active_id"] == node
+    assert "Plan" not in calls[0]["messages"][1]["content"]  # the root is the task, not a step

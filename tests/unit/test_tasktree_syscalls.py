@@ -192,3 +192,60 @@ async def test_chat_agent_keeps_a_conversation_in_a_task_tree(tmp_path: Path) ->
         assert "Find a hotel" not in text  # a sibling branch stays out of the task slice
     finally:
         store.close()
+
+
+async def test_classified_turns_are_filed_through_syscalls_and_questions_change_nothing(tmp_path: Path) -> None:
+    from memory.taskclassify import Classification, apply_classification
+
+    async def script(ctx: Context) -> dict[str, Any]:
+        tree = await ctx.call("task.create", title="Cart")
+        milk = await ctx.call("task.add", tree=tree["id"], title="Milk", output="two litres", status="done")
+        before = await ctx.call("task.get", tree=tree["id"])
+        asked = await apply_classification(ctx.call, before, Classification("question", milk["id"], "", ""), "Milk?")
+        unchanged = await ctx.call("task.get", tree=tree["id"])
+        await ctx.call("task.activate", tree=tree["id"], node=tree["root_id"])
+        state = await ctx.call("task.get", tree=tree["id"])
+        updated = await apply_classification(
+            ctx.call, state, Classification("update", milk["id"], "Milk", "one litre"), "Make it one litre"
+        )
+        added = await apply_classification(
+            ctx.call,
+            await ctx.call("task.get", tree=tree["id"]),
+            Classification("new_step", None, "Eggs", ""),
+            "Eggs too",
+        )
+        stray = await apply_classification(  # an update naming no live step becomes a new step
+            ctx.call,
+            await ctx.call("task.get", tree=tree["id"]),
+            Classification("update", None, "Tea", "green"),
+            "Change the tea to green",
+        )
+        removed = await apply_classification(
+            ctx.call,
+            await ctx.call("task.get", tree=tree["id"]),
+            Classification("update", milk["id"], "", "removed"),
+            "Remove the milk",
+        )
+        return {
+            "tree": tree,
+            "milk": milk,
+            "before": before,
+            "asked": asked,
+            "unchanged": unchanged,
+            "updated": updated,
+            "added": added,
+            "stray": stray,
+            "removed": removed,
+            "final": await ctx.call("task.get", tree=tree["id"]),
+        }
+
+    out = await _run(tmp_path / "aios.db", script)
+    milk = out["milk"]["id"]
+    assert out["asked"] == (milk, False)
+    assert out["unchanged"] == out["before"]  # not even the active step moved
+    assert out["updated"] == (milk, False)
+    nodes = {n["id"]: n for n in out["final"]["nodes"]}
+    assert [v for v in (out["added"][1], out["stray"][1])] == [True, False]
+    assert nodes[out["added"][0]]["title"] == "Eggs" and nodes[out["stray"][0]]["output"] == "green"
+    assert out["removed"] == (out["tree"]["root_id"], False) and nodes[milk]["status"] == "superseded"
+    assert nodes[milk]["version"] == 3  # create, update to one litre, superseded
