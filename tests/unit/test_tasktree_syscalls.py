@@ -33,27 +33,41 @@ class Scripted(Agent):
         return "done"
 
 
+class Reader(Scripted):
+    """Another agent, granted read access to memtester's namespace (and so to its task trees)."""
+
+    manifest = Manifest(name="memreader", capabilities=Capabilities(memory_read=("agent:memtester",)))
+
+
+class Stranger(Scripted):
+    manifest = Manifest(name="memstranger")
+
+
 class Plugins:
     @hookimpl
     def register_agents(self) -> list[type[Agent]]:
-        return [Scripted]
+        return [Scripted, Reader, Stranger]
 
 
-async def _run(path: Path, script: Any) -> Any:
-    key = f"s{len(_SCRIPTS)}"
-    _SCRIPTS[key] = script
+async def _run(path: Path, script: Any, *more: tuple[str, Any]) -> Any:
+    """Run ``script`` as memtester, then each (agent, script) of ``more``, one after another, in one kernel."""
+    keys = []
+    for agent, each in (("memtester", script), *more):
+        keys.append((agent, f"s{len(_SCRIPTS)}"))
+        _SCRIPTS[keys[-1][1]] = each
     plugins = PluginManager(load_entry_points=False)
     plugins.register(Plugins(), name="test-plugins")
     store = Store.open(path)
     try:
         with anyio.fail_after(20):
             async with open_kernel(Config(), runtime=FakeBackend(), store=store, plugins=plugins) as kernel:
-                pid = await kernel.spawn("memtester", key)
-                info = await kernel.wait(pid)
-        assert info["state"] == "exited", info
+                for agent, key in keys:
+                    info = await kernel.wait(await kernel.spawn(agent, key))
+                    assert info["state"] == "exited", info
     finally:
         store.close()
-    return _RESULTS[key]
+    results = [_RESULTS[key] for _, key in keys]
+    return results[0] if not more else results
 
 
 async def _error(coro: Any) -> str:
@@ -249,3 +263,28 @@ async def test_classified_turns_are_filed_through_syscalls_and_questions_change_
     assert nodes[out["added"][0]]["title"] == "Eggs" and nodes[out["stray"][0]]["output"] == "green"
     assert out["removed"] == (out["tree"]["root_id"], False) and nodes[milk]["status"] == "superseded"
     assert nodes[milk]["version"] == 3  # create, update to one litre, superseded
+
+
+async def test_another_agents_tree_needs_a_grant_on_its_namespace(tmp_path: Path) -> None:
+    async def owner(ctx: Context) -> int:
+        tree = await ctx.call("task.create", title="Private plan")
+        await ctx.call("task.add", tree=tree["id"], title="Secret step")
+        return int(tree["id"])
+
+    async def reader(ctx: Context) -> dict[str, Any]:
+        tree = 1  # the owner's tree, the first in this fresh store (checked below)
+        return {
+            "read": await ctx.call("task.get", tree=tree),
+            "write": await _error(ctx.call("task.add", tree=tree, title="Intrusion")),
+        }
+
+    async def stranger(ctx: Context) -> dict[str, Any]:
+        return {"read": await _error(ctx.call("task.get", tree=1)), "own": await ctx.call("task.list")}
+
+    first, as_reader, as_stranger = await _run(
+        tmp_path / "aios.db", owner, ("memreader", reader), ("memstranger", stranger)
+    )
+    assert [n["title"] for n in as_reader["read"]["nodes"]] == ["Private plan", "Secret step"]
+    assert as_reader["write"].startswith("PermissionDenied:") and "belongs to agent memtester" in as_reader["write"]
+    assert as_stranger["read"].startswith("PermissionDenied:") and as_stranger["own"] == []
+    assert first == 1
