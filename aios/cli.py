@@ -71,13 +71,19 @@ def tui() -> None:
     Example:
       aios tui
     """
+    from aios.client import daemon_client
     from aios.config import load_config
     from kernel.kernel import load_runtime
     from tui.app import make_app
 
     config = load_config()
-    with status(f"loading model {config.llm.model or 'default'}…"):
-        runtime = load_runtime(config)
+    daemon = daemon_client()  # a running `aios serve` has the model loaded: the TUI connects to it
+    if daemon is not None:
+        daemon.close()
+        runtime = None
+    else:
+        with status(f"loading model {config.llm.model or 'default'}…"):
+            runtime = load_runtime(config)
     make_app(config=config, runtime=runtime).run()
 
 

@@ -39,17 +39,25 @@ def _need_daemon() -> Any:
 
 @click.command("serve", context_settings=CONTEXT_SETTINGS)
 @click.option("--socket", "socket_path", type=click.Path(dir_okay=False), help="Socket path (default: runtime dir).")
-@click.option("--prompt/--no-prompt", default=None, help="Ask approvals on this terminal (default: if it is a TTY).")
-def serve(socket_path: str | None, prompt: bool | None) -> None:
+@click.option(
+    "--prompt/--no-prompt",
+    default=False,
+    help="Ask approvals on this terminal (off by default: a background job must not read it).",
+)
+def serve(socket_path: str | None, prompt: bool) -> None:
     """Run the kernel headless on a Unix socket (mode 0600) until Ctrl+C or SIGTERM.
 
     Front ends (`aios ps`, `aios kill`, a second TUI) and out-of-process agents connect to it with a
     token; the front-end token is written next to the socket, readable only by you.
 
+    Approvals are answered by `aios approvals watch` in any terminal (or here, with --prompt); with no
+    front end attached they are denied after `[access] headless_timeout_s`.
+
     \b
     Examples:
       aios serve &
       aios ps
+      aios serve --prompt
     """
     import signal
     from pathlib import Path
@@ -62,7 +70,7 @@ def serve(socket_path: str | None, prompt: bool | None) -> None:
     from kernel.server import serve_socket
 
     config = load_config()
-    ask = sys.stdin.isatty() if prompt is None else prompt
+    ask = prompt and sys.stdin.isatty()
     with status(f"loading model {config.llm.model or 'default'}…"):
         runtime = load_runtime(config)
 

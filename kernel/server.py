@@ -35,13 +35,14 @@ from kernel.tokens import FRONTEND, Bearer, TokenError, write_frontend_token
 if TYPE_CHECKING:
     from kernel.kernel import Kernel
 
-__all__ = ["build_app", "serve_socket", "socket_path", "token_path"]
+__all__ = ["build_app", "serve_if_free", "serve_socket", "socket_path", "token_path"]
 
 log = logging.getLogger(__name__)
 
 
 def socket_path() -> Path:
-    return paths.runtime_dir() / "kernel.sock"
+    """``$AIOS_SOCKET``, else ``kernel.sock`` in the runtime dir."""
+    return Path(os.environ.get("AIOS_SOCKET") or paths.runtime_dir() / "kernel.sock")
 
 
 def token_path() -> Path:
@@ -351,3 +352,20 @@ async def serve_socket(kernel: Kernel, path: Path | None = None) -> AsyncIterato
         sock.close()
         path.unlink(missing_ok=True)
         (path.parent / token_path().name).unlink(missing_ok=True)
+
+
+@contextlib.asynccontextmanager
+async def serve_if_free(kernel: Kernel, path: Path | None = None) -> AsyncIterator[Path | None]:
+    """Serve an in-process kernel (the TUI's) on the socket too, so other terminals reach it; if the socket
+    cannot be had (another kernel serves it, the path is too long), log why and carry on without it."""
+    try:
+        cm = serve_socket(kernel, path)
+        served, _ = await cm.__aenter__()
+    except (AiosError, OSError) as exc:
+        log.warning("not serving the local socket: %s", exc)
+        yield None
+        return
+    try:
+        yield served
+    finally:
+        await cm.__aexit__(None, None, None)

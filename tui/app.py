@@ -8,6 +8,8 @@ by a ~30 fps timer. User actions run kernel calls in async workers.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -146,7 +148,7 @@ class AiosApp(App[None]):
         try:
             config = self.config = self.config or load_config()
             self._apply_theme(config.tui.theme)
-            async with open_kernel(config, runtime=self._runtime, store=self._store, plugins=self._plugins) as kernel:
+            async with self._connect(config) as kernel:
                 with kernel.subscribe(approver=True) as events:  # this front end answers approvals
                     self.kernel = kernel
                     self._started.set()
@@ -165,6 +167,23 @@ class AiosApp(App[None]):
             self.kernel = None
             self._started.set()
             self._stopped.set()
+
+    @asynccontextmanager
+    async def _connect(self, config: Config) -> AsyncIterator[KernelClient]:
+        """A running daemon's kernel over the socket if there is one; else an in-process kernel, which also
+        serves the socket so other terminals (`aios ps`, `aios approvals watch`) see and drive it."""
+        from aios.client import SocketClient, daemon_client
+        from kernel.server import serve_if_free
+
+        daemon = daemon_client()
+        if daemon is not None:
+            daemon.close()
+            async with SocketClient() as client:
+                yield client
+            return
+        async with open_kernel(config, runtime=self._runtime, store=self._store, plugins=self._plugins) as kernel:
+            async with serve_if_free(kernel):
+                yield kernel
 
     def _apply_theme(self, theme: str) -> None:
         if theme in self.available_themes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -91,3 +92,49 @@ async def test_the_modal_answers_approvals(tmp_path: Path) -> None:
             await wait_for(pilot, lambda: not isinstance(app.screen, ApprovalScreen), "the dialog to close")
             assert (await kernel.wait(pid))["state"] == "failed"
     store.close()
+
+
+async def test_other_terminals_reach_the_tuis_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import shutil
+    import tempfile
+
+    from click.testing import CliRunner
+
+    from aios.cli import cli
+
+    sock_dir = Path(tempfile.mkdtemp(prefix="aios-", dir="/tmp"))
+    monkeypatch.setenv("AIOS_SOCKET", str(sock_dir / "k.sock"))
+    app, store = app_for(tmp_path)
+
+    async def invoke(*args: str, stdin: str | None = None) -> Any:
+        return await anyio.to_thread.run_sync(lambda: CliRunner().invoke(cli, list(args), input=stdin))
+
+    try:
+        with anyio.fail_after(30):
+            async with app.run_test(size=(120, 40)) as pilot:
+                await wait_for(pilot, lambda: app.kernel is not None, "the kernel")
+                kernel = app.kernel
+                assert kernel is not None and (sock_dir / "k.sock").exists()
+                pid = await kernel.spawn("alpha", interactive=True)
+                ps = await invoke("ps", "--json")
+                assert [p["pid"] for p in json.loads(ps.stdout)["processes"]] == [pid]
+                # Both the TUI and a terminal watch approvals; the terminal answers, the TUI's dialog closes.
+                outcome: dict[str, Any] = {}
+                async with anyio.create_task_group() as tg:
+
+                    async def watch() -> None:
+                        outcome["watch"] = await invoke("approvals", "watch", "-n", "1", stdin="o\n")
+
+                    tg.start_soon(watch)
+                    await wait_for(pilot, lambda: len(kernel.events._approvers) >= 2, "the terminal to attach")
+                    asker = await kernel.spawn("asker", "t.ask7")
+                    await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the TUI dialog")
+                    info = await kernel.wait(asker)
+                assert info["exit_code"] == 0, outcome["watch"].output
+                await wait_for(pilot, lambda: not isinstance(app.screen, ApprovalScreen), "the dialog to close")
+                assert (await invoke("kill", str(pid))).exit_code == 0
+                assert (await kernel.wait(pid))["exit_code"] == 143
+    finally:
+        store.close()
+        shutil.rmtree(sock_dir, ignore_errors=True)
