@@ -96,6 +96,36 @@ async def test_fs_syscalls_under_access_control(tmp_path: Path) -> None:
             assert kernel.services["semfs"].watcher is not None  # the service watches the mounts
 
 
+async def test_llm_backed_syscalls_go_through_the_engine(tmp_path: Path) -> None:
+    """summarize / join --merge / compare reach the shared engine (here the scripted fake) and are cached."""
+    root = write_corpus(tmp_path / "docs")
+    plugins = PluginManager(load_entry_points=False, plugins_dir=tmp_path / "no-plugins")
+    plugins.register(_Agents(root), name="semfs-test-agents")
+    store = Store.open(tmp_path / "home" / "aios.db")
+    with anyio.fail_after(60):
+        async with open_kernel(Config(), runtime=FakeBackend(), store=store, plugins=plugins) as kernel:
+            writer = await _as(kernel, "writer")
+            await writer.call("fs.index", path=str(root))
+            garden = str(root / "garden.md")
+            first = await writer.call("fs.summarize", target=garden)
+            assert first["summary"].startswith("echo:") and not first["cached"]
+            assert (await writer.call("fs.summarize", target=garden))["cached"]
+            sources = [str(root / "notes" / "travel.txt"), garden]
+            with pytest.raises(PermissionDenied):  # the new file must be inside a write grant
+                await writer.call("fs.join", sources=sources, into=str(root / "joined.md"))
+            into = root / "notes" / "joined.md"
+            plain = await writer.call("fs.join", sources=sources, into=str(into))
+            assert plain["outcome"] == "indexed" and into.read_text().startswith("## docs/notes/travel.txt")
+            merged = await writer.call("fs.join", sources=sources, into=str(into), merge=True)
+            assert merged["outcome"] == "indexed" and into.read_text().startswith("echo:")
+            compared = await writer.call("fs.compare", path=str(into))
+            assert compared["comparison"].startswith("echo:") and "+echo:" in compared["diff"]
+            view = await writer.call("fs.group", name="trip", query="passport", mode="keyword")
+            assert view["files"] >= 1
+            listed = (await writer.call("fs.ls", target="@trip"))["files"]
+            assert listed[0]["relpath"] == "notes/travel.txt"
+
+
 class ScriptedLLM:
     """A test double for the LLM seam: returns canned replies and records the prompts."""
 
