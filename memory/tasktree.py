@@ -13,12 +13,25 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 
 import sqlite_utils
 
-from aios.errors import UsageError
 from memory._sqltx import immediate
+from memory._tasktypes import (
+    NODE_FIELDS,
+    STATUSES,
+    TRANSITIONS,
+    CycleError,
+    NodeNotFound,
+    Status,
+    TaskError,
+    TreeNotFound,
+    VersionError,
+    check_status,
+    check_title,
+    find_cycle,
+)
 
 __all__ = [
     "STATUSES",
@@ -30,41 +43,6 @@ __all__ = [
     "TreeNotFound",
     "VersionError",
 ]
-
-Status = Literal["pending", "running", "blocked", "done", "failed", "superseded"]
-STATUSES: tuple[str, ...] = ("pending", "running", "blocked", "done", "failed", "superseded")
-
-#: Allowed status changes through ``update``; ``superseded`` is reached only by replace/supersede.
-_TRANSITIONS: dict[str, frozenset[str]] = {
-    "pending": frozenset({"running", "blocked", "done", "failed"}),
-    "running": frozenset({"pending", "blocked", "done", "failed"}),
-    "blocked": frozenset({"pending", "running", "failed", "done"}),
-    "done": frozenset({"pending", "running"}),
-    "failed": frozenset({"pending", "running"}),
-    "superseded": frozenset(),
-}
-
-_NODE_FIELDS = ("title", "status", "input", "output")
-
-
-class TaskError(UsageError):
-    """A task-tree operation was asked for something impossible; nothing was changed."""
-
-
-class TreeNotFound(TaskError):
-    pass
-
-
-class NodeNotFound(TaskError):
-    pass
-
-
-class CycleError(TaskError):
-    pass
-
-
-class VersionError(TaskError):
-    pass
 
 
 class TaskTreeStore:
@@ -199,7 +177,7 @@ class TaskTreeStore:
         self, *, owner: str, title: str, input: str = "", pid: int | None = None, actor: str = ""
     ) -> dict[str, Any]:
         """A new tree with its root node (the task itself), active at the root."""
-        title = _check_title(title)
+        title = check_title(title)
         now = time.time()
         with self._tx():
             cur = self.db.execute(
@@ -226,8 +204,8 @@ class TaskTreeStore:
     ) -> dict[str, Any]:
         """Add a child of ``parent_id`` (default: the root), with dependencies, optionally made active."""
         tree = self.tree(tree_id)
-        title = _check_title(title)
-        _check_status(status, allow_superseded=False)
+        title = check_title(title)
+        check_status(status, allow_superseded=False)
         parent = self._live(parent_id if parent_id is not None else tree["root_id"], tree_id, "add a child to")
         deps = list(dict.fromkeys(depends_on))
         for dep in deps:
@@ -263,14 +241,14 @@ class TaskTreeStore:
     ) -> dict[str, Any]:
         """Write a new version of the node; dependents are flagged for re-check when its value changes."""
         node = self._live(node_id, None, "update")
-        changes = {"title": title if title is None else _check_title(title), "input": input, "output": output}
+        changes = {"title": title if title is None else check_title(title), "input": input, "output": output}
         if status is not None and status != node["status"]:
-            _check_status(status, allow_superseded=False)
-            if status not in _TRANSITIONS[node["status"]]:
+            check_status(status, allow_superseded=False)
+            if status not in TRANSITIONS[node["status"]]:
                 raise TaskError(f"n{node_id} cannot go from {node['status']} to {status}")
         changes["status"] = status
-        new = {f: node[f] if changes[f] is None else changes[f] for f in _NODE_FIELDS}
-        if all(new[f] == node[f] for f in _NODE_FIELDS):
+        new = {f: node[f] if changes[f] is None else changes[f] for f in NODE_FIELDS}
+        if all(new[f] == node[f] for f in NODE_FIELDS):
             with self._tx():
                 self.db.execute("UPDATE task_nodes SET needs_recheck = 0 WHERE id = ?", [node_id])
             return self.node(node_id)
@@ -306,8 +284,8 @@ class TaskTreeStore:
                 raise TaskError(f"n{other['id']} is in task tree t{other['tree_id']}, not t{tree_id}")
         if any(o["parent_id"] is None for o in olds):
             raise TaskError("the root of a task tree cannot be replaced; update it instead")
-        title = _check_title(title)
-        _check_status(status, allow_superseded=False)
+        title = check_title(title)
+        check_status(status, allow_superseded=False)
         old_set = set(old_ids)
         deps = sorted({d for o in olds for d in o["depends_on"]} - old_set)
         dependents = sorted({d for o in old_ids for d in self.dependents(o)} - old_set)
@@ -363,7 +341,7 @@ class TaskTreeStore:
             raise VersionError(f"n{node_id} is already at version {version}")
         old = self._one("SELECT * FROM task_node_versions WHERE node_id = ? AND version = ?", [node_id, version])
         assert old is not None
-        new = {f: old[f] for f in _NODE_FIELDS}
+        new = {f: old[f] for f in NODE_FIELDS}
         with self._tx():
             self._write_version(node_id, new, actor, f"rollback to v{version}", recheck=False)
             if new["status"] != "superseded":
@@ -431,7 +409,7 @@ class TaskTreeStore:
         )
 
     def _supersede(self, node: dict[str, Any], by: int | None, actor: str, change: str) -> None:
-        new = {f: node[f] for f in _NODE_FIELDS} | {"status": "superseded"}
+        new = {f: node[f] for f in NODE_FIELDS} | {"status": "superseded"}
         self._write_version(node["id"], new, actor, change, recheck=False)
         self.db.execute("UPDATE task_nodes SET superseded_by = ? WHERE id = ?", [by, node["id"]])
 
@@ -454,25 +432,7 @@ class TaskTreeStore:
         return seen
 
     def _find_cycle(self, tree_id: int) -> int | None:
-        edges = self._edges_of(tree_id)
-        state: dict[int, int] = {}
-        for start in edges:
-            if state.get(start):
-                continue
-            stack: list[tuple[int, Iterator[int]]] = [(start, iter(edges.get(start, [])))]
-            state[start] = 1
-            while stack:
-                nid, it = stack[-1]
-                nxt = next(it, None)
-                if nxt is None:
-                    state[nid] = 2
-                    stack.pop()
-                elif state.get(nxt) == 1:
-                    return nxt
-                elif not state.get(nxt):
-                    state[nxt] = 1
-                    stack.append((nxt, iter(edges.get(nxt, []))))
-        return None
+        return find_cycle(self._edges_of(tree_id))
 
     def _flag_dependents(self, node_ids: list[int]) -> None:
         seen: set[int] = set(node_ids)
@@ -492,18 +452,3 @@ class TaskTreeStore:
 
     def _touch(self, tree_id: int) -> None:
         self.db.execute("UPDATE task_trees SET updated_at = ? WHERE id = ?", [time.time(), tree_id])
-
-
-def _check_title(title: str) -> str:
-    title = title.strip()
-    if not title:
-        raise TaskError("a task node needs a non-empty title")
-    if len(title) > 200:
-        raise TaskError(f"a task node title is at most 200 characters (got {len(title)})")
-    return title
-
-
-def _check_status(status: str, *, allow_superseded: bool) -> None:
-    if status not in STATUSES or (status == "superseded" and not allow_superseded):
-        allowed = [s for s in STATUSES if allow_superseded or s != "superseded"]
-        raise TaskError(f"unknown task status {status!r} (use one of: {', '.join(allowed)})")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from memory.store import Store
 from memory.tasktree import CycleError, NodeNotFound, TaskError, TaskTreeStore, TreeNotFound, VersionError
@@ -176,3 +178,43 @@ def test_survives_reopening_the_database(tmp_path: Path) -> None:
     assert reread.node(nid)["output"] == "Hilton" and len(reread.history(nid)) == 2
     assert reread.tree(tid)["active_id"] == nid
     again.close()
+
+
+def _acyclic(edges: list[tuple[int, int]]) -> bool:
+    """Kahn's algorithm, independent of the code under test."""
+    nodes = {n for e in edges for n in e}
+    indegree = {n: 0 for n in nodes}
+    for _, dep in edges:
+        indegree[dep] += 1
+    ready = [n for n in nodes if indegree[n] == 0]
+    seen = 0
+    while ready:
+        n = ready.pop()
+        seen += 1
+        for src, dep in edges:
+            if src == n:
+                indegree[dep] -= 1
+                if indegree[dep] == 0:
+                    ready.append(dep)
+    return seen == len(nodes)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), max_size=25))
+def test_dependencies_stay_a_dag_whatever_is_asked(tmp_path_factory: pytest.TempPathFactory, asks: list) -> None:
+    store = Store.open(tmp_path_factory.mktemp("dag") / "aios.db")
+    try:
+        tasks = TaskTreeStore(store.db)
+        tid = tasks.create_tree(owner="a", title="T")["id"]
+        ids = [tasks.add_node(tid, title=f"s{i}", actor="u")["id"] for i in range(6)]
+        for a, b in asks:
+            before = [tuple(r) for r in store.db.execute("SELECT node_id, depends_on FROM task_edges")]
+            try:
+                tasks.add_dependency(ids[a], ids[b], actor="u")
+            except CycleError:  # refused only when it really closes a cycle, and then nothing changed
+                assert a == b or not _acyclic([*before, (ids[a], ids[b])])
+                assert [tuple(r) for r in store.db.execute("SELECT node_id, depends_on FROM task_edges")] == before
+            edges = [tuple(r) for r in store.db.execute("SELECT node_id, depends_on FROM task_edges")]
+            assert _acyclic(edges)
+    finally:
+        store.close()
