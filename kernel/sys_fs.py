@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 from pydantic import Field
 
-from aios.errors import UsageError
+from aios.errors import ModelError, UsageError
 from kernel.backends.base import SamplingParams
 from kernel.syscalls import Access, Request, syscall
 
@@ -60,6 +60,13 @@ class KernelLLM:
         generation = self.kernel.engine.submit(self.key, params, messages=messages, priority=self.priority)  # type: ignore[arg-type]
         try:
             return "".join([piece async for piece in generation])
+        except UsageError as exc:
+            if schema and "grammar" in exc.message:
+                raise ModelError(
+                    f"model {self.model} cannot follow a grammar, which this command needs",
+                    "use the bundled llama model or an OpenAI-compatible server",
+                ) from None
+            raise
         finally:
             self.kernel.engine.release(self.key)
 

@@ -69,3 +69,19 @@ def test_errors_are_one_line_with_exit_codes(runner: CliRunner, tmp_path: Path) 
     # Vectors were skipped at mount: check reports them pending, not drift.
     report = json.loads(run(runner, "fs", "check", "--json"))
     assert report["ok"] and report["vectors_pending"] > 0
+
+
+def test_llm_commands_run_an_in_process_kernel(runner: CliRunner, aios_home: Path, tmp_path: Path) -> None:
+    aios_home.mkdir(exist_ok=True)
+    (aios_home / "config.toml").write_text('[llm]\nbackend = "fake"\n')  # the scripted echo model
+    root = write_corpus(tmp_path / "docs")
+    run(runner, "fs", "mount", str(root), "--no-embed")
+    out = json.loads(run(runner, "fs", "summarize", str(root / "garden.md"), "--json"))
+    assert out["summary"].startswith("echo:") and out["files"] == 1
+    assert json.loads(run(runner, "fs", "summarize", str(root / "garden.md"), "--json"))["cached"]
+    merged = root / "notes" / "merged.md"
+    run(runner, "fs", "join", str(root / "garden.md"), str(root / "notes/travel.txt"), "--into", str(merged), "--merge")
+    assert merged.read_text().startswith("echo:")
+    # The scripted model cannot follow a grammar: one clear line, not a traceback.
+    err = run(runner, "fs", "ask", "delete", str(root / "garden.md"), code=1)
+    assert len(err.strip().splitlines()) == 1 and "grammar" in err
