@@ -267,6 +267,14 @@ class AiosApp(App[None]):
             for info in self.kernel.ps():
                 self._show_process(info)
             self._update_console_title()
+            self._show_index_progress()
+
+    def _show_index_progress(self) -> None:
+        """The semantic FS's indexing progress (vectors still to embed) next to the model name."""
+        semfs = getattr(self.kernel, "services", {}).get("semfs")
+        model = str(getattr(self.kernel, "model_name", "") or "")
+        line = semfs.progress_line() if semfs is not None else ""
+        self.sub_title = f"{model} · {line}" if line and model else (line or model)
 
     def _flush_output(self) -> None:
         if not self.is_running:

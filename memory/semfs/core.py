@@ -403,6 +403,14 @@ class SemFS:
         self.vectors.wake.set()
         return result
 
+    def progress_line(self) -> str:
+        """One short line for a status bar: files indexed and vectors still pending (empty with no mounts)."""
+        if not self.db.mounts():
+            return ""
+        files = self.db.scalar("SELECT count(*) FROM semfs_files")
+        pending = self.vectors.pending()
+        return f"files {files} · embedding {pending} chunks…" if pending else f"files {files} indexed"
+
     def status(self) -> dict[str, Any]:
         return {
             "mounts": len(self.db.mounts()),
