@@ -11,6 +11,7 @@ from kernel.syscalls import LLMChatRequest
 if TYPE_CHECKING:
     from kernel.kernel import Kernel
     from kernel.process import Process
+    from kernel.sys_fs import FsFacade
 
 __all__ = ["ProcessContext"]
 
@@ -79,6 +80,13 @@ class ProcessContext:
         return await self._kernel.dispatch(self._proc, syscall, payload)
 
     # -- domain facades (each a thin wrapper over ``call``) are attached below by their owners --
+
+    @property
+    def fs(self) -> FsFacade:
+        """The semantic file system: ``await ctx.fs.search("…")``, ``read``, ``write``, ``history``, ``rollback``."""
+        from kernel.sys_fs import FsFacade
+
+        return FsFacade(self)
 
     async def spawn(self, agent: str, goal: str = "", *, caps: dict[str, Any] | None = None) -> int:
         """Start a child agent (``proc.spawn``): it gets at most this agent's capabilities, narrowed further

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from kernel.process import Process
     from memory.semfs import SemFS
 
-__all__ = ["KernelLLM", "semfs_of"]
+__all__ = ["FsFacade", "KernelLLM", "semfs_of"]
 
 Path_ = Field(min_length=1, max_length=4096)
 
@@ -69,6 +69,29 @@ class KernelLLM:
             raise
         finally:
             self.kernel.engine.release(self.key)
+
+
+class FsFacade:
+    """``ctx.fs``: typed shortcuts over the ``fs.*`` syscalls (each is one checked, audited ``ctx.call``)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+
+    async def search(self, query: str, *, k: int = 10, **filters: Any) -> list[dict[str, Any]]:
+        """Best chunk per file, best first (filters: mount, glob, type, since, view, mode)."""
+        return list((await self._ctx.call("fs.search", query=query, k=k, **filters))["results"])
+
+    async def read(self, path: str, version: int | None = None) -> str:
+        return str((await self._ctx.call("fs.cat", path=path, version=version))["text"])
+
+    async def write(self, path: str, text: str) -> str:
+        return str((await self._ctx.call("fs.write", path=path, text=text))["outcome"])
+
+    async def history(self, path: str) -> list[dict[str, Any]]:
+        return list((await self._ctx.call("fs.history", path=path))["versions"])
+
+    async def rollback(self, path: str, *, steps: int | None = None, at: float | str | None = None) -> dict[str, Any]:
+        return dict(await self._ctx.call("fs.rollback", path=path, steps=steps, at=at))
 
 
 def _abs(path: str) -> str:

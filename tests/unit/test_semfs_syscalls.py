@@ -88,6 +88,9 @@ async def test_fs_syscalls_under_access_control(tmp_path: Path) -> None:
                 await reader.call("fs.search", query="")
             with pytest.raises(UsageError, match="cannot go back"):
                 await writer.call("fs.rollback", path=str(target), steps=50)
+            assert (await writer.fs.search("passport", mode="keyword"))[0]["relpath"] == "notes/travel.txt"
+            assert (await writer.fs.read(str(target))).startswith("Passport renewal")
+            assert len(await writer.fs.history(str(target))) == 3
             files = await reader.call("fs.ls", target="docs")
             assert len(files["files"]) == 4
             assert (await reader.call("fs.check"))["ok"]
