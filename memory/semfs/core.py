@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 
 
+def _inside(mount: Mount, rel: str) -> Path:
+    """The real path of ``rel``, refused if a symlink on the way leads out of the mount."""
+    real = Path(os.path.realpath(mount.path / rel))
+    if not real.is_relative_to(os.path.realpath(mount.path)):
+        raise UsageError(f"{mount.path / rel} leads outside mount '{mount.name}' (through a symlink)")
+    return real
+
+
 class IndexStats(dict[str, Any]):
     """Counts and rates of one indexing pass (files/s and chunks/s of the keyword-searchable pass)."""
 
@@ -362,6 +370,7 @@ class SemFS:
     def cat(self, path: str | Path, version: int | None = None) -> bytes:
         mount, rel = self.db.resolve(path)
         if version is None:
+            _inside(mount, rel)
             try:
                 return (mount.path / rel).read_bytes()
             except OSError as exc:
@@ -385,6 +394,7 @@ class SemFS:
     def write(self, path: str | Path, data: bytes, *, source: str = "write") -> IndexOutcome:
         self._need_writer()
         mount, rel = self.db.resolve(path)
+        _inside(mount, rel)
         outcome = self.versions.write(mount, rel, data, source=source)
         self.vectors.wake.set()
         return outcome
@@ -392,6 +402,7 @@ class SemFS:
     def delete(self, path: str | Path) -> IndexOutcome:
         self._need_writer()
         mount, rel = self.db.resolve(path)
+        _inside(mount, rel)
         outcome = self.versions.delete(mount, rel)
         self.vectors.wake.set()
         return outcome
@@ -399,6 +410,7 @@ class SemFS:
     def rollback(self, path: str | Path, *, steps: int | None = None, at: float | None = None) -> dict[str, Any]:
         self._need_writer()
         mount, rel = self.db.resolve(path)
+        _inside(mount, rel)
         result = self.versions.rollback(mount, rel, steps=steps, at=at)
         self.vectors.wake.set()
         return result

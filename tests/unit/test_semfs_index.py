@@ -241,3 +241,20 @@ def test_check_reports_drift_and_rebuild_repairs(fs: SemFS, tmp_path: Path) -> N
     repaired = rebuild(fs)
     assert repaired["ok"] and repaired["vectors"] == len(ids)
     assert fs.search("aphids", mode="keyword")[0].relpath == "garden.md"
+
+
+def test_symlinks_out_of_a_mount_are_not_followed(fs: SemFS, tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("the vault code is 0000")
+    (root / "link.txt").symlink_to(outside / "secret.txt")
+    (root / "linkdir").symlink_to(outside, target_is_directory=True)
+    fs.index(root)
+    assert fs.search("vault", mode="keyword") == []  # symlinks are not indexed
+    with pytest.raises(UsageError, match="leads outside"):
+        fs.cat(root / "link.txt")
+    with pytest.raises(UsageError, match="leads outside"):
+        fs.write(root / "linkdir" / "new.txt", b"escape")
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    assert fs.progress_line() == f"files {len(fs.ls())} · embedding {fs.vectors.pending()} chunks…"
