@@ -288,3 +288,20 @@ async def test_another_agents_tree_needs_a_grant_on_its_namespace(tmp_path: Path
     assert as_reader["write"].startswith("PermissionDenied:") and "belongs to agent memtester" in as_reader["write"]
     assert as_stranger["read"].startswith("PermissionDenied:") and as_stranger["own"] == []
     assert first == 1
+
+
+async def test_mem_search_is_hybrid_inside_the_kernel(tmp_path: Path) -> None:
+    async def script(ctx: Context) -> dict[str, Any]:
+        flight = await ctx.call("mem.archive", text="The flight to Lisbon leaves at 10:05 from gate B", source="user")
+        await ctx.call("mem.archive", text="Buy oat milk and two lemons", source="user")
+        with anyio.fail_after(30):  # vectors are written by the background worker from the outbox
+            while not (hits := await ctx.call("mem.search", query="plane departure time", limit=1)):
+                await anyio.sleep(0.1)
+        forgotten = await ctx.call("mem.forget", item=flight["id"])
+        after = await ctx.call("mem.search", query="plane departure time", kinds=["archival"])
+        return {"flight": flight, "hits": hits, "forgotten": forgotten, "after": after}
+
+    out = await _run(tmp_path / "aios.db", script)
+    assert [h["id"] for h in out["hits"]] == [out["flight"]["id"]]  # no shared word: found through its vector
+    assert out["forgotten"]["id"] == out["flight"]["id"]
+    assert out["flight"]["id"] not in {h["id"] for h in out["after"]}
