@@ -13,7 +13,6 @@ SYSCALL_MODULES: tuple[str, ...] = (
     "kernel.sys_proc",
     # -- fs.* (semantic file system) --
     "kernel.sys_fs",
-    "kernel.sys_fs",
     # -- mem.* / task.* (agent memory, task tree) --
     "kernel.sys_task",
     "kernel.sys_mem",
@@ -32,7 +31,6 @@ def load_syscalls() -> None:
 #: ``kernel.services[name]``. A service that fails to start is logged and left out; the kernel still boots.
 SERVICES: tuple[tuple[str, str], ...] = (
     # -- ("semfs", "memory.semfs.service:open_service"), issue 7 --
-    ("semfs", "memory.semfs.service:open_service"),
     ("semfs", "memory.semfs.service:open_service"),
     # -- ("memory", "..."), issue 8 --
     ("memory", "memory.service:open_service"),
