@@ -13,15 +13,15 @@ from pydantic import Field
 
 from kernel.access import own_namespace
 from kernel.syscalls import Access, Request, syscall
-from memory.agent_memory import SOURCES, AgentMemory
+from memory.agent_memory import AgentMemory
 from memory.service import memory_service
 
 if TYPE_CHECKING:
     from kernel.kernel import Kernel
     from kernel.process import Process
 
+#: Provenance kinds (memory.agent_memory.SOURCES).
 Source = Literal["user", "file", "tool", "agent"]
-assert set(SOURCES) == {"user", "file", "tool", "agent"}
 _NS = Field(None, min_length=1, max_length=200)
 
 
