@@ -236,8 +236,7 @@ class SemFS:
             stats["missing_root"] = True
             return stats
         rules = self._rules_for(mount)
-        rules._loaded.clear()
-        rules._specs.clear()
+        rules.reset()
         root = mount.path / under if under else mount.path
         if under and root.is_file():
             on_disk = [] if rules.ignored(under) else [under]

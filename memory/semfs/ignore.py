@@ -61,6 +61,11 @@ class IgnoreRules:
                 self._specs[folder] = pathspec.GitIgnoreSpec.from_lines(lines)
         return self._specs.get(folder)
 
+    def reset(self) -> None:
+        """Forget every cached ``.gitignore`` (before a full walk)."""
+        self._loaded.clear()
+        self._specs.clear()
+
     def invalidate(self, relpath: str) -> None:
         """Forget a cached ``.gitignore`` after it changed."""
         folder = os.path.dirname(relpath)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from aios.errors import UsageError
@@ -157,6 +157,8 @@ class Searcher:
         if k < 1 or k > 1000:
             raise UsageError("k must be between 1 and 1000")
         filters = filters or Filters()
+        if filters.glob and filters.glob.startswith("@"):  # --glob @VIEW means the view
+            filters = replace(filters, glob=None, view=filters.glob[1:])
         depth = max(50, k * 5)
         ranked: dict[str, list[tuple[int, float]]] = {}
         if mode in ("hybrid", "keyword"):
