@@ -94,9 +94,10 @@ def test_views_and_join(fs: SemFS, tmp_path: Path) -> None:
     assert sorted(r["relpath"] for r in fs.ls("@taxes")) == ["money/tax0.md", "money/tax1.md", "money/tax2.md"]
     from memory.semfs import Filters
 
-    assert {h.relpath for h in fs.search("filed", filters=Filters(view="taxes"))} <= {
-        r["relpath"] for r in fs.ls("@taxes")
-    }
+    in_view = {r["relpath"] for r in fs.ls("@taxes")}
+    assert {h.relpath for h in fs.search("filed", filters=Filters(view="taxes"))} <= in_view
+    assert {h.relpath for h in fs.search("filed", filters=Filters(glob="@taxes"))} <= in_view
+    assert fs.search("sofa", filters=Filters(glob="@taxes"), mode="keyword") == []  # cats are not in the view
     clusters = cluster_view(fs, "topics", 2)
     assert clusters["files"] == 6 and len(clusters["groups"]) == 2
     groups = {}
