@@ -62,6 +62,7 @@ class ApprovalScreen(ModalScreen[str | None]):
         super().__init__()
         self.request = request
         self.gone = False
+        self._dismissing = False
 
     def compose(self) -> ComposeResult:
         r = self.request
@@ -79,18 +80,23 @@ class ApprovalScreen(ModalScreen[str | None]):
         """The request went away: close now if on top, else as soon as this dialog comes back on top."""
         self.gone = True
         if self.is_current:
-            self.dismiss(None)
+            self._close(None)
 
     def on_screen_resume(self) -> None:
         if self.gone:
-            self.dismiss(None)
+            self._close(None)
+
+    def _close(self, answer: str | None) -> None:
+        if not self._dismissing:  # a key press and a withdrawal may both arrive; dismiss once
+            self._dismissing = True
+            self.dismiss(answer)
 
     def on_mount(self) -> None:
         self.query_one("#deny", Button).focus()  # the safe default for a stray Enter
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.dismiss(event.button.id)
+        self._close(event.button.id)
 
     def action_answer(self, answer: str) -> None:
-        self.dismiss(answer)
+        self._close(answer)

@@ -17,6 +17,7 @@ from aios.config import Config
 from aios.hookspecs import hookimpl
 from aios.plugin_manager import PluginManager
 from kernel.backends.fake import FakeBackend
+from kernel.events import ApprovalResolved
 from kernel.policy import PolicyStore
 from memory.store import Store
 from tui import AiosApp, make_app
@@ -42,6 +43,21 @@ def app_for(tmp_path: Path) -> tuple[AiosApp, Store]:
     return make_app(config=config, runtime=FakeBackend(), store=store, plugins=plugins), store
 
 
+def _drain(events: Any) -> list[Any]:
+    out = []
+    while True:
+        try:
+            out.append(events.receive_nowait())
+        except anyio.WouldBlock:
+            return out
+
+
+def dialog_ready(app: AiosApp) -> bool:
+    """The approval dialog is on top, mounted, and has focus (so keys reach it)."""
+    focused = app.focused
+    return isinstance(app.screen, ApprovalScreen) and focused is not None and focused.id == "deny"
+
+
 async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
     try:
         with anyio.fail_after(10):
@@ -60,7 +76,7 @@ async def test_the_modal_answers_approvals(tmp_path: Path) -> None:
             assert kernel is not None
 
             pid = await kernel.spawn("asker", "t.ask1")
-            await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval dialog")
+            await wait_for(pilot, lambda: dialog_ready(app), "the approval dialog")
             dialog = app.screen
             assert isinstance(dialog, ApprovalScreen)
             assert dialog.request.pid == pid and dialog.request.resource == "tool:t.ask1"
@@ -73,7 +89,7 @@ async def test_the_modal_answers_approvals(tmp_path: Path) -> None:
 
             # "Deny always": the process is refused, and the answer is remembered.
             pid = await kernel.spawn("asker", "t.ask2")
-            await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the second dialog")
+            await wait_for(pilot, lambda: dialog_ready(app), "the second dialog")
             await pilot.press("n")
             info = await kernel.wait(pid)
             assert info["state"] == "failed" and "always deny" in info["error"]
@@ -81,13 +97,13 @@ async def test_the_modal_answers_approvals(tmp_path: Path) -> None:
 
             # Buttons work too.
             pid = await kernel.spawn("asker", "t.ask3")
-            await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the third dialog")
+            await wait_for(pilot, lambda: dialog_ready(app), "the third dialog")
             await pilot.click("#allow_once")
             assert (await kernel.wait(pid))["exit_code"] == 0
 
             # Answered from elsewhere (another front end): the dialog closes by itself.
             pid = await kernel.spawn("asker", "t.ask4")
-            await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the fourth dialog")
+            await wait_for(pilot, lambda: dialog_ready(app), "the fourth dialog")
             await kernel.approve(kernel.approvals()[0]["id"], "deny", by="cli")
             await wait_for(pilot, lambda: not isinstance(app.screen, ApprovalScreen), "the dialog to close")
             assert (await kernel.wait(pid))["state"] == "failed"
@@ -128,10 +144,12 @@ async def test_other_terminals_reach_the_tuis_kernel(tmp_path: Path, monkeypatch
 
                     tg.start_soon(watch)
                     await wait_for(pilot, lambda: len(kernel.events._approvers) >= 2, "the terminal to attach")
+                    events = kernel.subscribe()
                     asker = await kernel.spawn("asker", "t.ask7")
-                    await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the TUI dialog")
                     info = await kernel.wait(asker)
                 assert info["exit_code"] == 0, outcome["watch"].output
+                resolved = [e for e in _drain(events) if isinstance(e, ApprovalResolved)]
+                assert [(e.pid, e.decision, e.by) for e in resolved] == [(asker, "allow_once", "cli")]
                 await wait_for(pilot, lambda: not isinstance(app.screen, ApprovalScreen), "the dialog to close")
                 assert (await invoke("kill", str(pid))).exit_code == 0
                 assert (await kernel.wait(pid))["exit_code"] == 143
