@@ -72,7 +72,9 @@ class SemFS:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start_background(self, *, watch: bool = True, embed: bool = True, wait: bool = True) -> None:
+    def start_background(
+        self, *, watch: bool = True, embed: bool = True, wait: bool = True, llm_busy: Callable[[], bool] | None = None
+    ) -> None:
         """Watch every mount, reconcile each against the database, and fill vectors in the background.
 
         The watcher starts before reconciliation so no change made meanwhile is missed. With ``wait=False``
@@ -80,7 +82,9 @@ class SemFS:
         """
         self._need_writer()
         if embed and self._embedder is None:
-            self._embedder = threading.Thread(target=self.vectors.run_background, name="aios-semfs-embed", daemon=True)
+            self._embedder = threading.Thread(
+                target=self.vectors.run_background, args=(llm_busy,), name="aios-semfs-embed", daemon=True
+            )
             self._embedder.start()
         if watch and self.watcher is None:
             self.watcher = Watcher(self._apply_changes, debounce_s=self._debounce_s)

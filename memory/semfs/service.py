@@ -7,7 +7,7 @@ worker thread, so boot does not wait), and runs the background embedder that fil
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,7 +26,7 @@ async def open_service(kernel: Any) -> AsyncIterator[SemFS]:
     db_path = kernel.store.path
     fs = await anyio.to_thread.run_sync(lambda: SemFS(db_path=db_path, chroma_path=db_path.parent / "chroma"))
     try:
-        await anyio.to_thread.run_sync(lambda: fs.start_background(wait=False))
+        await anyio.to_thread.run_sync(lambda: fs.start_background(wait=False, llm_busy=_llm_busy(kernel)))
     except BaseException:
         await anyio.to_thread.run_sync(fs.close)
         raise
@@ -35,3 +35,13 @@ async def open_service(kernel: Any) -> AsyncIterator[SemFS]:
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(fs.close)
+
+
+def _llm_busy(kernel: Any) -> Callable[[], bool]:
+    """True while the local engine has requests in flight (a remote engine computes elsewhere: never busy)."""
+    engine = getattr(kernel, "engine", None)
+
+    def busy() -> bool:
+        return bool(getattr(engine, "_requests", None))
+
+    return busy

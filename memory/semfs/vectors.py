@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -125,9 +126,21 @@ class Vectors:
                 progress(done, max(total, done))
         return done
 
-    def run_background(self) -> None:
-        """The embedder thread's loop: drain whenever woken (or every few seconds), until ``stopping``."""
+    def run_background(self, busy: Callable[[], bool] | None = None, *, max_defer_s: float = 5.0) -> None:
+        """The embedder thread's loop: drain whenever woken (or every few seconds), until ``stopping``.
+
+        ``busy()`` true means the LLM is generating: embedding competes with it for the same cores (one busy core
+        cut decoding ~4x here), so a batch waits, but never more than ``max_defer_s``.
+        """
+        deferred_since: float | None = None
         while not self.stopping.is_set():
+            if busy is not None and self.pending() and busy():
+                now = time.monotonic()
+                deferred_since = deferred_since or now
+                if now - deferred_since < max_defer_s:
+                    self.stopping.wait(0.1)
+                    continue
+            deferred_since = None
             try:
                 applied = self.drain_once()
             except Exception:

@@ -258,3 +258,34 @@ def test_symlinks_out_of_a_mount_are_not_followed(fs: SemFS, tmp_path: Path) -> 
         fs.write(root / "linkdir" / "new.txt", b"escape")
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert fs.progress_line() == f"files {len(fs.ls())} · embedding {fs.vectors.pending()} chunks…"
+
+
+def test_background_embedder_yields_to_a_busy_llm(fs: SemFS, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    fs.index(write_corpus(tmp_path / "docs"))
+    pending = fs.vectors.pending()
+    llm_busy = threading.Event()
+    llm_busy.set()
+    checks = []
+
+    def busy() -> bool:
+        checks.append(1)
+        return llm_busy.is_set()
+
+    worker = threading.Thread(target=fs.vectors.run_background, args=(busy,), kwargs={"max_defer_s": 600})
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(checks) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(checks) >= 5 and fs.vectors.pending() == pending  # deferred while the LLM works
+        llm_busy.clear()
+        while fs.vectors.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fs.vectors.pending() == 0
+    finally:
+        fs.vectors.stopping.set()
+        fs.vectors.wake.set()
+        worker.join(timeout=30)
