@@ -379,6 +379,32 @@ def group_cmd(
     )
 
 
+@fs_group.command("views", context_settings=CONTEXT_SETTINGS)
+@click.option("--drop", "drop", metavar="VIEW", help="Delete this view (the files are untouched).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def views_cmd(drop: str | None, as_json: bool) -> None:
+    """List the named views made by `aios fs group` (or drop one).
+
+    \b
+    Example:
+      aios fs views && aios fs views --drop taxes
+    """
+    from memory.semfs.views import drop_view, views
+
+    with _fs(writer=drop is not None) as fs:
+        if drop:
+            drop_view(fs, drop)
+            click.echo(f"dropped @{drop.removeprefix('@')}")
+            return
+        rows = views(fs)
+    if as_json:
+        print_json({"views": rows})
+        return
+    for row in rows:
+        row["name"] = "@" + row["name"]
+    table(rows, ("name", "kind", "query", "files"), empty="no views (make one with `aios fs group QUERY --name V`)")
+
+
 @fs_group.command("check", context_settings=CONTEXT_SETTINGS)
 @click.option("--rebuild", is_flag=True, help="Regenerate FTS and every vector from SQLite.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

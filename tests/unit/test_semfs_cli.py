@@ -50,6 +50,9 @@ def test_mount_search_history_rollback_check(runner: CliRunner, tmp_path: Path) 
     assert "garden.md" in run(runner, "fs", "ls", "docs")
     run(runner, "fs", "group", "bread", "baking", "--name", "baking", "-k", "1")
     assert "bread.md" in run(runner, "fs", "ls", "@baking")
+    assert [v["name"] for v in json.loads(run(runner, "fs", "views", "--json"))["views"]] == ["baking"]
+    assert "dropped @baking" in run(runner, "fs", "views", "--drop", "@baking")
+    assert "no view named" in run(runner, "fs", "views", "--drop", "baking", code=2)
     run(runner, "fs", "join", str(root / "garden.md"), str(root / "recipes/bread.md"), "--into", str(root / "both.md"))
     assert (root / "both.md").read_text().startswith("## docs/garden.md")
     assert json.loads(run(runner, "fs", "check", "--json"))["ok"]
