@@ -53,9 +53,21 @@ def _index_with_progress(fs: Any, path: str, name: str | None, embed: bool) -> d
         )
     if embed and fs.vectors.pending():
         started = time.monotonic()
+        done = 0
+
+        def advance(d: int, n: int) -> None:
+            nonlocal done
+            done = d
+            bar.update(task, completed=d, total=n)
+
         with _progress("embedding") as bar:
-            task = bar.add_task("vectors", total=fs.vectors.pending(), item="")
-            done = fs.embed_pending(progress=lambda d, n: bar.update(task, completed=d, total=n, item=""))
+            task = bar.add_task(
+                "vectors", total=fs.vectors.pending(), item="Ctrl-C stops; keyword search works already"
+            )
+            try:
+                fs.embed_pending(progress=advance)
+            except KeyboardInterrupt:  # safe: the outbox keeps the rest for later
+                pass
         elapsed = max(time.monotonic() - started, 1e-9)
         stats.update(vectors=done, vectors_seconds=round(elapsed, 2), vectors_per_s=round(done / elapsed, 1))
     stats["vectors_pending"] = fs.vectors.pending()
