@@ -154,6 +154,16 @@ class _Api:
             except Exception as exc:  # a bug must not take the server down for everyone else
                 log.exception("socket endpoint %s failed", request.url.path)
                 return error_response(AiosError(f"internal error: {type(exc).__name__}: {exc}"))
+            if bearer.frontend and request.method == "POST":  # the user's own actions are on the record too
+                target = getattr(body, "pid", None) or getattr(body, "agent", None) or getattr(body, "id", "")
+                self.kernel.audit.record(
+                    pid=None,
+                    agent="user",
+                    token_id=FRONTEND,
+                    syscall=f"socket:{request.url.path}",
+                    resource=str(target),
+                    decision="allow",
+                )
             if isinstance(result, Response):
                 return result
             return JSONResponse({"result": result})

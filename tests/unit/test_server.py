@@ -167,6 +167,19 @@ async def test_a_second_front_end_sees_the_same_process_table(tmp_path: Path) ->
             with pytest.raises(UsageError, match="priority"):
                 await first.nice(pid, "urgent")
             assert second.agents()["alpha"] == ""
+            rows = [r for r in rig.kernel.audit_rows() if r["token_id"] == "frontend"]
+    actions = [(r["syscall"], r["resource"]) for r in rows if r["decision"] == "allow"]
+    assert [(r["syscall"], r["reason"][:16]) for r in rows if r["decision"] == "deny"] == [
+        ("socket:/v1/nice", "invalid request:")
+    ]
+    assert actions == [
+        ("socket:/v1/spawn", "alpha"),
+        ("socket:/v1/suspend", str(pid)),
+        ("socket:/v1/resume", str(pid)),
+        ("socket:/v1/nice", str(pid)),
+        ("socket:/v1/kill", str(pid)),
+        ("socket:/v1/wait", str(pid)),
+    ]
 
 
 async def test_chat_streams_over_the_socket_and_budget_is_enforced(tmp_path: Path) -> None:
