@@ -34,6 +34,11 @@ async def test_cli_drives_the_running_daemon(tmp_path: Path, monkeypatch: pytest
             monkeypatch.setenv("AIOS_SOCKET", str(rig.socket))
             pid, alpha = await rig.agent("alpha")
 
+            ran = await invoke(["run", "chat", "hello", "daemon"])  # runs in the daemon, streams here
+            assert (ran.exit_code, ran.stdout) == (0, "echo: hello daemon\n"), ran.output
+            chat = next(p for p in rig.kernel.ps() if p["agent"] == "chat")
+            assert chat["state"] == "exited" and chat["result"] == "echo: hello daemon"
+
             ps = await invoke(["ps", "--json"])
             assert ps.exit_code == 0, ps.output
             assert [(p["pid"], p["agent"]) for p in json.loads(ps.stdout)["processes"]] == [(pid, "alpha")]
