@@ -25,6 +25,7 @@ import anyio.abc
 import httpx
 
 from aios import paths
+from aios.api import Agent, Context
 from aios.errors import AiosError, BudgetExceeded, PermissionDenied, ProcessNotFound, UnknownSyscall, UsageError
 
 if TYPE_CHECKING:
@@ -33,9 +34,27 @@ if TYPE_CHECKING:
 
     from kernel.events import KernelEvent
 
-__all__ = ["DaemonClient", "SocketClient", "daemon_client", "default_socket", "default_token_file"]
+__all__ = [
+    "DaemonClient",
+    "ExternalAgent",
+    "SocketClient",
+    "daemon_client",
+    "default_socket",
+    "default_token_file",
+]
 
 _BASE = "http://aios"
+
+
+class ExternalAgent(Agent):
+    """Base for an agent whose work runs in another program: its kernel process only holds the identity
+    (pid, token, capabilities) until the program calls ``proc.exit`` or the user kills it. Give it a
+    manifest, register it from a plugin, spawn it with ``SocketClient.spawn_with_token``."""
+
+    async def run(self, ctx: Context, goal: str) -> str | None:
+        while await ctx.input() is not None:
+            pass
+        return None
 
 
 def default_socket() -> Path:
@@ -191,7 +210,7 @@ class SocketClient(DaemonClient):
         body = {"agent": agent, "goal": goal, "interactive": interactive, "priority": priority}
         return int((await self.arequest("POST", "/v1/spawn", body))["pid"])
 
-    async def spawn_with_token(self, agent: str, goal: str = "", *, interactive: bool | None = None) -> tuple[int, str]:
+    async def spawn_with_token(self, agent: str, goal: str = "", *, interactive: bool | None = True) -> tuple[int, str]:
         """Spawn and get the process's token, to run the agent in another program."""
         body = {"agent": agent, "goal": goal, "interactive": interactive, "token": True}
         result = await self.arequest("POST", "/v1/spawn", body)

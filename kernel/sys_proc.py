@@ -140,3 +140,11 @@ async def proc_signal(kernel: Kernel, proc: Process, request: ProcSignalRequest)
 async def proc_children(kernel: Kernel, proc: Process, request: ProcSelfRequest) -> list[dict[str, Any]]:
     """This process's children (alive or not)."""
     return [info for info in kernel.ps() if info["ppid"] == proc.pid]
+
+
+@syscall("proc.exit", ProcSelfRequest, access=lambda k, p, r: [])
+async def proc_exit(kernel: Kernel, proc: Process, request: ProcSelfRequest) -> dict[str, Any]:
+    """End this process's input: an interactive agent (or an ``ExternalAgent`` held for another program)
+    finishes, and its token dies with it."""
+    await kernel.close_input(proc.pid)
+    return {"pid": proc.pid}

@@ -21,7 +21,7 @@ import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from aios import Agent, Capabilities, Context, Manifest
-from aios.client import SocketClient
+from aios.client import ExternalAgent, SocketClient
 from aios.config import Config
 from aios.hookspecs import hookimpl
 from aios.plugin_manager import PluginManager
@@ -95,7 +95,7 @@ class Asker(Agent):
 
 
 def holder(name: str, caps: Capabilities, base: type[Agent] = Holder) -> type[Agent]:
-    manifest = Manifest(name=name, capabilities=caps, interactive=base is Holder)
+    manifest = Manifest(name=name, capabilities=caps, interactive=base in (Holder, ExternalAgent))
     return type(f"Agent_{name}", (base,), {"manifest": manifest})
 
 
@@ -117,6 +117,7 @@ def agent_classes(root: Path) -> list[type[Agent]]:
         holder("beta", Capabilities()),
         holder("asker", Capabilities(tools_ask=("t.ask*",)), Asker),
         holder("reader", Capabilities(memory_read=("agent:alpha",))),
+        holder("external", Capabilities(tools=("t.ok",)), ExternalAgent),
         holder(
             "filer",
             Capabilities(

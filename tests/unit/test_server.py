@@ -211,3 +211,19 @@ async def test_an_approver_that_disconnects_stops_counting(tmp_path: Path) -> No
                 await anyio.sleep(0.02)
             with pytest.raises(AuthError):
                 SocketClient(rig.socket, "").ps()
+
+
+async def test_an_external_agent_lives_until_it_exits(tmp_path: Path) -> None:
+    with anyio.fail_after(20):
+        async with open_rig(tmp_path, "socket") as rig:
+            front = await rig.frontend()
+            pid, token = await front.spawn_with_token("external")
+            async with SocketClient(rig.socket, token) as me:
+                assert me.pid == pid
+                assert await me.call("proc.test_touch", kind="tool", target="t.ok") == {"touched": "tool:t.ok"}
+                assert front.ps()[0]["state"] == "waiting_input"  # held for the other program
+                assert await me.call("proc.exit") == {"pid": pid}
+                info = await front.wait(pid)
+                assert (info["state"], info["exit_code"]) == ("exited", 0)
+                with pytest.raises(AuthError):
+                    await me.call("proc.self")
