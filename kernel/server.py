@@ -310,8 +310,8 @@ def build_app(kernel: Kernel, *, max_body: int | None = None) -> Starlette:
 
 
 def _bind(path: Path) -> socket.socket:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)
+    if not path.parent.exists():  # an existing folder (say AIOS_SOCKET=/tmp/x.sock) is left as it is
+        path.parent.mkdir(parents=True, mode=0o700)
     if path.exists() or path.is_symlink():
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

@@ -90,7 +90,8 @@ class TokenRegistry:
 
 def write_frontend_token(path: Path) -> str:
     """A fresh front-end token in ``path``, created with mode 0600 (readable by the user only)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
     token = f"{_PREFIX}{FRONTEND}.{secrets.token_urlsafe(32)}"
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
