@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 from aios.api import PRIORITIES, Capabilities
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from kernel.policy import PolicyStore
     from kernel.process import Process
 
-__all__ = ["TOP", "AccessGuard", "Decision", "attenuate", "own_namespace", "resource_key"]
+__all__ = ["TOP", "AccessGuard", "Decision", "attenuate", "file_grants", "own_namespace", "resource_key"]
 
 Decision = Literal["allow", "ask", "deny"]
 
@@ -47,6 +48,12 @@ TOP = Capabilities(
 PATH_ARGS = frozenset(
     {"path", "paths", "file", "files", "filename", "directory", "dir", "source", "destination", "src", "dst"}
 )
+
+
+@lru_cache(maxsize=1024)
+def file_grants(read: tuple[str, ...], write: tuple[str, ...]) -> tuple[FileGrant, ...]:
+    """The grants of a capability set, their roots resolved once (as fs_guard intends), not at every call."""
+    return tuple([FileGrant.of(r) for r in read] + [FileGrant.of(r, write=True) for r in write])
 
 
 def own_namespace(agent: str) -> str:
@@ -147,10 +154,8 @@ class AccessGuard:
         if kind == "tool":
             return self._tool(proc, caps, access)
         if kind == "file":
-            grants = [FileGrant.of(r) for r in caps.files_read]
-            grants += [FileGrant.of(r, write=True) for r in caps.files_write]
             try:
-                confine(grants, access.target, write=access.write)
+                confine(file_grants(caps.files_read, caps.files_write), access.target, write=access.write)
             except PathDenied as exc:
                 return "deny", exc.message
             return "allow", ""
