@@ -67,15 +67,15 @@ class SemDB:
 
     # -- statements ------------------------------------------------------------------------------
 
-    def q(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+    def q(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         with self.lock:
             cur = self.db.conn.execute(sql, params)
             cols = [d[0] for d in cur.description or ()]
-            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]  # type: ignore[misc]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
     def one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
         rows = self.q(sql, params)
-        return rows[0] if rows else None  # type: ignore[return-value]
+        return rows[0] if rows else None
 
     def scalar(self, sql: str, params: Any = ()) -> Any:
         with self.lock:
