@@ -156,3 +156,32 @@ async def test_other_terminals_reach_the_tuis_kernel(tmp_path: Path, monkeypatch
     finally:
         store.close()
         shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+async def test_a_second_tui_drives_the_running_kernel_over_the_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _access_kit import open_rig
+    from textual.widgets import Input
+
+    from aios.client import SocketClient
+
+    with anyio.fail_after(40):
+        async with open_rig(tmp_path, "socket") as rig:
+            assert rig.socket is not None
+            monkeypatch.setenv("AIOS_SOCKET", str(rig.socket))
+            app = make_app(config=Config())
+            async with app.run_test(size=(120, 40)) as pilot:
+                await wait_for(pilot, lambda: app.kernel is not None, "the connection")
+                assert isinstance(app.kernel, SocketClient)
+                assert app.sub_title == "fake-model"
+                app.query_one("#prompt", Input).focus()
+                await pilot.press(*"hello", "enter")
+                await wait_for(pilot, lambda: "chat: echo: hello" in "\n".join(app.agent_console.lines), "the reply")
+                assert [p["agent"] for p in rig.kernel.ps()] == ["chat"]  # it runs in the daemon's kernel
+                # Its approvals are answered from this TUI too.
+                asker = await rig.run(rig.kernel.spawn, "asker", "t.ask5")
+                await wait_for(pilot, lambda: dialog_ready(app), "the dialog")
+                await pilot.press("o")
+                info = await rig.run(rig.kernel.wait, asker)
+                assert info["exit_code"] == 0
