@@ -129,6 +129,7 @@ async def test_bad_input_gets_clear_errors_and_the_connection_survives(tmp_path:
                     response = client.post("/v1/call", content=body, headers={"content-type": "application/json"})
                     assert response.status_code == status, body[:40]
                     assert message in response.json()["error"]["message"], body[:40]
+                    assert response.headers.get("connection") != "close", body[:40]  # kept alive
                     # The same connection keeps working, and the kernel keeps serving.
                     ok = client.post("/v1/call", json={"syscall": "proc.self"})
                     assert ok.status_code == 200 and ok.json()["result"]["agent"] == "alpha"
