@@ -22,6 +22,8 @@ def _with_kernel(work: Callable[[Any, Any], Any]) -> Any:
     from kernel.kernel import load_runtime, open_kernel
     from kernel.sys_fs import KernelLLM, semfs_of
 
+    with _fs():  # fail fast (WriterBusy, one line) if another kernel owns the index
+        pass
     config = load_config()
     with status(f"loading model {config.llm.model or 'default'}…"):
         runtime = load_runtime(config)

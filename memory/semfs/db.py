@@ -111,8 +111,8 @@ class SemDB:
         except BlockingIOError:
             os.close(fd)
             raise WriterBusy(
-                "another aios process (a kernel or an `aios fs` command) is writing the file index",
-                "wait for it to finish, or run the command through that kernel",
+                "another aios process (a kernel, e.g. the TUI, or an `aios fs` command) is writing the file index",
+                'wait for it to finish, or ask that kernel: `aios run files "…"` or the files agent in the TUI',
             ) from None
         self._lockfile = fd
 

@@ -88,3 +88,19 @@ def test_llm_commands_run_an_in_process_kernel(runner: CliRunner, aios_home: Pat
     # The scripted model cannot follow a grammar: one clear line, not a traceback.
     err = run(runner, "fs", "ask", "delete", str(root / "garden.md"), code=1)
     assert len(err.strip().splitlines()) == 1 and "grammar" in err
+
+
+def test_a_kernel_holding_the_index_gives_one_clear_line(runner: CliRunner, aios_home: Path, tmp_path: Path) -> None:
+    from tests.unit._semfs_kit import open_fs
+
+    root = write_corpus(tmp_path / "docs")
+    holder = open_fs(aios_home)  # what a running kernel's semfs service holds
+    try:
+        holder.index(root)
+        err = run(runner, "fs", "mount", str(tmp_path / "docs"), code=1)
+        assert len(err.strip().splitlines()) == 1 and 'aios run files "…"' in err
+        assert run(runner, "fs", "summarize", str(root / "garden.md"), code=1) == err
+        hits = json.loads(run(runner, "fs", "search", "aphids", "--mode", "keyword", "--json"))["results"]
+        assert hits[0]["relpath"] == "garden.md"  # reads still work beside the writer
+    finally:
+        holder.close()
