@@ -387,8 +387,15 @@ class Kernel:
         token_id = self.tokens.token_id(proc.pid)
 
         def audit(resource: str, decision: str, reason: str = "") -> None:
-            self.audit.record(pid=proc.pid, agent=proc.agent, token_id=token_id, syscall=name, resource=resource,
-                              decision=decision, reason=reason)
+            self.audit.record(
+                pid=proc.pid,
+                agent=proc.agent,
+                token_id=token_id,
+                syscall=name,
+                resource=resource,
+                decision=decision,
+                reason=reason,
+            )
 
         spec = SYSCALLS.get(name)
         if spec is None:
