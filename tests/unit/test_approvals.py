@@ -190,3 +190,17 @@ async def test_approval_over_the_socket(tmp_path: Path) -> None:
             assert outcome == {"result": {"touched": "tool:t.ask1"}}
             resolved = await next_event(events, ApprovalResolved)
             assert resolved.by == "cli"
+
+
+async def test_an_unanswered_request_with_a_front_end_attached_times_out(tmp_path: Path) -> None:
+    config = quick(0)
+    config.access.approval_timeout_s = 0.2
+    with anyio.fail_after(20):
+        async with open_rig(tmp_path, config=config) as rig:
+            events = rig.kernel.subscribe(approver=True)
+            _, alpha = await rig.agent("alpha")
+            with pytest.raises(PermissionDenied, match="no answer from the front end within 0.2s"):
+                await alpha.call("proc.test_touch", kind="tool", target="t.ask1")
+            request = await next_event(events, ApprovalRequested)
+            resolved = await next_event(events, ApprovalResolved)
+            assert (request.timeout_s, resolved.decision) == (0.2, "timeout")
