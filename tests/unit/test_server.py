@@ -56,6 +56,10 @@ async def test_a_token_is_one_agent_and_nothing_more(tmp_path: Path) -> None:
                     await alpha.spawn("greedy")
                 with pytest.raises(PermissionDenied, match="front-end token"):
                     alpha.ps()
+                with pytest.raises(PermissionDenied, match="front-end token"):  # nor answer its own approvals
+                    await alpha.approve("any", "allow_always")
+                with pytest.raises(PermissionDenied, match="front-end token"):
+                    alpha.request("POST", "/v1/policy/revoke", {"id": 1})
                 # Nor raise its own capabilities by spawning a wider copy of something.
                 child = (await alpha.call("proc.spawn", agent="greedy", caps={"network": True, "tools": ["*"]}))["pid"]
                 caps = rig.kernel._procs[child].caps
