@@ -179,13 +179,34 @@ class SearchRequest(Request):
     mode: Literal["hybrid", "keyword", "semantic"] = "hybrid"
 
 
-@syscall("fs.search", SearchRequest, access=lambda k, p, r: _mount_roots(k, r.mount))
+def _readable_mounts(kernel: Kernel, proc: Process) -> list[str]:
+    """Names of the mounts whose root the caller may read (what a search without ``mount`` covers)."""
+    fs = semfs_of(kernel)
+    return [
+        m.name
+        for m in fs.db.mounts()
+        if kernel.guard.decide(proc, proc.caps, Access("file", str(m.path)))[0] == "allow"
+    ]
+
+
+def _search_access(kernel: Kernel, proc: Process, request: SearchRequest) -> list[Access]:
+    if request.mount:
+        return _mount_roots(kernel, request.mount)
+    fs = semfs_of(kernel)
+    readable = set(_readable_mounts(kernel, proc))
+    touched = [Access("file", str(m.path)) for m in fs.db.mounts() if m.name in readable]
+    # Nothing readable: name every root, so the call is refused (and audited) rather than silently empty.
+    return touched or _mount_roots(kernel, None)
+
+
+@syscall("fs.search", SearchRequest, access=_search_access)
 async def fs_search(kernel: Kernel, proc: Process, request: SearchRequest) -> dict[str, Any]:
-    """Hybrid (BM25 + vector) search over the mounts: best chunk per file, best first."""
+    """Hybrid (BM25 + vector) search over the mounts the caller may read: best chunk per file, best first."""
     from memory.semfs import Filters, parse_since
 
     since = parse_since(request.since) if isinstance(request.since, str) else request.since
-    filters = Filters(request.mount, request.glob, request.type, since, request.view)
+    within = None if request.mount else tuple(_readable_mounts(kernel, proc))
+    filters = Filters(request.mount, request.glob, request.type, since, request.view, within)
     fs = semfs_of(kernel)
     hits = await _thread(fs.search, request.query, k=request.k, filters=filters, mode=request.mode)
     return {"results": [h.as_dict() for h in hits]}

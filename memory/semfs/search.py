@@ -36,6 +36,8 @@ class Filters:
     type: str | None = None
     since: float | None = None
     view: str | None = None
+    #: Only these mounts (by name): access control narrows a search to the mounts the caller may read.
+    within: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -82,6 +84,10 @@ class Searcher:
             mount = self.db.mount_by_name(filters.mount)
             clauses.append("f.mount_id = ?")
             params.append(mount.id)
+        if filters.within is not None:
+            ids = self._within_ids(filters)
+            clauses.append(f"f.mount_id IN ({','.join('?' * len(ids)) or 'NULL'})")
+            params.extend(ids)
         if filters.type:
             kind = filters.type.lower()
             if kind.startswith("."):
@@ -105,6 +111,10 @@ class Searcher:
             params.append(filters.view)
         return " AND ".join(clauses), params
 
+    def _within_ids(self, filters: Filters) -> list[int]:
+        names = set(filters.within or ())
+        return [m.id for m in self.db.mounts() if m.name in names]
+
     def keyword(self, query: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
         expr = fts_query(query)
         if not expr:
@@ -125,6 +135,10 @@ class Searcher:
         where: dict[str, Any] = {}
         if filters.mount:
             where["mount_id"] = self.db.mount_by_name(filters.mount).id
+        if filters.within is not None:
+            where["mount_id"] = {"$in": self._within_ids(filters) or [-1]}
+            if filters.mount:
+                where["mount_id"] = self.db.mount_by_name(filters.mount).id
         if filters.type and not filters.type.startswith(".") and filters.type in KINDS:
             where["kind"] = filters.type
         if len(where) > 1:

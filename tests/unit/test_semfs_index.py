@@ -126,6 +126,12 @@ def test_filters_and_no_results(fs: SemFS, tmp_path: Path) -> None:
     assert {h.relpath for h in fs.search("bake", filters=Filters(glob="*.md"))} >= {"recipes/bread.md"}
     assert fs.search("passport", filters=Filters(type=".txt"))[0].relpath == "notes/travel.txt"
     assert fs.search("passport", filters=Filters(since=os.path.getmtime(root / "garden.md") + 3600)) == []
+    fs.index(write_corpus(tmp_path / "other", {"pests.md": "Aphids and greenfly on the roses."}))
+    fs.embed_pending()
+    for mode in ("keyword", "semantic", "hybrid"):
+        hits = fs.search("aphids on plants", filters=Filters(within=("docs",)), mode=mode)  # type: ignore[arg-type]
+        assert hits and {h.mount for h in hits} == {"docs"}
+    assert fs.search("aphids", filters=Filters(within=())) == []
     assert fs.search("qwxzzy", mode="keyword") == []
     assert fs.search("!!! ???", mode="keyword") == []  # punctuation only: no FTS syntax error
     with pytest.raises(UsageError, match="unknown type"):

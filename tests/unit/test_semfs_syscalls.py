@@ -70,6 +70,13 @@ async def test_fs_syscalls_under_access_control(tmp_path: Path) -> None:
             assert {"path", "score", "chunk"} <= set(found["results"][0])
             with pytest.raises(PermissionDenied):
                 await nobody.call("fs.search", query="aphids")
+            # A second mount the reader may not read: its search covers only the first, instead of failing.
+            other = write_corpus(tmp_path / "private", {"diary.md": "aphids ate my secret roses"})
+            await anyio.to_thread.run_sync(lambda: kernel.services["semfs"].index(other))
+            seen = await reader.call("fs.search", query="aphids", mode="keyword")
+            assert [r["relpath"] for r in seen["results"]] == ["garden.md"]
+            with pytest.raises(PermissionDenied):
+                await reader.call("fs.search", query="aphids", mount="private")
             with pytest.raises(PermissionDenied):
                 await nobody.call("fs.cat", path=str(root / "garden.md"))
             with pytest.raises(PermissionDenied):  # read-only grant: no writes
@@ -93,7 +100,11 @@ async def test_fs_syscalls_under_access_control(tmp_path: Path) -> None:
             assert len(await writer.fs.history(str(target))) == 3
             files = await reader.call("fs.ls", target="docs")
             assert len(files["files"]) == 4
-            assert (await reader.call("fs.check"))["ok"]
+            with pytest.raises(PermissionDenied):  # check covers every mount, the private one too
+                await reader.call("fs.check")
+            from memory.semfs.check import check
+
+            assert (await anyio.to_thread.run_sync(check, kernel.services["semfs"]))["ok"]
             denied = store.audit_rows(denied_only=True)
             assert {r["syscall"] for r in denied} >= {"fs.search", "fs.cat", "fs.write", "fs.rollback"}
             assert kernel.services["semfs"].watcher is not None  # the service watches the mounts
