@@ -174,10 +174,15 @@ def remove(name: str) -> None:
     click.echo(f"removed MCP server {name}")
 
 
-def _load(mcp_config: Path | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    from tools.config import load_servers, parse_servers
+def _load(mcp_config: Path | None, extra: dict[str, Any] | None = None, *, need: str | None = None) -> dict[str, Any]:
+    """The configured servers; one that does not parse is left out with a warning (or is the error, if needed)."""
+    from tools.config import load_servers_lenient, parse_servers
 
-    servers = load_servers(mcp_config) if mcp_config else load_servers()
+    servers, broken = load_servers_lenient(mcp_config)
+    if need in broken:
+        raise ConfigError(broken[need])
+    for reason in broken.values():
+        click.echo(f"warning: {reason}; that server is left out", err=True)
     if extra:
         servers.update(parse_servers({"mcpServers": extra}, source="plan servers"))
     return servers
@@ -198,7 +203,7 @@ def test(name: str, as_json: bool, mcp_config: Path | None) -> None:
 
     from tools.host import McpHost
 
-    servers = _load(mcp_config)
+    servers = _load(mcp_config, need=name)
     if name not in servers:
         raise UsageError(f"no MCP server {name!r}", f"configured: {', '.join(servers) or 'none'}")
 

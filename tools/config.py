@@ -34,6 +34,7 @@ __all__ = [
     "ServerConfig",
     "expand_env",
     "load_servers",
+    "load_servers_lenient",
     "parse_servers",
     "read_mcp_file",
     "write_mcp_file",
@@ -294,3 +295,21 @@ def write_mcp_file(data: dict[str, Any], path: Path | None = None) -> Path:
 def load_servers(path: Path | None = None) -> dict[str, ServerConfig]:
     path = path or paths.mcp_config_path()
     return parse_servers(read_mcp_file(path), source=str(path))
+
+
+def load_servers_lenient(path: Path | None = None) -> tuple[dict[str, ServerConfig], dict[str, str]]:
+    """Every server that parses, and a one-line error for each that does not (one bad entry, e.g. an unset
+    ``${env:...}``, must not take the others down)."""
+    path = path or paths.mcp_config_path()
+    doc = read_mcp_file(path)
+    servers = doc.get("mcpServers", doc.get("servers", {}))
+    if not isinstance(servers, dict):
+        raise ConfigError(f"{path}: 'mcpServers' must be an object")
+    good: dict[str, ServerConfig] = {}
+    bad: dict[str, str] = {}
+    for name, spec in servers.items():
+        try:
+            good[name] = parse_server(name, spec)
+        except ConfigError as exc:
+            bad[name] = exc.one_line()
+    return good, bad

@@ -19,7 +19,7 @@ import anyio
 import jsonschema
 
 from tools.catalog import Catalog, PromptEntry, ResourceEntry, ToolEntry
-from tools.config import Redactor, ServerConfig, load_servers
+from tools.config import Redactor, ServerConfig, load_servers_lenient
 from tools.owner import ServerOwner
 from tools.results import ProgressFn, ToolResult
 
@@ -224,10 +224,12 @@ async def open_service(kernel: Kernel) -> AsyncIterator[McpHost]:
     from tools.builtin import builtin_servers
 
     try:
-        servers = load_servers()
+        servers, broken = load_servers_lenient()
     except Exception as exc:
         log.error("mcp.json not loaded: %s", exc)
-        servers = {}
+        servers, broken = {}, {}
+    for name, reason in broken.items():
+        log.error("MCP server %s left out: %s", name, reason)
     stop, done = anyio.Event(), anyio.Event()
 
     async def run_host(*, task_status: anyio.abc.TaskStatus[McpHost] = anyio.TASK_STATUS_IGNORED) -> None:

@@ -97,6 +97,7 @@ class ServerOwner:
     def stop(self) -> None:
         self._stop.set()
         self._broken.set()
+        self._wanted.set()  # wake an owner that never started, so it can exit
 
     def mark_broken(self) -> None:
         """A call saw the connection die: later calls wait for the reconnect instead of using it."""

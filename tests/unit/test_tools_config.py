@@ -149,3 +149,24 @@ def test_cli_add_rejects_bad_input_and_changes_nothing(aios_home: Path) -> None:
     both = runner.invoke(cli, ["mcp", "add", "x", "--url", "http://h", "--", "cmd"])
     assert both.exit_code == 2
     assert not paths.mcp_config_path().exists()
+
+
+def test_one_bad_server_does_not_take_the_others_down(aios_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.config import load_servers_lenient
+
+    monkeypatch.delenv("UNSET_TOKEN_X", raising=False)
+    write_mcp_file(
+        {
+            "mcpServers": {
+                "good": {"command": "x"},
+                "bad": {"url": "https://h", "headers": {"A": "${env:UNSET_TOKEN_X}"}},
+            }
+        }
+    )
+    good, bad = load_servers_lenient()
+    assert list(good) == ["good"] and "UNSET_TOKEN_X is not set" in bad["bad"]
+    runner = CliRunner()
+    out = runner.invoke(cli, ["mcp", "call", "time.now", '{"timezone": "UTC"}'])
+    assert out.exit_code == 0 and '"timezone": "UTC"' in out.stdout and "left out" in out.stderr
+    test_bad = runner.invoke(cli, ["mcp", "test", "bad"])
+    assert test_bad.exit_code == 2 and "UNSET_TOKEN_X is not set" in test_bad.stderr

@@ -206,3 +206,9 @@ async def test_streamable_http_transport() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_shutdown_with_servers_never_started() -> None:
+    with anyio.fail_after(10):
+        async with host_with(slow=slow_server_spec(), other=slow_server_spec()) as host:
+            assert {s["state"] for s in host.servers()} == {"stopped"}  # on demand: nothing spawned yet
