@@ -70,10 +70,25 @@ def _call_access(kernel: Kernel, proc: Process, request: ToolCallRequest) -> lis
 
 @syscall("tool.list", ToolListRequest, access=lambda k, p, r: [])
 async def tool_list(kernel: Kernel, proc: Process, request: ToolListRequest) -> dict[str, Any]:
-    """The tools this process may call (started servers' tools), as server.tool with signatures."""
+    """The tools (and prompts, resources) this process may use, as server.name with signatures."""
+    from tools.catalog import visible_to
+
     host = _host(kernel)
     await host.start_all(CATALOG_WAIT_S, skip_failed=True)
-    return {"tools": [t.to_json(schema=request.schemas) for t in host.catalog.view(proc.caps)]}
+    catalog = host.catalog
+    return {
+        "tools": [t.to_json(schema=request.schemas) for t in catalog.view(proc.caps)],
+        "prompts": [
+            {"name": p.name, "description": p.description, "arguments": list(p.arguments)}
+            for p in catalog.prompts
+            if visible_to(proc.caps, p.name)
+        ],
+        "resources": [
+            {"uri": r.uri, "server": r.server, "name": r.name, "description": r.description, "mime_type": r.mime_type}
+            for r in catalog.resources
+            if visible_to(proc.caps, f"{r.server}.resources")
+        ],
+    }
 
 
 @syscall("tool.search", ToolSearchRequest, access=lambda k, p, r: [])

@@ -44,20 +44,34 @@ log = logging.getLogger(__name__)
 
 PID_META_KEY = "aios/pid"
 SYSCALL_FAMILIES: tuple[str, ...] = ("fs", "mem", "task")
-_READ_VERBS = (
-    "search",
-    "get",
-    "list",
-    "read",
-    "show",
-    "stat",
-    "diff",
-    "recall",
-    "query",
-    "find",
-    "status",
-    "self",
-    "log",
+#: Verbs (or their first word) that only read; everything else is marked destructive, MCP's default.
+_READ_VERBS = frozenset(
+    {
+        "search",
+        "get",
+        "list",
+        "read",
+        "show",
+        "stat",
+        "diff",
+        "recall",
+        "query",
+        "find",
+        "status",
+        "self",
+        "log",
+        "cat",
+        "ls",
+        "mounts",
+        "history",
+        "compare",
+        "summarize",
+        "ask",
+        "path",
+        "prompt",
+        "core_get",
+        "children",
+    }
 )
 
 
@@ -97,8 +111,8 @@ def time_server() -> MCPServer:
     return server
 
 
-def _is_read(verb: str) -> bool:
-    return verb.split("_")[0] in _READ_VERBS
+def is_read_verb(verb: str) -> bool:
+    return verb in _READ_VERBS or verb.split("_")[0] in _READ_VERBS
 
 
 def syscall_tools(family: str) -> list[Tool]:
@@ -112,7 +126,7 @@ def syscall_tools(family: str) -> list[Tool]:
         fam, _, verb = name.partition(".")
         if fam != family:
             continue
-        read = _is_read(verb)
+        read = is_read_verb(verb)
         schema = spec.request.model_json_schema()
         schema.setdefault("type", "object")
         schema.setdefault("properties", {})

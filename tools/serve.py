@@ -31,16 +31,15 @@ __all__ = ["export_server", "export_tools", "serve_mcp"]
 
 log = logging.getLogger(__name__)
 
-#: The default when no ``--allow`` is given: calls whose verbs only read.
-DEFAULT_ALLOW = ("*.search", "*.get", "*.list", "*.read", "*.show", "*.stat", "*.recall", "*.query", "*.self")
 
-
-def export_tools(families: Sequence[str], allow: Sequence[str]) -> list[Any]:
+def export_tools(families: Sequence[str], allow: Sequence[str] = ()) -> list[Any]:
+    """The syscall tools to expose: those matching ``allow`` globs, or (no globs) the read-only ones."""
     tools = []
     for family in families:
         for tool in syscall_tools(family):
             name = f"{family}.{tool.name}"
-            if any(fnmatch.fnmatchcase(name, p) for p in allow):
+            wanted = any(fnmatch.fnmatchcase(name, p) for p in allow) if allow else tool.annotations.read_only_hint
+            if wanted:
                 tools.append(tool.model_copy(update={"name": name}))
     return tools
 
@@ -100,7 +99,7 @@ class _HolderPlugin:
 async def serve_mcp(caps: Capabilities, *, http: str | None = None, families: Sequence[str] | None = None) -> None:
     from kernel.kernel import open_kernel
 
-    allow = caps.tools or DEFAULT_ALLOW
+    allow = caps.tools
     families = tuple(families or SYSCALL_FAMILIES)
     plugin = _HolderPlugin(_holder(caps))
     async with open_kernel() as kernel:

@@ -3,6 +3,7 @@ dispatched through the kernel under the capability set chosen on the command lin
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -40,7 +41,41 @@ async def test_serve_over_stdio_to_the_sdk_client(aios_home: Path) -> None:
 
 
 def test_default_exposure_is_read_only_verbs() -> None:
-    from tools.serve import DEFAULT_ALLOW
+    names = {t.name for t in export_tools(["fs", "mem", "task", "proc"])}
+    assert {"fs.search", "fs.cat", "mem.search", "mem.list", "task.list", "proc.self"} <= names
+    assert not names & {"fs.write", "fs.delete", "fs.rollback", "mem.core_set", "mem.forget", "task.add", "proc.kill"}
+    assert {t.name for t in export_tools(["fs"], ["fs.write"])} == {"fs.write"}
 
-    names = [t.name for t in export_tools(["proc"], DEFAULT_ALLOW)]
-    assert names == ["proc.self"]
+
+async def test_serve_default_families_and_http(aios_home: Path) -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    params = _params(aios_home)
+    proc = subprocess.Popen(
+        [params.command, *params.args, "--http", f"127.0.0.1:{port}"],
+        env={**os.environ, **params.env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with anyio.fail_after(60):
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    await anyio.sleep(0.2)
+            async with Client(f"http://127.0.0.1:{port}/mcp", cache=None) as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert {"fs.search", "mem.list", "task.list"} <= names and "fs.write" not in names
+                listed = await client.call_tool("mem.list", {})
+                assert not listed.is_error, listed.content
+                denied = await client.call_tool("mem.list", {"namespace": "someone-else"})
+                assert denied.is_error and "not granted" in denied.content[0].text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

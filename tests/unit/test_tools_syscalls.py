@@ -80,6 +80,7 @@ async def test_tool_syscalls_through_the_kernel(tmp_path: Path, aios_home: Path)
     assert info["exit_code"] == 0, info
     out = _OUT["g1"]
     names = [t["name"] for t in out["list"]["tools"]]
+    assert out["list"]["prompts"] == [] and out["list"]["resources"] == []
     assert "time.now" in names and "proc.self" in names
     assert "time.sleep" not in names and not any(n.startswith("slow.") for n in names)  # the agent's view only
     assert out["search"]["tools"][0]["name"] == "time.now" and "input_schema" in out["search"]["tools"][0]
