@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from kernel.kernel import Kernel
     from kernel.process import Process
     from kernel.sys_fs import FsFacade
+    from kernel.sys_tool import ToolsFacade
 
 __all__ = ["ProcessContext"]
 
@@ -87,6 +88,13 @@ class ProcessContext:
         from kernel.sys_fs import FsFacade
 
         return FsFacade(self)
+
+    @property
+    def tools(self) -> ToolsFacade:
+        """MCP tools: ``await ctx.tools.search("…")``, ``call("server.tool", **args)``, ``plan(steps)``."""
+        from kernel.sys_tool import ToolsFacade
+
+        return ToolsFacade(self)
 
     async def spawn(self, agent: str, goal: str = "", *, caps: dict[str, Any] | None = None) -> int:
         """Start a child agent (``proc.spawn``): it gets at most this agent's capabilities, narrowed further

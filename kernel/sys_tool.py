@@ -149,3 +149,29 @@ async def tool_plan(kernel: Kernel, proc: Process, request: ToolPlanRequest) -> 
 async def tool_servers(kernel: Kernel, proc: Process, request: ToolServersRequest) -> dict[str, Any]:
     """The configured MCP servers and their state (secrets redacted)."""
     return {"servers": _host(kernel).servers()}
+
+
+class ToolsFacade:
+    """``ctx.tools``: the ``tool.*`` syscalls with Python signatures (each one ``ctx.call``)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+
+    async def list(self, *, schemas: bool = False) -> list[dict[str, Any]]:
+        return list((await self._ctx.call("tool.list", schemas=schemas))["tools"])
+
+    async def search(self, query: str, *, limit: int = 8) -> list[dict[str, Any]]:
+        return list((await self._ctx.call("tool.search", query=query, limit=limit))["tools"])
+
+    async def call(self, tool: str, timeout_s: float | None = None, /, **args: Any) -> dict[str, Any]:
+        """``await ctx.tools.call("git.git_log", repo_path=".")``: a result value (check ``is_error``)."""
+        payload: dict[str, Any] = {"tool": tool, "args": args}
+        if timeout_s is not None:
+            payload["timeout_s"] = timeout_s
+        return dict(await self._ctx.call("tool.call", **payload))
+
+    async def plan(self, steps: list[dict[str, Any]], *, timeout_s: float | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"steps": steps}
+        if timeout_s is not None:
+            payload["timeout_s"] = timeout_s
+        return dict(await self._ctx.call("tool.plan", **payload))

@@ -39,6 +39,9 @@ class ToolUser(Agent):
         out["now"] = await ctx.call("tool.call", tool="time.now", args={"timezone": "Asia/Tokyo"})
         out["bad_tz"] = await ctx.call("tool.call", tool="time.now", args={"timezone": "Mars/Olympus"})
         out["self"] = await ctx.call("tool.call", tool="proc.self", args={})
+        tools = ctx.tools  # type: ignore[attr-defined]
+        out["facade"] = await tools.call("time.now", timezone="UTC")
+        out["facade_search"] = [t["name"] for t in await tools.search("current time", limit=2)]
         for name, payload in (
             ("denied", {"tool": "time.sleep", "args": {"seconds": 0}}),
             ("ungranted", {"tool": "slow.echo", "args": {"text": "x"}}),
@@ -86,6 +89,7 @@ async def test_tool_syscalls_through_the_kernel(tmp_path: Path, aios_home: Path)
     assert out["search"]["tools"][0]["name"] == "time.now" and "input_schema" in out["search"]["tools"][0]
     assert out["now"]["is_error"] is False and out["now"]["structured"]["timezone"] == "Asia/Tokyo"
     assert out["bad_tz"]["is_error"] is True and "unknown timezone" in out["bad_tz"]["text"]
+    assert out["facade"]["structured"]["timezone"] == "UTC" and out["facade_search"][0] == "time.now"
     assert out["self"]["structured"]["pid"] == pid and out["self"]["structured"]["agent"] == "tool-user"
     assert out["denied"].startswith("PermissionDenied") and "time.sleep is denied" in out["denied"]
     assert "slow.echo not granted" in out["ungranted"]
