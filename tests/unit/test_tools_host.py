@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -212,3 +214,32 @@ async def test_shutdown_with_servers_never_started() -> None:
     with anyio.fail_after(10):
         async with host_with(slow=slow_server_spec(), other=slow_server_spec()) as host:
             assert {s["state"] for s in host.servers()} == {"stopped"}  # on demand: nothing spawned yet
+
+
+def _children(text: str) -> list[int]:
+    """Pids of this process's children whose command line contains ``text``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and text in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def test_health_check_reconnects_a_dead_server_and_shutdown_leaves_no_process() -> None:
+    with anyio.fail_after(40):
+        servers = parse_servers({"mcpServers": {"slow": slow_server_spec(autostart=True)}})
+        async with McpHost(servers, connect_timeout=20, health_interval=0.3) as host:
+            await host.start_all()
+            owner = host.owners["slow"]
+            [pid] = _children("tests.mcp_servers.slow_server")
+            os.kill(pid, signal.SIGKILL)
+            while owner.restarts == 0 or owner.state != "ready":  # noticed and reconnected with no call made
+                await anyio.sleep(0.05)
+            assert _children("tests.mcp_servers.slow_server") != [pid]
+            assert (await host.call("slow.echo", {"text": "alive"})).text == "alive"
+        assert _children("tests.mcp_servers.slow_server") == []
