@@ -29,7 +29,7 @@ MCP_NPM := $(VENV)/mcp-npm
 $(MCP_NPM)/.installed: | $(BIN)/python
 	@if command -v npm >/dev/null; then \
 	  npm install --silent --no-audit --no-fund --prefix $(MCP_NPM) \
-	    @modelcontextprotocol/server-everything @modelcontextprotocol/server-filesystem && touch $@; \
+	    @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 && touch $@; \
 	else echo "npm not found: the npm MCP reference-server tests will be skipped"; fi
 
 test: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## every test tier, as CI runs them
