@@ -176,6 +176,7 @@ class ServerOwner:
         from mcp.shared._httpx_utils import create_mcp_http_client
 
         http = create_mcp_http_client(headers=cfg.headers or None)
+        stack.push_async_callback(http.aclose)
         return Client(streamable_http_client(cfg.url or "", http_client=http), cache=None)
 
     async def _session_once(self) -> bool:
