@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import threading
 import time
 import warnings
 from contextlib import AsyncExitStack
@@ -80,6 +82,7 @@ class ServerOwner:
         self._broken = anyio.Event()
         self._changed = anyio.Event()
         self._failed_at = 0.0
+        self._pump: threading.Thread | None = None
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -149,10 +152,22 @@ class ServerOwner:
             self._client = None
             self._set("stopped", None)
 
-    def _errlog(self) -> Any:
+    def _errlog(self, stack: AsyncExitStack) -> Any:
+        """The server's stderr: a pipe whose lines a thread writes to the log file with secrets scrubbed."""
         folder = paths.logs_dir() / "mcp"
         folder.mkdir(parents=True, exist_ok=True)
-        return open(folder / f"{self.name}.stderr.log", "w", encoding="utf-8")
+        read_fd, write_fd = os.pipe()
+        log_file = open(folder / f"{self.name}.stderr.log", "w", encoding="utf-8")  # the pump thread closes it
+
+        def pump() -> None:
+            with os.fdopen(read_fd, encoding="utf-8", errors="replace") as pipe, log_file:
+                for line in pipe:
+                    log_file.write(self.redactor.scrub(line))
+                    log_file.flush()
+
+        self._pump = threading.Thread(target=pump, name=f"mcp-{self.name}-stderr", daemon=True)
+        self._pump.start()
+        return stack.enter_context(os.fdopen(write_fd, "w"))
 
     def _stderr_tail(self) -> str:
         path = paths.logs_dir() / "mcp" / f"{self.name}.stderr.log"
@@ -170,7 +185,7 @@ class ServerOwner:
             from mcp.client.stdio import stdio_client
 
             params = StdioServerParameters(command=cfg.command, args=list(cfg.args), env=cfg.env or None, cwd=cfg.cwd)
-            errlog = stack.enter_context(self._errlog())
+            errlog = self._errlog(stack)
             return Client(stdio_client(params, errlog=errlog), cache=None)
         from mcp.client.streamable_http import streamable_http_client
         from mcp.shared._httpx_utils import create_mcp_http_client
@@ -199,6 +214,8 @@ class ServerOwner:
             if scope.cancelled_caught and not ready:
                 raise TimeoutError(f"did not answer within {self.connect_timeout:g}s")
         except Exception as exc:
+            if self._pump is not None:  # let the last lines reach the log before quoting them
+                await anyio.to_thread.run_sync(self._pump.join, 1.0)
             tail = self._stderr_tail() if self.inproc is None and self.config.command else ""
             verb = "connection lost" if ready else "failed to start"
             self._client = None

@@ -120,6 +120,8 @@ async def write_note(name: str, text: str, seconds: float = 0.1) -> str:
 
 
 def main() -> None:
+    if os.environ.get("SLOW_SERVER_STDERR"):
+        print(f"slow_server: starting with {os.environ['SLOW_SERVER_STDERR']}", file=sys.stderr, flush=True)
     if "--fail-start" in sys.argv:
         print("slow_server: refusing to start (--fail-start)", file=sys.stderr)
         sys.exit(2)

@@ -243,3 +243,13 @@ async def test_health_check_reconnects_a_dead_server_and_shutdown_leaves_no_proc
             assert _children("tests.mcp_servers.slow_server") != [pid]
             assert (await host.call("slow.echo", {"text": "alive"})).text == "alive"
         assert _children("tests.mcp_servers.slow_server") == []
+
+
+async def test_server_stderr_is_logged_with_secrets_scrubbed(aios_home: Path) -> None:
+    spec = slow_server_spec("--fail-start", env={"API_TOKEN": "tok-abcdef-123", "SLOW_SERVER_STDERR": "tok-abcdef-123"})
+    with anyio.fail_after(30):
+        async with host_with(leaky=spec) as host:
+            failed = await host.call("leaky.echo", {"text": "x"})
+    assert "slow_server: starting with ***" in failed.text and "tok-abcdef-123" not in failed.text
+    log = (aios_home / "logs" / "mcp" / "leaky.stderr.log").read_text()
+    assert "refusing to start" in log and "***" in log and "tok-abcdef-123" not in log
