@@ -50,7 +50,12 @@ def _arg_schema(input_schema: dict[str, Any]) -> dict[str, Any]:
             props[name] = {"type": kind, **({"maxLength": 80} if kind == "string" else {})}
         elif kind == "array":
             item = (spec.get("items") or {}).get("type", "string")
-            props[name] = {"type": "array", "items": {"type": item if item in _SIMPLE else "string"}, "maxItems": 4}
+            props[name] = {
+                "type": "array",
+                "items": {"type": item if item in _SIMPLE else "string"},
+                "minItems": min(int(spec.get("minItems", 0)), 4),
+                "maxItems": 4,
+            }
         else:
             props[name] = {"type": "string", "maxLength": 80}
     return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
