@@ -298,31 +298,17 @@ def main(argv: list[str] | None = None, *, prog_name: str = "aios") -> None:
 
 
 def _add_groups() -> None:
-    from aios.cli_config import config_group
-    from aios.cli_models import models_group
-
-    cli.add_command(config_group)
-    cli.add_command(models_group)
-    # -- issue 5: serve, policy, audit, kill/suspend/resume/nice --
     from aios.cli_access import access_commands
-
-    for command in access_commands():
-        cli.add_command(command)
-    # -- issue 6: mcp, plan --
-    from aios.cli_mcp import mcp_group, plan_group
-
-    cli.add_command(mcp_group)
-    cli.add_command(plan_group)
-    # -- issue 7: fs --
+    from aios.cli_config import config_group
     from aios.cli_fs import fs_group
-
-    cli.add_command(fs_group)
-    # -- issue 8: tasks, mem --
+    from aios.cli_mcp import mcp_group, plan_group
     from aios.cli_mem import mem_group
+    from aios.cli_models import models_group
     from aios.cli_tasks import tasks_group
 
-    cli.add_command(tasks_group)
-    cli.add_command(mem_group)
+    groups = (config_group, models_group, *access_commands(), fs_group, tasks_group, mem_group, mcp_group, plan_group)
+    for command in groups:
+        cli.add_command(command)
 
 
 _add_groups()

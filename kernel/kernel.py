@@ -138,7 +138,9 @@ class Kernel:
         self._next_pid = self.store.next_pid()
         self.engine.start()
         try:
-            async with AsyncExitStack() as services, anyio.create_task_group() as tg:
+            # Services live inside the task group (and close before it), so one that opens its own task
+            # group or cancel scope nests properly.
+            async with anyio.create_task_group() as tg, AsyncExitStack() as services:
                 self._tg = tg
                 for name, factory in load_services():
                     try:

@@ -11,12 +11,9 @@ __all__ = ["SERVICES", "SYSCALL_MODULES", "load_services", "load_syscalls"]
 
 SYSCALL_MODULES: tuple[str, ...] = (
     "kernel.sys_proc",
-    # -- fs.* (semantic file system) --
     "kernel.sys_fs",
-    # -- mem.* / task.* (agent memory, task tree) --
     "kernel.sys_task",
     "kernel.sys_mem",
-    # -- tool.* (MCP host) --
     "kernel.sys_tool",
 )
 
@@ -30,11 +27,8 @@ def load_syscalls() -> None:
 #: where ``function(kernel)`` returns an async context manager yielding the service object, stored as
 #: ``kernel.services[name]``. A service that fails to start is logged and left out; the kernel still boots.
 SERVICES: tuple[tuple[str, str], ...] = (
-    # -- ("semfs", "memory.semfs.service:open_service"), issue 7 --
     ("semfs", "memory.semfs.service:open_service"),
-    # -- ("memory", "..."), issue 8 --
     ("memory", "memory.service:open_service"),
-    # -- ("mcp", "tools.host:open_service"), issue 6 --
     ("mcp", "tools.host:open_service"),
 )
 

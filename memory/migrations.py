@@ -12,12 +12,8 @@ migrations = Migrations("aios")
 #: Every domain keeps its own migration set (its own module, its own name), applied in this order at open.
 #: Add your module's dotted path and attribute here, one line each.
 MIGRATION_SETS: tuple[str, ...] = (
-    # -- access control (issue 5) --
-    # -- semantic file system (issue 7) --
-    "memory.semfs.migrations:migrations",
-    # -- task tree and agent memory (issue 8) --
-    "memory.memory_migrations:migrations",
-    # -- MCP host (issue 6) --
+    "memory.semfs.migrations:migrations",  # semantic file system
+    "memory.memory_migrations:migrations",  # task trees and agent memory
 )
 
 

@@ -199,7 +199,7 @@ async def test_an_unanswered_request_with_a_front_end_attached_times_out(tmp_pat
         async with open_rig(tmp_path, config=config) as rig:
             events = rig.kernel.subscribe(approver=True)
             _, alpha = await rig.agent("alpha")
-            with pytest.raises(PermissionDenied, match="no answer from the front end within 0.2s"):
+            with pytest.raises(PermissionDenied, match=r"no answer from the front end within 0\.2s"):
                 await alpha.call("proc.test_touch", kind="tool", target="t.ask1")
             request = await next_event(events, ApprovalRequested)
             resolved = await next_event(events, ApprovalResolved)
