@@ -32,7 +32,6 @@ def run_agent(
         daemon.close()
         return _run_on_daemon(agent, goal, priority=priority, stream=stream, prompt=prompt)
     from aios.plugin_manager import PluginManager
-    from kernel.events import OutputWritten, ProcessExited
     from kernel.kernel import load_runtime, open_kernel
 
     config = load_config()
@@ -42,26 +41,8 @@ def run_agent(
         backend = load_runtime(config)
 
     async def main() -> dict[str, Any]:
-        async with open_kernel(config, runtime=backend, plugins=plugins) as kernel, anyio.create_task_group() as tg:
-            if prompt:
-                from aios.cli_access import prompt_approvals
-
-                tg.start_soon(prompt_approvals, kernel)
-            events = kernel.subscribe()
-            pid = await kernel.spawn(agent, goal, interactive=False, priority=priority)
-            async with events:
-                async for event in events:
-                    if event.pid != pid:
-                        continue
-                    if isinstance(event, OutputWritten) and stream is not None:
-                        stream(event.text)
-                    elif isinstance(event, ProcessExited):
-                        break
-            info = await kernel.wait(pid)
-            if stream is not None:
-                stream("\n")
-            tg.cancel_scope.cancel()
-            return info
+        async with open_kernel(config, runtime=backend, plugins=plugins) as kernel:
+            return await _follow(kernel, kernel.subscribe(), agent, goal, priority, stream, prompt)
 
     return anyio.run(main)
 
@@ -70,28 +51,43 @@ def _run_on_daemon(
     agent: str, goal: str, *, priority: str | None, stream: Callable[[str], None] | None, prompt: bool
 ) -> dict[str, Any]:
     from aios.client import SocketClient
-    from kernel.events import OutputWritten, ProcessExited
 
     async def main() -> dict[str, Any]:
-        async with SocketClient() as kernel, anyio.create_task_group() as tg:
-            if prompt:
-                from aios.cli_access import prompt_approvals
-
-                tg.start_soon(prompt_approvals, kernel)
-            events = await kernel.open_events()
-            pid = await kernel.spawn(agent, goal, interactive=False, priority=priority)
-            with events:
-                async for event in events:
-                    if event.pid != pid:
-                        continue
-                    if isinstance(event, OutputWritten) and stream is not None:
-                        stream(event.text)
-                    elif isinstance(event, ProcessExited):
-                        break
-            info = await kernel.wait(pid)
-            if stream is not None:
-                stream("\n")
-            tg.cancel_scope.cancel()
-            return info
+        async with SocketClient() as kernel:
+            return await _follow(kernel, await kernel.open_events(), agent, goal, priority, stream, prompt)
 
     return anyio.run(main)
+
+
+async def _follow(
+    kernel: Any,
+    events: Any,
+    agent: str,
+    goal: str,
+    priority: str | None,
+    stream: Callable[[str], None] | None,
+    prompt: bool,
+) -> dict[str, Any]:
+    """Spawn ``agent`` on ``kernel`` (in-process or a daemon's client), stream its output from ``events``,
+    answer approvals on the terminal if ``prompt``, and return its final info."""
+    from kernel.events import OutputWritten, ProcessExited
+
+    async with anyio.create_task_group() as tg:
+        if prompt:
+            from aios.cli_access import prompt_approvals
+
+            tg.start_soon(prompt_approvals, kernel)
+        pid = await kernel.spawn(agent, goal, interactive=False, priority=priority)
+        with events:
+            async for event in events:
+                if event.pid != pid:
+                    continue
+                if isinstance(event, OutputWritten) and stream is not None:
+                    stream(event.text)
+                elif isinstance(event, ProcessExited):
+                    break
+        info = await kernel.wait(pid)
+        if stream is not None:
+            stream("\n")
+        tg.cancel_scope.cancel()
+        return info

@@ -6,7 +6,6 @@ crash mid-migration leaves the previous schema). Inspect it with ``sqlite3 $(aio
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
@@ -150,32 +149,6 @@ class Store:
         return [dict(r) for r in self.db.query("SELECT * FROM messages WHERE pid = ? ORDER BY id", [pid])]
 
     # -- audit ---------------------------------------------------------------------------------
-
-    def audit(
-        self,
-        *,
-        pid: int | None,
-        agent: str,
-        syscall: str,
-        resource: str,
-        decision: str,
-        reason: str = "",
-        token_id: str = "",
-        detail: dict[str, Any] | None = None,
-    ) -> None:
-        row = {
-            "ts": time.time(),
-            "pid": pid,
-            "agent": agent,
-            "token_id": token_id,
-            "syscall": syscall,
-            "resource": resource,
-            "decision": decision,
-            "reason": reason,
-            "detail": json.dumps(detail or {}, sort_keys=True),
-        }
-        with self.db.conn:
-            self.db["audit"].insert(row)  # type: ignore[union-attr]
 
     def audit_rows(
         self, *, agent: str | None = None, denied_only: bool = False, limit: int = 200

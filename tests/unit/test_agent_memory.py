@@ -13,13 +13,6 @@ from memory.store import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "aios.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def mem(store: Store) -> AgentMemory:
     return AgentMemory(store.db)
 

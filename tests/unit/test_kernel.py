@@ -64,13 +64,6 @@ def _plugins() -> PluginManager:
     return manager
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "aios.db")
-    yield s
-    s.close()
-
-
 def kernel_with(store: Store, backend: FakeBackend | None = None, config: Config | None = None) -> Any:
     return open_kernel(config or Config(), runtime=backend or FakeBackend(), store=store, plugins=_plugins())
 

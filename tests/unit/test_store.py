@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from aios.errors import StoreError
+from kernel.audit import AuditLog
 from memory.migrations import all_migrations
 from memory.store import Store
 
@@ -79,8 +80,10 @@ def test_processes_messages_and_audit(tmp_path: Path) -> None:
         store.add_message(3, "user", "hi")
         store.add_message(3, "assistant", "hello")
         assert [(m["role"], m["content"]) for m in store.messages(3)] == [("user", "hi"), ("assistant", "hello")]
-        store.audit(pid=3, agent="chat", syscall="llm.chat", resource="m", decision="allow")
-        store.audit(pid=3, agent="chat", syscall="llm.chat", resource="m", decision="deny", reason="budget")
+        audit = AuditLog(store.path)  # the kernel's batching writer, on its own connection
+        audit.record(pid=3, agent="chat", syscall="llm.chat", resource="m", decision="allow")
+        audit.record(pid=3, agent="chat", syscall="llm.chat", resource="m", decision="deny", reason="budget")
+        audit.close()
         assert len(store.audit_rows()) == 2
         assert [r["reason"] for r in store.audit_rows(denied_only=True)] == ["budget"]
     finally:

@@ -13,13 +13,6 @@ from memory.tasktree import CycleError, NodeNotFound, TaskError, TaskTreeStore, 
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "aios.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def tasks(store: Store) -> TaskTreeStore:
     return TaskTreeStore(store.db)
 
