@@ -109,10 +109,12 @@ class DaemonClient:
             transport=httpx.HTTPTransport(uds=str(self.path)), base_url=_BASE, headers=self._headers, timeout=timeout
         )
 
-    def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+    def request(self, method: str, path: str, body: Any = None, *, wait: bool = False, **params: Any) -> Any:
+        """One call; ``wait`` lifts the read timeout (for work that takes as long as it takes, like indexing)."""
         query = {k: v for k, v in params.items() if v is not None}
+        timeout: Any = httpx.Timeout(self._sync.timeout.connect, read=None) if wait else httpx.USE_CLIENT_DEFAULT
         try:
-            response = self._sync.request(method, path, json=body, params=query or None)
+            response = self._sync.request(method, path, json=body, params=query or None, timeout=timeout)
         except httpx.TransportError as exc:
             raise AiosError(f"cannot reach the kernel at {self.path}: {exc}", "is `aios serve` running?") from None
         return _raise_for(response)
@@ -133,6 +135,10 @@ class DaemonClient:
 
     def hello(self) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/hello"))
+
+    def fs(self, syscall: str, **payload: Any) -> Any:
+        """Run an ``fs.*`` syscall in the kernel for the user (it owns the file index while it runs)."""
+        return self.request("POST", "/v1/fs", {"syscall": syscall, "payload": payload}, wait=True)
 
 
 def _read_token(path: Path) -> str | None:
@@ -273,8 +279,11 @@ class SocketClient(DaemonClient):
                     _raise_for(response)
                 task_status.started()
                 async for _, data in _sse_events(response):
+                    event = event_from_dict(data)
+                    if event is None:  # a type this client does not know (another kernel version): skipped
+                        continue
                     try:
-                        send.send_nowait(event_from_dict(data))
+                        send.send_nowait(event)
                     except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                         return
 

@@ -21,6 +21,9 @@ __all__ = [
     "ProcessExited",
     "ProcessSpawned",
     "ProcessStateChanged",
+    "ToolCallFinished",
+    "ToolCallStarted",
+    "ToolProgressed",
     "TurnEnded",
     "event_from_dict",
     "event_to_dict",
@@ -88,6 +91,35 @@ class ApprovalResolved(KernelEvent):
     by: str
 
 
+@dataclass(frozen=True)
+class ToolCallStarted(KernelEvent):
+    """An agent's ``tool.call`` passed its checks and went to the server; ``call`` numbers it in its process."""
+
+    call: int
+    tool: str
+
+
+@dataclass(frozen=True)
+class ToolProgressed(KernelEvent):
+    """A progress notification from the server during call ``call`` (``total`` None when it gave none)."""
+
+    call: int
+    tool: str
+    progress: float
+    total: float | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class ToolCallFinished(KernelEvent):
+    call: int
+    tool: str
+    is_error: bool
+    #: ok, or the error kind (tool_error, timeout, cancelled, ...).
+    outcome: str
+    elapsed_s: float
+
+
 EVENT_TYPES: dict[str, type[KernelEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -99,6 +131,9 @@ EVENT_TYPES: dict[str, type[KernelEvent]] = {
         ProcessExited,
         ApprovalRequested,
         ApprovalResolved,
+        ToolCallStarted,
+        ToolProgressed,
+        ToolCallFinished,
     )
 }
 
@@ -108,12 +143,20 @@ def event_to_dict(event: KernelEvent) -> dict[str, Any]:
     return {"type": type(event).__name__, **asdict(event)}
 
 
-def event_from_dict(data: dict[str, Any]) -> KernelEvent:
-    cls = EVENT_TYPES.get(str(data.get("type")))
+def event_from_dict(data: dict[str, Any]) -> KernelEvent | None:
+    """The event an ``event_to_dict`` form describes; None (logged at debug) for a type this side does not
+    know or a form it cannot read, so a client of another version skips what it does not understand."""
+    kind = str(data.get("type"))
+    cls = EVENT_TYPES.get(kind)
     if cls is None:
-        raise ValueError(f"unknown event type {data.get('type')!r}")
+        log.debug("skipping an event of unknown type %r", kind)
+        return None
     names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as exc:  # a field this side needs is missing (an older kernel)
+        log.debug("skipping a %s event it cannot read: %s", kind, exc)
+        return None
 
 
 class EventBus:

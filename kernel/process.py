@@ -48,6 +48,10 @@ class Accounting:
     swaps: int = 0
     restores: int = 0
     recomputes: int = 0
+    #: MCP tool calls this process made (``tool.call``, and each step of a ``tool.plan``).
+    tool_calls: int = 0
+    #: Wall seconds the process spent waiting on tools (overlapping calls of a plan counted once).
+    tool_s: float = 0.0
 
     @property
     def tokens(self) -> int:
@@ -78,6 +82,11 @@ class Process:
     done: anyio.Event = field(default_factory=anyio.Event)
     #: The capability set in force (the manifest's, narrowed by config; never widened).
     caps: Capabilities = field(default_factory=Capabilities)
+    #: Tool calls running now (a plan runs several at once) and when the first of them began.
+    tools_in_flight: int = 0
+    tool_wait_since: float = 0.0
+    #: The number of this process's latest tool call (``ToolCallStarted.call``).
+    tool_call_seq: int = 0
 
     def __post_init__(self) -> None:
         self.inbox_send: MemoryObjectSendStream[str]

@@ -4,15 +4,24 @@ Every call names its resource as ``Access("tool", "server.tool", args=...)`` (pl
 the server is configured with ``egress``), so access control decides it from the agent's ``tools`` /
 ``tools_ask`` / ``tools_deny`` globs. A plan's steps are each dispatched as ``tool.call`` by the same process:
 one path, one check, one audit row per call. Tool failures come back as values (``is_error``), not errors.
+
+While a call runs the process is ``waiting_tool`` (until the last of a plan's overlapping calls ends) and the
+kernel publishes ``ToolCallStarted``, one ``ToolProgressed`` per progress notification and ``ToolCallFinished``,
+so front ends (the TUI, ``SocketClient.subscribe``) can follow it; ``tool_calls`` / ``tool_s`` account for it.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from aios.errors import AiosError, UsageError
+from kernel.events import ToolCallFinished, ToolCallStarted, ToolProgressed
+from kernel.process import ProcState
 from kernel.syscalls import Access, Request, syscall
 
 if TYPE_CHECKING:
@@ -110,8 +119,48 @@ async def tool_call(kernel: Kernel, proc: Process, request: ToolCallRequest) -> 
     from tools.builtin import PID_META_KEY
 
     host = _host(kernel)
-    result = await host.call(request.tool, dict(request.args), timeout=request.timeout_s, meta={PID_META_KEY: proc.pid})
+    call = proc.tool_call_seq = proc.tool_call_seq + 1
+    tool = request.tool
+    events = kernel.events
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        events.publish(ToolProgressed(proc.pid, call, tool, value, total, message))
+
+    started = time.perf_counter()
+    events.publish(ToolCallStarted(proc.pid, call, tool))
+    result = None
+    try:
+        async with _waiting_tool(kernel, proc):
+            result = await host.call(
+                tool, dict(request.args), timeout=request.timeout_s, progress=progress, meta={PID_META_KEY: proc.pid}
+            )
+    finally:
+        if result is None:  # cancelled (the process killed): front ends still see the call end
+            outcome, is_error = "cancelled", True
+        else:
+            outcome, is_error = (result.error_kind or "tool") if result.is_error else "ok", result.is_error
+        events.publish(ToolCallFinished(proc.pid, call, tool, is_error, outcome, time.perf_counter() - started))
     return result.to_json()
+
+
+@asynccontextmanager
+async def _waiting_tool(kernel: Kernel, proc: Process) -> AsyncIterator[None]:
+    """``waiting_tool`` for the block (nested for a plan's overlapping calls), counted in the accounting."""
+    if proc.tools_in_flight == 0:
+        proc.tool_wait_since = time.perf_counter()
+        kernel._set_state(proc, ProcState.WAITING_TOOL)
+    proc.tools_in_flight += 1
+    proc.accounting.tool_calls += 1
+    try:
+        yield
+    finally:
+        proc.tools_in_flight -= 1
+        if proc.tools_in_flight == 0:
+            proc.accounting.tool_s += time.perf_counter() - proc.tool_wait_since
+            # Back to running (or, if suspended meanwhile, shown on resume); a state set since then
+            # (say waiting_approval for another step) is left for its owner to restore.
+            if proc.state is ProcState.WAITING_TOOL or proc.suspended:
+                kernel._set_state(proc, ProcState.RUNNING)
 
 
 @syscall("tool.plan", ToolPlanRequest, access=lambda k, p, r: [])
@@ -141,7 +190,12 @@ async def tool_plan(kernel: Kernel, proc: Process, request: ToolPlanRequest) -> 
             error_kind=out.get("error_kind"),
         )
 
-    run = await Executor(call, describe=host.resolve).run(plan)
+    try:
+        run = await Executor(call, describe=host.resolve).run(plan)
+    finally:
+        # An approval asked while another step ran restores waiting_tool; a refusal leaves no call to end it.
+        if proc.tools_in_flight == 0 and proc.state is ProcState.WAITING_TOOL:
+            kernel._set_state(proc, ProcState.RUNNING)
     return run.to_json()
 
 
