@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from aios._cli_fs_remote import absolute, daemon, remote
 from aios._cli_util import CONTEXT_SETTINGS, print_json, status
 from aios.cli_fs import _fs, fs_group
 from aios.errors import AiosError
@@ -67,7 +68,11 @@ def join_cmd(sources: tuple[str, ...], into: str, merge: bool) -> None:
     from memory.semfs.llm_ops import merge as llm_merge
     from memory.semfs.views import concat_files
 
-    if merge:
+    client = daemon()
+    if client is not None:
+        srcs = [absolute(p) for p in sources]
+        remote(client, "fs.join", "merging" if merge else "joining", sources=srcs, into=absolute(into), merge=merge)
+    elif merge:
 
         async def work(fs: Any, llm: Any) -> Any:
             import anyio
@@ -95,7 +100,11 @@ def summarize_cmd(target: str, as_json: bool) -> None:
     """
     from memory.semfs.llm_ops import summarize
 
-    result = _with_kernel(lambda fs, llm: summarize(fs, llm, target))
+    client = daemon()
+    if client is not None:
+        result = remote(client, "fs.summarize", f"summarising {target}", target=absolute(target))
+    else:
+        result = _with_kernel(lambda fs, llm: summarize(fs, llm, target))
     if as_json:
         print_json(result)
         return
@@ -116,7 +125,11 @@ def compare_cmd(path: str, a: int, b: int, as_json: bool) -> None:
     """
     from memory.semfs.llm_ops import compare
 
-    result = _with_kernel(lambda fs, llm: compare(fs, llm, path, a, b))
+    client = daemon()
+    if client is not None:
+        result = remote(client, "fs.compare", f"comparing {path}", path=absolute(path), a=a, b=b)
+    else:
+        result = _with_kernel(lambda fs, llm: compare(fs, llm, path, a, b))
     if as_json:
         print_json(result)
         return
@@ -136,38 +149,53 @@ def ask_cmd(request: tuple[str, ...], yes: bool, dry_run: bool, as_json: bool) -
       aios fs ask "find my notes about the garden"
       aios fs ask "undo the last change to ~/notes/todo.md"
     """
-    from memory.semfs.llm_ops import DESTRUCTIVE, plan, run_plan
+    from memory.semfs.llm_ops import DESTRUCTIVE, Plan, plan, run_plan
+
+    def show(the_plan: Any) -> None:
+        if as_json:
+            return
+        click.echo("plan:")
+        for n, step in enumerate(the_plan.steps, start=1):
+            args = {k: v for k, v in step.model_dump().items() if v not in ("", None) and k != "op"}
+            if step.op != "rollback":
+                args.pop("steps", None)
+            mark = "  [destructive]" if step.op in DESTRUCTIVE else ""
+            click.echo(f"  {n}. {step.op} {args}{mark}")
+
+    def confirmed(step: Any) -> bool:
+        if yes:
+            return True
+        try:
+            return click.confirm(f"run {step.op} {step.path}?", default=False)
+        except click.Abort:  # no terminal to answer on: not confirmed
+            return False
 
     async def work(fs: Any, llm: Any) -> Any:
         import anyio
 
         the_plan = await plan(fs, llm, " ".join(request))
-        if not as_json:
-            click.echo("plan:")
-            for n, step in enumerate(the_plan.steps, start=1):
-                args = {k: v for k, v in step.model_dump().items() if v not in ("", None) and k != "op"}
-                if step.op != "rollback":
-                    args.pop("steps", None)
-                mark = "  [destructive]" if step.op in DESTRUCTIVE else ""
-                click.echo(f"  {n}. {step.op} {args}{mark}")
+        show(the_plan)
         if dry_run:
             return the_plan, []
 
         async def confirm(step: Any) -> bool:
-            if yes:
-                return True
-
-            def ask() -> bool:
-                try:
-                    return click.confirm(f"run {step.op} {step.path}?", default=False)
-                except click.Abort:  # no terminal to answer on: not confirmed
-                    return False
-
-            return await anyio.to_thread.run_sync(ask)
+            return await anyio.to_thread.run_sync(confirmed, step)
 
         return the_plan, await run_plan(fs, llm, the_plan, confirm=confirm)
 
-    the_plan, results = _with_kernel(work)
+    client = daemon()
+    if client is not None:  # plan in the kernel; show and confirm here; run step by step there
+        the_plan = Plan.model_validate(remote(client, "fs.ask", "planning", request=" ".join(request))["plan"])
+        show(the_plan)
+        results = []
+        for step in [] if dry_run else the_plan.steps:
+            if step.op in DESTRUCTIVE and not confirmed(step):
+                results.append({"op": step.op, "path": step.path, "status": "skipped", "detail": "not confirmed"})
+                continue
+            one = {"steps": [step.model_dump()]}
+            results += remote(client, "fs.run_plan", f"{step.op} {step.path}", plan=one, confirmed=True)["results"]
+    else:
+        the_plan, results = _with_kernel(work)
     if as_json:
         print_json({"plan": the_plan.model_dump(), "results": results})
         return

@@ -1,11 +1,14 @@
 """`aios fs …`: the semantic file system from the command line.
 
 With no kernel running, these commands work on the stores directly (one writer at a time, guarded by a lock
-file); commands that need the LLM (summarize, compare, ask, join --merge) start an in-process kernel.
+file); commands that need the LLM (summarize, compare, ask, join --merge) start an in-process kernel. While a
+kernel runs, the commands that change the index run in it over the socket (aios/_cli_fs_remote.py).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +16,7 @@ from typing import Any
 
 import click
 
+from aios._cli_fs_remote import absolute, daemon, pending, remote
 from aios._cli_util import CONTEXT_SETTINGS, print_json, table
 from aios.errors import UsageError
 
@@ -98,13 +102,20 @@ def mount_cmd(path: str, name: str | None, no_embed: bool, as_json: bool) -> Non
     Example:
       aios fs mount ~/notes --name notes
     """
-    with _fs() as fs:
-        mount = fs.mount(path, name)
-        stats = _index_with_progress(fs, str(mount.path), None, not no_embed)
+    client = daemon()
+    if client is not None:
+        out = remote(client, "fs.mount", f"mounting {path}", path=absolute(path), name=name)
+        info, stats = out["mount"], out["stats"]
+        stats["vectors_pending"] = pending(client)
+    else:
+        with _fs() as fs:
+            mount = fs.mount(path, name)
+            stats = _index_with_progress(fs, str(mount.path), None, not no_embed)
+            info = mount.info()
     if as_json:
-        print_json({"mount": mount.info(), "stats": stats})
+        print_json({"mount": info, "stats": stats})
         return
-    _print_stats(f"mounted {mount.name} at {mount.path}", stats)
+    _print_stats(f"mounted {info['name']} at {info['path']}", stats)
 
 
 def _print_stats(title: str, stats: dict[str, Any]) -> None:
@@ -132,9 +143,14 @@ def unmount_cmd(name: str) -> None:
     Example:
       aios fs unmount notes
     """
-    with _fs() as fs:
-        info = fs.unmount(name)
-        fs.embed_pending()
+    client = daemon()
+    if client is not None:
+        target = absolute(name) if os.sep in name or name.startswith(("~", ".")) else name
+        info = remote(client, "fs.unmount", f"unmounting {name}", name=target)
+    else:
+        with _fs() as fs:
+            info = fs.unmount(name)
+            fs.embed_pending()
     click.echo(f"unmounted {info['name']} ({info['path']}), {info['chunks_removed']} chunks removed")
 
 
@@ -173,8 +189,16 @@ def index_cmd(path: str, name: str | None, no_embed: bool, as_json: bool) -> Non
     Example:
       aios fs index ~/notes && aios fs search "tax return deadline"
     """
-    with _fs() as fs:
-        stats = _index_with_progress(fs, path, name, not no_embed)
+    client = daemon()
+    if client is not None:
+        if name:  # not mounted yet under that name: mounting indexes it
+            stats = remote(client, "fs.mount", f"indexing {path}", path=absolute(path), name=name)["stats"]
+        else:
+            stats = remote(client, "fs.index", f"indexing {path}", path=absolute(path))
+        stats["vectors_pending"] = pending(client)
+    else:
+        with _fs() as fs:
+            stats = _index_with_progress(fs, path, name, not no_embed)
     if as_json:
         print_json(stats)
         return
@@ -342,9 +366,14 @@ def rollback_cmd(path: str, steps: int | None, at: str | None, as_json: bool) ->
     """
     from memory.semfs import parse_since
 
-    with _fs() as fs:
-        result = fs.rollback(path, steps=steps, at=parse_since(at) if at else None)
-        fs.embed_pending()
+    client = daemon()
+    if client is not None:
+        parse_since(at) if at else None  # a malformed time fails here, as it does locally
+        result = remote(client, "fs.rollback", f"rolling back {path}", path=absolute(path), steps=steps, at=at)
+    else:
+        with _fs() as fs:
+            result = fs.rollback(path, steps=steps, at=parse_since(at) if at else None)
+            fs.embed_pending()
     if as_json:
         print_json(result)
         return
@@ -375,13 +404,18 @@ def group_cmd(
     from memory.semfs import Filters
     from memory.semfs.views import cluster_view, query_view
 
-    with _fs() as fs:
-        if clusters:
-            result = cluster_view(fs, name, clusters, mount=mount)
-        elif query:
-            result = query_view(fs, " ".join(query), name, mode=mode, k=k, filters=Filters(mount=mount))  # type: ignore[arg-type]
-        else:
-            raise UsageError("give a QUERY or --clusters K")
+    if not clusters and not query:
+        raise UsageError("give a QUERY or --clusters K")
+    client = daemon()
+    if client is not None:
+        payload = {"name": name, "mode": mode, "k": k, "clusters": clusters, "mount": mount}
+        result = remote(client, "fs.group", f"grouping @{name}", query=" ".join(query) or None, **payload)
+    else:
+        with _fs() as fs:
+            if clusters:
+                result = cluster_view(fs, name, clusters, mount=mount)
+            else:
+                result = query_view(fs, " ".join(query), name, mode=mode, k=k, filters=Filters(mount=mount))  # type: ignore[arg-type]
     if as_json:
         print_json(result)
         return
@@ -417,6 +451,44 @@ def views_cmd(drop: str | None, as_json: bool) -> None:
     table(rows, ("name", "kind", "query", "files"), empty="no views (make one with `aios fs group QUERY --name V`)")
 
 
+def _check_local(rebuild: bool) -> dict[str, Any]:
+    from memory.semfs.check import check
+    from memory.semfs.check import rebuild as do_rebuild
+
+    with _fs() as fs:
+        if rebuild:
+            with _progress("re-embedding") as bar:
+                task = bar.add_task("vectors", total=None, item="")
+                return dict(do_rebuild(fs, progress=lambda d, n: bar.update(task, completed=d, total=n)))
+        return dict(check(fs))
+
+
+@fs_group.command("write", context_settings=CONTEXT_SETTINGS)
+@click.argument("path")
+@click.option("--text", help="The new content (default: read it from stdin).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def write_cmd(path: str, text: str | None, as_json: bool) -> None:
+    """Write a file inside a mount and index it; the write is a version (undo with `aios fs rollback`).
+
+    \b
+    Example:
+      echo "buy milk" | aios fs write ~/notes/todo.md
+    """
+    data = sys.stdin.read() if text is None else text
+    client = daemon()
+    if client is not None:
+        result = remote(client, "fs.write", f"writing {path}", path=absolute(path), text=data)
+    else:
+        with _fs() as fs:
+            outcome = fs.write(path, data.encode(), source="cli")
+            fs.embed_pending()
+        result = {"path": absolute(path), "outcome": outcome.outcome}
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"wrote {result['path']} ({result['outcome']})")
+
+
 @fs_group.command("check", context_settings=CONTEXT_SETTINGS)
 @click.option("--rebuild", is_flag=True, help="Regenerate FTS and every vector from SQLite.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -427,16 +499,11 @@ def check_cmd(rebuild: bool, as_json: bool) -> None:
     Example:
       aios fs check || aios fs check --rebuild
     """
-    from memory.semfs.check import check
-    from memory.semfs.check import rebuild as do_rebuild
-
-    with _fs() as fs:
-        if rebuild:
-            with _progress("re-embedding") as bar:
-                task = bar.add_task("vectors", total=None, item="")
-                report = do_rebuild(fs, progress=lambda d, n: bar.update(task, completed=d, total=n))
-        else:
-            report = check(fs)
+    client = daemon()
+    if client is not None:
+        report = remote(client, "fs.check", "rebuilding" if rebuild else "checking", rebuild=rebuild)
+    else:
+        report = _check_local(rebuild)
     if as_json:
         print_json(report)
     else:

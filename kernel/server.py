@@ -106,6 +106,7 @@ class _Api:
     def __init__(self, kernel: Kernel, *, max_body: int) -> None:
         self.kernel = kernel
         self.max_body = max_body
+        self._fs_lock = anyio.Lock()
 
     def bearer(self, request: Request) -> Bearer:
         header = request.headers.get("authorization", "")
@@ -155,7 +156,12 @@ class _Api:
                 log.exception("socket endpoint %s failed", request.url.path)
                 return error_response(AiosError(f"internal error: {type(exc).__name__}: {exc}"))
             if bearer.frontend and request.method == "POST":  # the user's own actions are on the record too
-                target = getattr(body, "pid", None) or getattr(body, "agent", None) or getattr(body, "id", "")
+                target = (
+                    getattr(body, "pid", None)
+                    or getattr(body, "agent", None)
+                    or getattr(body, "id", None)
+                    or getattr(body, "syscall", "")
+                )
                 self.kernel.audit.record(
                     pid=None,
                     agent="user",
@@ -211,6 +217,36 @@ class _Api:
         return StreamingResponse(pieces(), media_type="text/event-stream")
 
     # -- the front end ---------------------------------------------------------------------------------
+
+    async def fs(self, bearer: Bearer, body: Any) -> Any:
+        """An ``fs.*`` syscall for the user (``aios fs`` while this kernel owns the index): validated like
+        any syscall, run with full rights, each resource it touches audited as agent "user"."""
+        from kernel.process import Process
+        from kernel.syscalls import SYSCALLS
+
+        spec = SYSCALLS.get(body.syscall)
+        if spec is None:
+            fs_calls = ", ".join(sorted(n for n in SYSCALLS if n.startswith("fs.")))
+            raise UsageError(f"unknown fs syscall {body.syscall!r}", f"known: {fs_calls}")
+        try:
+            request = spec.request.model_validate(body.payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "request"
+            raise UsageError(f"{body.syscall}: invalid request: {where}: {first['msg']}") from None
+        user = Process(pid=0, agent="user", goal="", priority="high", token_budget=0, interactive=False)
+        async with self._fs_lock:  # one user fs call at a time (they share the pid-0 LLM slot)
+            for access in spec.access(self.kernel, user, request):
+                self.kernel.audit.record(
+                    pid=None,
+                    agent="user",
+                    token_id=bearer.token_id,
+                    syscall=body.syscall,
+                    resource=access.describe(),
+                    decision="allow",
+                    reason="front end",
+                )
+            return await spec.handler(self.kernel, user, request)
 
     async def ps(self, bearer: Bearer, body: Any) -> Any:
         return self.kernel.ps()
@@ -289,6 +325,7 @@ def build_app(kernel: Kernel, *, max_body: int | None = None) -> Starlette:
         Route("/v1/hello", ep("hello", api.hello, frontend=False), methods=["GET"]),
         Route("/v1/call", ep("call", api.call, frontend=False), methods=["POST"]),
         Route("/v1/chat", ep("chat", api.chat, frontend=False), methods=["POST"]),
+        Route("/v1/fs", ep("fs", api.fs, frontend=True), methods=["POST"]),
         Route("/v1/ps", ep("ps", api.ps, frontend=True), methods=["GET"]),
         Route("/v1/agents", ep("agents", api.agents, frontend=True), methods=["GET"]),
         Route("/v1/spawn", ep("spawn", api.spawn, frontend=True), methods=["POST"]),

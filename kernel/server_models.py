@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.syscalls import ChatMessageModel
 
-__all__ = ["BODIES", "ChatBody"]
+__all__ = ["BODIES", "ChatBody", "FsBody"]
 
 PriorityName = Literal["realtime", "high", "normal", "background"]
 
@@ -19,6 +19,13 @@ class _Body(BaseModel):
 
 class CallBody(_Body):
     syscall: str = Field(min_length=1, max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class FsBody(_Body):
+    """``POST /v1/fs``: one ``fs.*`` table syscall run for the user (the front end holds full rights)."""
+
+    syscall: str = Field(pattern=r"^fs\.[a-z_]{1,32}$")
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -83,6 +90,7 @@ class EventsQuery(_Body):
 BODIES: dict[str, type[BaseModel]] = {
     "call": CallBody,
     "chat": ChatBody,
+    "fs": FsBody,
     "spawn": SpawnBody,
     "send": SendBody,
     "kill": PidBody,
