@@ -86,7 +86,8 @@ def test_mount_index_search_write_rollback_through_the_daemon(monkeypatch: pytes
 
         (root / "recipes" / "bread.md").write_text("# Rye\n\nRye needs a longer proof.\n")
         stats = json.loads(run("fs", "index", str(root), "--json"))
-        assert stats["indexed"] == 1 and stats["unchanged"] == 3 and "vectors_pending" in stats
+        # (the kernel's watcher may have indexed the change first: then this pass finds it unchanged)
+        assert stats["files"] == 4 and stats["indexed"] + stats["unchanged"] == 4 and "vectors_pending" in stats
         assert "rye" in run("fs", "search", "proof", "--mode", "keyword").lower()
 
         versions = json.loads(run("fs", "history", str(garden), "--json"))["versions"]
