@@ -40,7 +40,7 @@ from kernel.events import (
 from kernel.kernel import open_kernel
 from memory.store import Store
 from tui.approval import ApprovalScreen
-from tui.console import AgentConsole
+from tui.console import AgentConsole, tool_status
 from tui.process_table import ProcessTable
 from tui.transcript import Transcripts
 
@@ -106,6 +106,7 @@ class AiosApp(App[None]):
         self._stopped = anyio.Event()
         self._spawn_lock = anyio.Lock()
         self._cursor_target: int | None = None  # pid whose row gets the cursor once it appears
+        self._tool_lines: dict[int, str] = {}  # pid -> the status line of its running tool call
 
     # -- layout ------------------------------------------------------------------------------------
 
@@ -225,6 +226,13 @@ class AiosApp(App[None]):
                 self._ask_approval(event)
             case ApprovalResolved(request_id=request_id):
                 self._approval_gone(request_id)
+            case _ if (line := tool_status(event)) is not None:
+                if line:
+                    self._tool_lines[pid] = line
+                else:
+                    self._tool_lines.pop(pid, None)
+                if pid == self.selected_pid:
+                    self._update_console_title()
 
     # -- approvals ---------------------------------------------------------------------------------
 
@@ -300,6 +308,7 @@ class AiosApp(App[None]):
             table = self.process_table
             title = f"console · pid {pid} {table.cell(pid, 'agent')} · {table.cell(pid, 'state')}"
         self.agent_console.border_title = title
+        self.agent_console.border_subtitle = "" if pid is None else self._tool_lines.get(pid, "")
 
     def on_process_table_selected(self, message: ProcessTable.Selected) -> None:
         self.selected_pid = message.pid

@@ -12,9 +12,25 @@ from rich.cells import cell_len
 from textual import events
 from textual.widgets import Log
 
-__all__ = ["AgentConsole"]
+from kernel.events import KernelEvent, ToolCallFinished, ToolCallStarted, ToolProgressed
+
+__all__ = ["AgentConsole", "tool_status"]
 
 _PIECES = re.compile(r"\n| +|[^ \n]+")
+
+
+def tool_status(event: KernelEvent) -> str | None:
+    """The console's one-line status for a tool event (shown under the console): ``""`` clears it once the
+    call has ended, None for events that are not about tools."""
+    match event:
+        case ToolCallStarted(tool=tool):
+            return f"⚙ {tool} …"
+        case ToolProgressed(tool=tool, progress=done, total=total, message=message):
+            amount = f"{done:g}/{total:g}" if total else f"{done:g}"
+            return f"⚙ {tool} {amount}" + (f" · {message}" if message else "")
+        case ToolCallFinished():
+            return ""
+    return None
 
 
 class AgentConsole(Log):

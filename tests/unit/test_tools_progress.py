@@ -44,7 +44,8 @@ class ProgressUser(Agent):
 
     async def run(self, ctx: Context, goal: str) -> str | None:
         out: dict[str, Any] = {}
-        out["call"] = await ctx.call("tool.call", tool="slow.progress", args={"steps": 3, "interval": 0.05})
+        interval = 0.4 if goal == "tui" else 0.05
+        out["call"] = await ctx.call("tool.call", tool="slow.progress", args={"steps": 3, "interval": interval})
         if goal == "full":
             out["fail"] = await ctx.call("tool.call", tool="slow.fail", args={"message": "no luck"})
             out["plan"] = await ctx.call(
@@ -190,3 +191,33 @@ def test_event_wire_form_round_trips_and_tolerates_other_versions(caplog: pytest
     messages = [r.getMessage() for r in caplog.records]
     assert any("unknown type 'FromTheFuture'" in m for m in messages)
     assert any("ToolCallFinished" in m and "cannot read" in m for m in messages)
+
+
+async def test_the_tui_console_shows_a_running_tool_call_as_a_status_line(tmp_path: Path) -> None:
+    from tui import make_app
+
+    write_mcp_file({"mcpServers": {"slow": slow_server_spec()}})
+    store = Store.open(tmp_path / "aios.db")
+    app = make_app(config=Config(), runtime=FakeBackend(), store=store, plugins=_plugins())
+    lines: list[str] = []
+    with anyio.fail_after(40):
+        async with app.run_test(size=(120, 40)) as pilot:
+            while app.kernel is None:
+                await pilot.pause(0.05)
+            pid = await app.kernel.spawn("progress-user", "tui")
+            app.selected_pid = pid
+            info = None
+            while info is None or info["state"] != "exited":
+                await pilot.pause(0.05)
+                line = str(app.agent_console.border_subtitle or "")
+                if line and (not lines or lines[-1] != line):
+                    lines.append(line)
+                info = next(p for p in app.kernel.ps() if p["pid"] == pid)
+            await pilot.pause(0.1)
+            assert app.agent_console.border_subtitle == ""  # the call ended: the line is gone
+    store.close()
+    assert lines, "no tool status line was shown"
+    progress = [line for line in lines if "/3" in line]
+    assert progress and all(line.startswith("⚙ slow.progress ") for line in lines)
+    expected = [f"⚙ slow.progress {k}/3 · step {k} of 3" for k in (1, 2, 3)]
+    assert progress == [line for line in expected if line in progress]  # in order, each as the server said
