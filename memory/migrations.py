@@ -91,3 +91,10 @@ def m002_engine_accounting(db: Database) -> None:
         ("residency", str),
     ):
         table.add_column(column, kind)  # type: ignore[union-attr]
+
+
+@migrations()
+def m003_tool_accounting(db: Database) -> None:
+    table = db["processes"]
+    table.add_column("tool_calls", int)  # type: ignore[union-attr]
+    table.add_column("tool_s", float)  # type: ignore[union-attr]

@@ -52,6 +52,8 @@ _PROCESS_COLUMNS = (
     "restores",
     "recomputes",
     "residency",
+    "tool_calls",
+    "tool_s",
 )
 
 

@@ -115,7 +115,9 @@ async def test_progress_events_state_and_accounting_in_process(tmp_path: Path) -
             with receive:
                 seen = await _collect(receive, [pid])
             info = kernel.info(pid)
+    row = store.get_process(pid)  # the accounting is persisted with the process
     store.close()
+    assert row is not None and row["tool_calls"] == 4 and row["tool_s"] == pytest.approx(info["tool_s"])
     assert info["exit_code"] == 0, info
     out = _OUT["full"]
     assert out["call"]["text"] == "done after 3 steps" and out["call"]["is_error"] is False
