@@ -144,3 +144,36 @@ def test_a_process_token_cannot_use_the_fs_endpoint(monkeypatch: pytest.MonkeyPa
         assert json.loads(run("fs", "mounts", "--json"))["mounts"] == []
         [row] = [r for r in d.kernel.audit_rows(denied_only=True) if r["syscall"] == "socket:/v1/fs"]
         assert row["pid"] == spawned["pid"] and row["token_id"] not in ("", "frontend")
+
+
+def test_llm_commands_and_ask_confirm_on_the_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from memory.semfs import llm_ops
+
+    root = write_corpus(tmp_path / "docs")
+    garden = root / "garden.md"
+    with daemon(monkeypatch) as d:
+        run("fs", "mount", str(root))
+        run("fs", "join", str(garden), str(root / "notes/travel.txt"), "--into", str(root / "both.md"))
+        assert (root / "both.md").read_text().startswith("## docs/garden.md")
+        summary = json.loads(run("fs", "summarize", str(garden), "--json"))
+        assert summary["target"] == str(garden) and summary["files"] == 1 and summary["summary"]
+        assert user_rows(d, "fs.summarize") and user_rows(d, "fs.join")
+        garden.write_text("# Garden\n\nOnly herbs.\n")
+        run("fs", "index", str(root))
+
+        # The plan comes from the kernel (the FakeBackend cannot follow a grammar: a fixed plan stands in).
+        steps = [llm_ops.PlanStep(op="search", query="herbs"), llm_ops.PlanStep(op="rollback", path=str(garden))]
+
+        async def fixed_plan(fs: Any, llm: Any, request: str) -> llm_ops.Plan:
+            return llm_ops.Plan(steps=steps)
+
+        monkeypatch.setattr(llm_ops, "plan", fixed_plan)
+        out = run("fs", "ask", "undo", "the", "garden", "change", stdin="n\n")
+        assert "plan:\n  1. search {'query': 'herbs'}\n  2. rollback" in out and "[destructive]" in out
+        assert "rollback " + str(garden) + ": skipped" in out and "Only herbs" in garden.read_text()
+        assert not user_rows(d, "fs.run_plan") or all(
+            "(write)" not in r["resource"] for r in user_rows(d, "fs.run_plan")
+        )
+        result = json.loads(run("fs", "ask", "undo", "it", "--yes", "--json"))
+        assert [r["status"] for r in result["results"]] == ["ok", "ok"] and "Aphids" in garden.read_text()
+        assert result["plan"]["steps"][1]["op"] == "rollback"
