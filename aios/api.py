@@ -103,6 +103,11 @@ class Context(Protocol):
     def name(self) -> str: ...
 
     @property
+    def interactive(self) -> bool:
+        """Whether the user can keep talking to this process after its goal (False for `aios run`)."""
+        ...
+
+    @property
     def llm(self) -> LLM: ...
 
     async def write(self, text: str) -> None:

@@ -174,10 +174,15 @@ def show_cmd(node: str, as_json: bool) -> None:
 @tasks_group.command("prompt", context_settings=CONTEXT_SETTINGS)
 @click.argument("task")
 @click.option("--node", help="The step to build the prompt for (default: the tree's active step).")
-@click.option("--budget", type=click.IntRange(min=1), default=600, show_default=True, help="Token budget.")
+@click.option(
+    "--budget", type=click.IntRange(min=1), default=600, show_default=True, help="Token budget (estimated tokens)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def prompt_cmd(task: str, node: str | None, budget: int, as_json: bool) -> None:
     """Show the task slice an agent's prompt gets for a step: its path from the root plus dependencies.
+
+    Runs without a model, so tokens are an ESTIMATE (characters / 3, on the safe side); inside a running
+    kernel the `task.prompt` syscall counts the same budget with the model's real tokenizer.
 
     \b
     Examples:

@@ -64,6 +64,10 @@ class ProcessContext:
         return self._proc.agent
 
     @property
+    def interactive(self) -> bool:
+        return self._proc.interactive
+
+    @property
     def llm(self) -> _ProcessLLM:
         return self._llm
 

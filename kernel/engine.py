@@ -157,6 +157,10 @@ class Engine:
         self._free_slots = list(range(runtime.n_seq_max))
         self._thread: threading.Thread | None = None
         self._closed = False
+        #: Serialises the runtime's tokenizer between the engine thread and ``count_tokens`` callers.
+        self._tokenize_lock = threading.Lock()
+        #: ``count_tokens`` uses the model's own tokenizer (the remote engine only estimates).
+        self.exact_token_count = True
         #: Per-context facts for front ends, replaced (never mutated) by the engine thread.
         self.context_info: dict[Hashable, dict[str, Any]] = {}
         self.steps = 0
@@ -215,6 +219,15 @@ class Engine:
                 self._commands.put(lambda: None)  # wake the engine if it is idle
 
         return Generation(request, receive, cancel)
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes with the model's own tokenizer (as a message body: no BOS added)."""
+        if self._closed:
+            raise EngineClosed("the LLM engine is not running")
+        if not text:
+            return 0
+        with self._tokenize_lock:
+            return len(self.runtime.tokenize(text))
 
     async def run_in_engine(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` in the engine thread between steps and return its result (tests, benchmarks)."""
@@ -301,7 +314,8 @@ class Engine:
         try:
             text = request.prompt_text if request.messages is None else self.template.render(request.messages)
             assert text is not None
-            request.prompt = self.runtime.tokenize(text)
+            with self._tokenize_lock:
+                request.prompt = self.runtime.tokenize(text)
             n_ctx = self.runtime.n_ctx_seq
             if len(request.prompt) >= n_ctx:
                 raise ContextOverflow(

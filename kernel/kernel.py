@@ -295,6 +295,11 @@ class Kernel:
         self.audit.flush()
         return self.store.audit_rows(agent=agent, denied_only=denied_only, limit=limit)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes with the running model's tokenizer (an estimate on a remote engine:
+        ``self.engine.exact_token_count`` says which)."""
+        return self.engine.count_tokens(text)
+
     def live_children(self, pid: int) -> int:
         return sum(1 for p in self._procs.values() if p.ppid == pid and p.alive)
 

@@ -216,5 +216,13 @@ async def task_path(kernel: Kernel, proc: Process, request: TaskPathRequest) -> 
 
 @syscall("task.prompt", TaskPromptRequest, access=_tree_access(False))
 async def task_prompt(kernel: Kernel, proc: Process, request: TaskPromptRequest) -> dict[str, Any]:
-    """The task slice of a prompt: the active path plus its dependencies within ``budget`` tokens."""
-    return synthesize(_tasks(kernel), request.tree, budget=request.budget, node_id=request.node).as_dict()
+    """The task slice of a prompt: the active path plus its dependencies within ``budget`` tokens, counted
+    with the running model's tokenizer (a remote engine estimates; ``counter`` in the answer says which)."""
+    return synthesize(
+        _tasks(kernel),
+        request.tree,
+        budget=request.budget,
+        node_id=request.node,
+        count_tokens=kernel.count_tokens,
+        counter="tokenizer" if kernel.engine.exact_token_count else "estimate",
+    ).as_dict()

@@ -5,6 +5,10 @@ current step depends on (oldest node first), then the path below the root down t
 the current step's own sub-steps. Sibling branches and superseded values are left out. The path is
 mandatory: if it does not fit the token budget the call fails with a clear error; dependencies (nearest
 first) and sub-steps are added while they fit and the rest are reported as omitted.
+
+Tokens are counted by ``count_tokens``: inside a kernel (the ``task.prompt`` syscall) that is the running
+model's own tokenizer (``Kernel.count_tokens``); without a model (``aios tasks prompt``) it is
+``estimate_tokens``. ``TaskPrompt.counter`` says which ("tokenizer" or "estimate").
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class TaskPrompt:
     dependencies: list[int]
     children: list[int]
     omitted: list[int] = field(default_factory=list)
+    #: How ``tokens`` was counted: "tokenizer" (the model's own) or "estimate" (characters / 3).
+    counter: str = "estimate"
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -79,8 +85,12 @@ def synthesize(
     budget: int,
     node_id: int | None = None,
     count_tokens: TokenCounter = estimate_tokens,
+    counter: str | None = None,
 ) -> TaskPrompt:
-    """The task slice of a prompt for ``node_id`` (default: the tree's active node), within ``budget`` tokens."""
+    """The task slice of a prompt for ``node_id`` (default: the tree's active node), within ``budget`` tokens
+    as ``count_tokens`` counts them (``counter`` names it; default "estimate" for ``estimate_tokens``)."""
+    if counter is None:
+        counter = "estimate" if count_tokens is estimate_tokens else "tokenizer"
     if budget < 1:
         raise TaskBudgetError(f"a token budget must be positive (got {budget})")
     path = [n for n in tasks.active_path(tree_id, node_id) if n["status"] != "superseded"]
@@ -124,4 +134,5 @@ def synthesize(
         dependencies=sorted(d["id"] for d in deps),
         children=[c["id"] for c in children],
         omitted=omitted,
+        counter=counter,
     )

@@ -1,11 +1,13 @@
 """The built-in ``chat`` agent: a conversation with the local model, kept as a task-memory tree.
 
-Each user message is filed into the conversation's task tree with ONE grammar-constrained call (a new step,
+In a conversation (an interactive process) the first message is the root of the conversation's task tree;
+each later user message is filed into it with ONE grammar-constrained call (a new step,
 an update of a step, or a question about the state; a question changes nothing). The reply's prompt is
 built prefix-stable: the system prompt, the agent's core memory blocks, the task slice for the step the
 message is about (its root-to-step path and dependencies, no sibling branches, no superseded values), the
 last exchange, and the message. So a correction ("not Rome, Lisbon") replaces the old value instead of
-competing with it in a long transcript, and prompts stay short as the conversation grows.
+competing with it in a long transcript, and prompts stay short as the conversation grows. A one-shot
+(`aios run chat "…"`, not interactive) is answered plainly with one call and keeps no tree.
 """
 
 from __future__ import annotations
@@ -40,19 +42,21 @@ class ChatAgent(Agent):
         first = goal or await ctx.input()
         if first is None:
             return None
-        # A single request is a single step: it is answered plainly (a one-shot `aios run chat` makes just
-        # this one call). The task tree starts when the conversation has a second message, rooted at the first.
-        answer = await self._reply(
-            ctx, [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": first}]
-        )
-        recent: list[ChatMessage] = [{"role": "user", "content": first}, {"role": "assistant", "content": answer}]
-        await ctx.end_turn()
-        tree: dict[str, Any] | None = None
-        message = await ctx.input()
+        if not ctx.interactive:
+            # A one-shot (`aios run chat "…"`) is a single step: answered plainly with this one call, no tree.
+            return await self._reply(
+                ctx, [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": first}]
+            )
+        # A conversation: its first message is the task tree's root and is answered through the same layout
+        # as every later one (system prompt, core blocks, the task slice, the message); it needs no
+        # classification, being the root.
+        tree = await ctx.call("task.create", title=first.strip()[:80] or "conversation", input=first)
+        recent: list[ChatMessage] = []
+        message: str | None = first
+        about, new_node = tree["root_id"], False
         while message is not None:
-            if tree is None:
-                tree = await ctx.call("task.create", title=first.strip()[:80] or "conversation", input=first)
-            about, new_node = await self._file(ctx, tree, message)
+            if recent:
+                about, new_node = await self._file(ctx, tree, message)
             system = await self._system(ctx, tree["id"], about)
             window = recent[-2 * self.recent_turns :] if self.recent_turns else []
             answer = await self._reply(

@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 from aios.config import Config, LLMConfig
+from aios.errors import AiosError
 from kernel import load_runtime, open_kernel
 from memory.store import Store
 from memory.tasktree import TaskTreeStore
@@ -37,7 +38,8 @@ async def test_chat_agent_files_turns_with_one_grammar_call_each(runtime, tmp_pa
                 await kernel.close_input(pid)
                 info = await kernel.wait(pid)
         assert info["state"] == "exited" and info["exit_code"] == 0, info
-        # first message plain; every later one: one classification call (grammar) and one reply
+        # the first message (the root) is answered without classifying it; every later one: one classification
+        # call (grammar) and one reply
         assert info["llm_calls"] == 1 + 2 * 3
         tasks = TaskTreeStore(store.db)
         (tree,) = tasks.trees(pid=pid)
@@ -74,5 +76,29 @@ async def test_json_schema_constrains_the_reply(runtime, tmp_path: Path) -> None
                 await kernel.kill(proc.pid)
         parsed = parse_classification(raw, [3, 4])  # always valid JSON of the schema, right or wrong
         assert parsed.kind in ("new_step", "update", "question")
+    finally:
+        store.close()
+
+
+async def test_task_prompt_budget_counts_real_tokens(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from memory.taskprompt import estimate_tokens
+
+    store = Store.open(tmp_path / "aios.db")
+    try:
+        with anyio.fail_after(60):
+            async with open_kernel(Config(), runtime=runtime, store=store) as kernel:
+                proc = kernel._procs.get(await kernel.spawn("chat", interactive=True))
+                assert proc is not None
+                title = "Plan a relaxed weekend trip to Lisbon with a hotel near the river and a dinner booking"
+                tree = await kernel.dispatch(proc, "task.create", {"title": title})
+                wide = await kernel.dispatch(proc, "task.prompt", {"tree": tree["id"], "budget": 10_000})
+                real = len(runtime.tokenize(wide["text"]))
+                assert wide["counter"] == "tokenizer" and wide["tokens"] == real
+                assert real < estimate_tokens(wide["text"])  # English BPE: fewer tokens than characters / 3
+                fits = await kernel.dispatch(proc, "task.prompt", {"tree": tree["id"], "budget": real})
+                assert fits["text"] == wide["text"]
+                with pytest.raises(AiosError, match=f"a budget of {real - 1} tokens cannot fit"):
+                    await kernel.dispatch(proc, "task.prompt", {"tree": tree["id"], "budget": real - 1})
+                await kernel.kill(proc.pid)
     finally:
         store.close()

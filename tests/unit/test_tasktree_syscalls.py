@@ -15,6 +15,7 @@ from aios.hookspecs import hookimpl
 from aios.plugin_manager import PluginManager
 from kernel import open_kernel
 from kernel.backends.fake import FakeBackend
+from kernel.events import TurnEnded
 from memory.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -208,6 +209,46 @@ async def test_chat_agent_keeps_a_conversation_in_a_task_tree(tmp_path: Path) ->
         store.close()
 
 
+async def test_chat_agents_first_message_gets_the_tree_layout_and_one_shots_stay_plain(tmp_path: Path) -> None:
+    seen: list[list[dict[str, str]]] = []
+    backend = FakeBackend(script=lambda msgs: seen.append(list(msgs)) or "ok")
+    store = Store.open(tmp_path / "aios.db")
+    try:
+        with anyio.fail_after(20):
+            async with open_kernel(Config(), runtime=backend, store=store) as kernel:
+                events = kernel.subscribe()
+                chat = await kernel.spawn("chat", interactive=True)
+                await kernel.send(chat, "Plan a trip to Lisbon")
+                while not isinstance(event := await events.receive(), TurnEnded) or event.pid != chat:
+                    pass
+                first_turn = kernel.info(chat)
+                await kernel.close_input(chat)
+                assert (await kernel.wait(chat))["state"] == "exited"
+                one_shot = await kernel.wait(await kernel.spawn("chat", "Plan a trip to Lisbon", interactive=False))
+        rows = store.audit_rows()
+        # the conversation's first message: the tree is rooted at it and the reply's prompt is built from it
+        assert [r["syscall"] for r in rows if r["pid"] == chat] == [
+            "task.create",
+            "mem.core_get",
+            "task.prompt",
+            "llm.chat",
+        ]
+        # a one-shot: one plain call, no tree
+        assert [r["syscall"] for r in rows if r["pid"] == one_shot["pid"]] == ["llm.chat"]
+        assert first_turn["llm_calls"] == one_shot["llm_calls"] == 1
+        assert first_turn["prompt_tokens"] > one_shot["prompt_tokens"]  # the task slice rode along
+        assert [m["role"] for m in seen[0]] == [m["role"] for m in seen[1]] == ["system", "user"]
+        from memory.taskprompt import synthesize
+        from memory.tasktree import TaskTreeStore
+
+        tasks = TaskTreeStore(store.db)
+        (tree,) = tasks.trees(pid=chat)
+        assert tasks.trees(pid=one_shot["pid"]) == []
+        assert synthesize(tasks, tree["id"], budget=600).text.startswith("Task: Plan a trip to Lisbon")
+    finally:
+        store.close()
+
+
 async def test_classified_turns_are_filed_through_syscalls_and_questions_change_nothing(tmp_path: Path) -> None:
     from memory.taskclassify import Classification, apply_classification
 
@@ -305,3 +346,39 @@ async def test_mem_search_is_hybrid_inside_the_kernel(tmp_path: Path) -> None:
     assert [h["id"] for h in out["hits"]] == [out["flight"]["id"]]  # no shared word: found through its vector
     assert out["forgotten"]["id"] == out["flight"]["id"]
     assert out["flight"]["id"] not in {h["id"] for h in out["after"]}
+
+
+async def test_task_prompt_budgets_count_the_models_tokens_not_the_estimate(tmp_path: Path) -> None:
+    from memory.taskprompt import TaskBudgetError, estimate_tokens, synthesize
+
+    def fake_tokens(text: str) -> int:  # the fake backend's tokenizer: one token a word
+        return len(FakeBackend().tokenize(text))
+
+    async def script(ctx: Context) -> Any:
+        # long words: few real tokens, many estimated ones
+        long = await ctx.call("task.create", title=" ".join(["Supercalifragilisticexpialidocious"] * 5))
+        wide = await ctx.call("task.prompt", tree=long["id"], budget=100_000)
+        fits = await ctx.call("task.prompt", tree=long["id"], budget=fake_tokens(wide["text"]))
+        # one-letter words: more real tokens than estimated ones
+        short = await ctx.call("task.create", title=" ".join("abcdefghijklmnopqrstuvwxyz"))
+        text = (await ctx.call("task.prompt", tree=short["id"], budget=100_000))["text"]
+        refused = await _error(ctx.call("task.prompt", tree=short["id"], budget=estimate_tokens(text)))
+        return wide, fits, text, refused
+
+    wide, fits, text, refused = await _run(tmp_path / "aios.db", script)
+    assert wide["counter"] == fits["counter"] == "tokenizer"
+    assert wide["tokens"] == fake_tokens(wide["text"]) < estimate_tokens(wide["text"])
+    assert fits["text"] == wide["text"] and fits["budget"] == fits["tokens"]  # exactly fits by real tokens
+    assert fake_tokens(text) > estimate_tokens(text)
+    assert refused.startswith("TaskBudgetError: a budget of ") and f"({fake_tokens(text)} tokens" in refused
+    # outside a kernel the same slice is judged by the estimate: it would not fit, and says how it counted
+    store = Store.open(tmp_path / "aios.db")
+    try:
+        from memory.tasktree import TaskTreeStore
+
+        tasks = TaskTreeStore(store.db)
+        with pytest.raises(TaskBudgetError):
+            synthesize(tasks, wide["tree_id"], budget=fits["budget"])
+        assert synthesize(tasks, wide["tree_id"], budget=10_000).counter == "estimate"
+    finally:
+        store.close()

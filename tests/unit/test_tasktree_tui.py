@@ -32,9 +32,13 @@ async def test_memory_view_shows_the_selected_agents_tree_and_versions(tmp_path:
                 while app.selected_pid is None or app.selected_pid not in app.process_table.pids:
                     await pilot.pause(0.05)
                 pid = app.selected_pid
-                # the agent's tree, as the chat agent would leave it after a correction
+                # the chat agent roots its tree at the conversation's first message; once it has answered, give
+                # the tree a step as the agent would leave it after a correction
                 tasks = TaskTreeStore(store.db)
-                tree = tasks.create_tree(owner="chat", title="Plan a trip", pid=pid)
+                while not tasks.trees(pid=pid) or app.kernel.info(pid)["state"] != "waiting_input":
+                    await pilot.pause(0.05)
+                (tree,) = tasks.trees(pid=pid)
+                assert tree["title"] == "Plan a trip"
                 dest = tasks.add_node(tree["id"], title="Destination", output="Rome", actor="user")
                 tasks.update(dest["id"], output="Lisbon", actor=f"agent:chat#{pid}")
                 AgentMemory(store.db).stage_core("agent:chat", "human", "Likes trains", actor="user")
