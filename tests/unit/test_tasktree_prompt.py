@@ -108,3 +108,25 @@ async def test_one_call_classifies_against_the_live_steps(tasks: TaskTreeStore) 
     assert len(calls) == 1 and calls[0]["json_schema"] == classification_schema([s["id"] for s in steps])
     assert f"n{ids['dest']} Destination: Rome" in calls[0]["messages"][1]["content"]
     assert "Plan" not in calls[0]["messages"][1]["content"]  # the root is the task, not a step
+
+
+@pytest.mark.anyio
+async def test_engines_count_tokens_their_own_way(tmp_path: Path) -> None:
+    from kernel.backends.fake import FakeBackend
+    from kernel.engine import Engine, EngineClosed
+    from kernel.remote_engine import RemoteEngine
+    from memory.taskprompt import estimate_tokens
+
+    text = "Task: Plan a trip (running)"
+    remote = RemoteEngine("http://127.0.0.1:9/v1")  # never started: counting needs no server
+    assert remote.exact_token_count is False
+    assert remote.count_tokens(text) == estimate_tokens(text) == 9 and remote.count_tokens("") == 0
+    backend = FakeBackend()
+    engine = Engine(backend, swap_dir=tmp_path / "swap")
+    engine.start()
+    assert engine.exact_token_count is True
+    assert engine.count_tokens(text) == len(backend.tokenize(text)) == 5 and engine.count_tokens("") == 0
+    with anyio.fail_after(10):
+        await engine.aclose()
+    with pytest.raises(EngineClosed):  # the runtime is freed after aclose: counting is refused, not attempted
+        engine.count_tokens(text)
