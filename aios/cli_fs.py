@@ -191,7 +191,7 @@ def index_cmd(path: str, name: str | None, no_embed: bool, as_json: bool) -> Non
     """
     client = daemon()
     if client is not None:
-        if name:  # not mounted yet under that name: mounting indexes it
+        if name and not _mounted(path):  # --name names a new mount, as locally; mounting indexes it
             stats = remote(client, "fs.mount", f"indexing {path}", path=absolute(path), name=name)["stats"]
         else:
             stats = remote(client, "fs.index", f"indexing {path}", path=absolute(path))
@@ -203,6 +203,19 @@ def index_cmd(path: str, name: str | None, no_embed: bool, as_json: bool) -> Non
         print_json(stats)
         return
     _print_stats(f"indexed {path}", stats)
+
+
+def _mounted(path: str) -> bool:
+    from pathlib import Path
+
+    from memory.semfs import NotIndexed
+
+    with _fs(writer=False) as fs:
+        try:
+            fs.db.resolve(Path(absolute(path)))
+        except NotIndexed:
+            return False
+    return True
 
 
 def _excerpt(chunk: str, terms: list[str], lines: int = 6) -> tuple[str, list[str]]:

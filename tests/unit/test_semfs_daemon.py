@@ -85,10 +85,13 @@ def test_mount_index_search_write_rollback_through_the_daemon(monkeypatch: pytes
         assert hits[0]["relpath"] == "garden.md"
 
         (root / "recipes" / "bread.md").write_text("# Rye\n\nRye needs a longer proof.\n")
-        stats = json.loads(run("fs", "index", str(root), "--json"))
+        stats = json.loads(run("fs", "index", str(root), "--name", "ignored-once-mounted", "--json"))
         # (the kernel's watcher may have indexed the change first: then this pass finds it unchanged)
         assert stats["files"] == 4 and stats["indexed"] + stats["unchanged"] == 4 and "vectors_pending" in stats
         assert "rye" in run("fs", "search", "proof", "--mode", "keyword").lower()
+        other = write_corpus(tmp_path / "more", {"a.md": "# Kiln\n\nFire the kiln slowly.\n"})
+        assert run("fs", "index", str(other), "--name", "pottery").startswith(f"indexed {other}\n  1 files")
+        assert [m["name"] for m in json.loads(run("fs", "mounts", "--json"))["mounts"]] == ["docs", "pottery"]
 
         versions = json.loads(run("fs", "history", str(garden), "--json"))["versions"]
         assert [v["version"] for v in versions] == [1, 2]
@@ -99,6 +102,7 @@ def test_mount_index_search_write_rollback_through_the_daemon(monkeypatch: pytes
         assert "view @baking: 1 files" in run("fs", "group", "rye", "--name", "baking", "-k", "1", "--mode", "keyword")
         assert json.loads(run("fs", "check", "--json"))["ok"]
         assert "unmounted docs" in run("fs", "unmount", "docs")
+        assert "unmounted pottery" in run("fs", "unmount", str(other))
         assert json.loads(run("fs", "mounts", "--json"))["mounts"] == []
         assert garden.exists()  # the folder itself is untouched
 
