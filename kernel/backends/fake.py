@@ -63,6 +63,8 @@ class FakeBackend:
         self.metadata = {"tokenizer.chat_template": FAKE_TEMPLATE}
         self._vocab: dict[str, int] = {}
         self._words: list[str] = ["<unk>", "<bos>", "<eos>"]
+        # The engine thread and token counting in the kernel's thread both grow the vocabulary.
+        self._vocab_lock = threading.Lock()
         self._seqs: dict[int, list[int]] = {}
         self._last: list[tuple[int, np.ndarray | None]] = []
         self._wait = threading.Event()
@@ -73,12 +75,16 @@ class FakeBackend:
     # -- vocabulary ---------------------------------------------------------------------------------
 
     def _id(self, word: str) -> int:
-        if word not in self._vocab:
-            if len(self._words) >= self.n_vocab:
-                raise RuntimeError("fake vocabulary is full")
-            self._vocab[word] = len(self._words)
-            self._words.append(word)
-        return self._vocab[word]
+        found = self._vocab.get(word)
+        if found is not None:
+            return found
+        with self._vocab_lock:
+            if word not in self._vocab:
+                if len(self._words) >= self.n_vocab:
+                    raise RuntimeError("fake vocabulary is full")
+                self._vocab[word] = len(self._words)
+                self._words.append(word)
+            return self._vocab[word]
 
     def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
         return [self._id(w) for w in _TOKEN_RE.findall(text)]
