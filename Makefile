@@ -38,7 +38,7 @@ test: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## every test tier, as CI r
 test-fast: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## skip the slow tier
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: $(VENV)/.installed-test  ## run every benchmark, writing bench/results/*.json
+bench: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## run every benchmark, writing bench/results/*.json
 	$(BIN)/python -m bench all
 
 lint: $(VENV)/.installed-test
