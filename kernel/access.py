@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from aios.api import PRIORITIES, Capabilities
 from aios.errors import PermissionDenied
-from kernel.fs_guard import FileGrant, PathDenied, confine
+from aios.confined import FileGrant, PathDenied, confine
 from kernel.globs import globs_intersect, globs_may_overlap, matches_any
 from kernel.syscalls import Access
 

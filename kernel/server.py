@@ -234,7 +234,10 @@ class _Api:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "request"
             raise UsageError(f"{body.syscall}: invalid request: {where}: {first['msg']}") from None
-        user = Process(pid=0, agent="user", goal="", priority="high", token_budget=0, interactive=False)
+        from kernel.access import TOP
+
+        # The person at the terminal holds every grant; the same confined resolver still serves each path.
+        user = Process(pid=0, agent="user", goal="", priority="high", token_budget=0, interactive=False, caps=TOP)
         async with self._fs_lock:  # one user fs call at a time (they share the pid-0 LLM slot)
             for access in spec.access(self.kernel, user, request):
                 self.kernel.audit.record(

@@ -11,17 +11,19 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
 from pydantic import Field
 
 from aios.errors import ModelError, UsageError
+from kernel.access import file_grants
 from kernel.backends.base import SamplingParams
+from kernel.blocking import run_blocking
 from kernel.syscalls import Access, Request, syscall
 
 if TYPE_CHECKING:
     from kernel.kernel import Kernel
     from kernel.process import Process
     from memory.semfs import SemFS
+    from memory.semfs.scoped import ScopedFS
 
 __all__ = ["FsFacade", "KernelLLM", "semfs_of"]
 
@@ -98,22 +100,52 @@ def _abs(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
+def scoped(kernel: Kernel, proc: Process) -> ScopedFS:
+    """The semantic FS as ``proc`` may see it: every path confined to its grants, listings to what it may read."""
+    from memory.semfs.scoped import ScopedFS
+
+    caps = proc.caps
+    return ScopedFS(semfs_of(kernel), file_grants(caps.files_read, caps.files_write))
+
+
 def _read(*paths: str) -> list[Access]:
     return [Access("file", _abs(p)) for p in paths]
 
 
-def _mount_roots(kernel: Kernel, mount: str | None) -> list[Access]:
+def _write(*paths: str) -> list[Access]:
+    return [Access("file", _abs(p), write=True) for p in paths]
+
+
+def _mount_roots(kernel: Kernel, mount: str | None, *, write: bool = False) -> list[Access]:
     fs = semfs_of(kernel)
     mounts = [fs.db.mount_by_name(mount)] if mount else fs.db.mounts()
-    return [Access("file", str(m.path)) for m in mounts]
+    return [Access("file", str(m.path), write=write) for m in mounts]
+
+
+def _scope_access(kernel: Kernel, proc: Process, mount: str | None = None) -> list[Access]:
+    """A listing or search covers the caller's readable scopes (each declared as a read). With nothing
+    readable it names the mount roots instead, so the call is refused and audited rather than silently empty."""
+    scopes = [(m, s) for m, s in scoped(kernel, proc).scopes() if mount is None or m.name == mount]
+    if scopes:
+        return [Access("file", str(s)) for _, s in scopes]
+    return _mount_roots(kernel, mount)
+
+
+def _target_access(kernel: Kernel, proc: Process, target: str | None) -> list[Access]:
+    """What listing ``target`` (nothing: every mount; ``@VIEW``; a mount's name; a folder) reads."""
+    if target is None or target == "" or target.startswith("@"):
+        return _scope_access(kernel, proc)
+    if any(m.name == target for m in semfs_of(kernel).db.mounts()):
+        return _scope_access(kernel, proc, target)
+    return _read(target)
 
 
 def _llm(kernel: Kernel) -> Access:
     return Access("llm", kernel.model_name)
 
 
-async def _thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+def _thread(fn: Any, *args: Any, pool: str = "search", **kwargs: Any) -> Any:
+    return run_blocking(fn, *args, pool=pool, **kwargs)
 
 
 # -- mounts and indexing ----------------------------------------------------------------------------
@@ -123,10 +155,12 @@ class MountsRequest(Request):
     pass
 
 
-@syscall("fs.mounts", MountsRequest, access=lambda k, p, r: [])
+@syscall("fs.mounts", MountsRequest, access=lambda k, p, r: _scope_access(k, p))
 async def fs_mounts(kernel: Kernel, proc: Process, request: MountsRequest) -> dict[str, Any]:
-    """The mounted folders with file, chunk and pending-vector counts."""
-    return {"mounts": await _thread(semfs_of(kernel).mounts), "status": await _thread(semfs_of(kernel).status)}
+    """The mounted folders the caller may read (in part or whole), with file, chunk and pending-vector counts."""
+    visible = {m.name for m, _ in scoped(kernel, proc).scopes()}
+    mounts = [m for m in await _thread(semfs_of(kernel).mounts, pool="db") if m["name"] in visible]
+    return {"mounts": mounts, "status": await _thread(semfs_of(kernel).status, pool="db")}
 
 
 class MountRequest(Request):
@@ -134,12 +168,16 @@ class MountRequest(Request):
     name: str | None = Field(None, max_length=64)
 
 
-@syscall("fs.mount", MountRequest, access=lambda k, p, r: _read(r.path))
+@syscall("fs.mount", MountRequest, access=lambda k, p, r: _write(r.path))
 async def fs_mount(kernel: Kernel, proc: Process, request: MountRequest) -> dict[str, Any]:
-    """Mount a folder and index it (keyword-searchable on return; vectors fill in the background)."""
-    fs = semfs_of(kernel)
-    mount = await _thread(fs.mount, request.path, request.name)
-    stats = await _thread(fs.reconcile, mount)
+    """Mount a folder and index it (keyword-searchable on return; vectors fill in the background).
+
+    Mounting changes what everyone's searches cover, so it needs write access to the folder; the folder is
+    opened beneath the grant with no symbolic link on the way (a link cannot make a mount of a folder outside).
+    """
+    fs = scoped(kernel, proc)
+    mount = await _thread(fs.mount, request.path, request.name, pool="index")
+    stats = await _thread(fs.fs.reconcile, mount, pool="index")
     return {"mount": mount.info(), "stats": dict(stats)}
 
 
@@ -148,21 +186,23 @@ class UnmountRequest(Request):
 
 
 @syscall(
-    "fs.unmount", UnmountRequest, access=lambda k, p, r: [Access("file", str(semfs_of(k).find_mount(r.name).path))]
+    "fs.unmount",
+    UnmountRequest,
+    access=lambda k, p, r: [Access("file", str(semfs_of(k).find_mount(r.name).path), write=True)],
 )
 async def fs_unmount(kernel: Kernel, proc: Process, request: UnmountRequest) -> dict[str, Any]:
-    """Forget a mount (its index and versions); the folder itself is untouched."""
-    return await _thread(semfs_of(kernel).unmount, request.name)  # type: ignore[no-any-return]
+    """Forget a mount's index (write access to it needed); its version history is kept for a later mount."""
+    return await _thread(semfs_of(kernel).unmount, request.name, pool="index")  # type: ignore[no-any-return]
 
 
 class IndexRequest(Request):
     path: str = Path_
 
 
-@syscall("fs.index", IndexRequest, access=lambda k, p, r: _read(r.path))
+@syscall("fs.index", IndexRequest, access=lambda k, p, r: _write(r.path))
 async def fs_index(kernel: Kernel, proc: Process, request: IndexRequest) -> dict[str, Any]:
-    """Index a folder now (mounting it if needed)."""
-    return dict(await _thread(semfs_of(kernel).index, request.path))
+    """Index a folder now (mounting it if needed: write access to it needed)."""
+    return await _thread(scoped(kernel, proc).index, request.path, pool="index")  # type: ignore[no-any-return]
 
 
 # -- search and reading ------------------------------------------------------------------------------
@@ -179,36 +219,14 @@ class SearchRequest(Request):
     mode: Literal["hybrid", "keyword", "semantic"] = "hybrid"
 
 
-def _readable_mounts(kernel: Kernel, proc: Process) -> list[str]:
-    """Names of the mounts whose root the caller may read (what a search without ``mount`` covers)."""
-    fs = semfs_of(kernel)
-    return [
-        m.name
-        for m in fs.db.mounts()
-        if kernel.guard.decide(proc, proc.caps, Access("file", str(m.path)))[0] == "allow"
-    ]
-
-
-def _search_access(kernel: Kernel, proc: Process, request: SearchRequest) -> list[Access]:
-    if request.mount:
-        return _mount_roots(kernel, request.mount)
-    fs = semfs_of(kernel)
-    readable = set(_readable_mounts(kernel, proc))
-    touched = [Access("file", str(m.path)) for m in fs.db.mounts() if m.name in readable]
-    # Nothing readable: name every root, so the call is refused (and audited) rather than silently empty.
-    return touched or _mount_roots(kernel, None)
-
-
-@syscall("fs.search", SearchRequest, access=_search_access)
+@syscall("fs.search", SearchRequest, access=lambda k, p, r: _scope_access(k, p, r.mount))
 async def fs_search(kernel: Kernel, proc: Process, request: SearchRequest) -> dict[str, Any]:
-    """Hybrid (BM25 + vector) search over the mounts the caller may read: best chunk per file, best first."""
+    """Hybrid (BM25 + vector) search over what the caller may read: best chunk per file, best first."""
     from memory.semfs import Filters, parse_since
 
     since = parse_since(request.since) if isinstance(request.since, str) else request.since
-    within = None if request.mount else tuple(_readable_mounts(kernel, proc))
-    filters = Filters(request.mount, request.glob, request.type, since, request.view, within)
-    fs = semfs_of(kernel)
-    hits = await _thread(fs.search, request.query, k=request.k, filters=filters, mode=request.mode)
+    filters = Filters(request.mount, request.glob, request.type, since, request.view)
+    hits = await _thread(scoped(kernel, proc).search, request.query, k=request.k, filters=filters, mode=request.mode)
     return {"results": [h.as_dict() for h in hits]}
 
 
@@ -220,22 +238,10 @@ class LsRequest(Request):
     target: str | None = Field(None, max_length=4096)
 
 
-def _ls_access(kernel: Kernel, proc: Process, request: LsRequest) -> list[Access]:
-    if request.target is None:
-        return _mount_roots(kernel, None)
-    if request.target.startswith("@"):
-        return [Access("file", r["path"]) for r in semfs_of(kernel).ls(request.target)]
-    fs = semfs_of(kernel)
-    try:
-        return [Access("file", str(fs.find_mount(request.target).path))]
-    except UsageError:
-        return _read(request.target)
-
-
-@syscall("fs.ls", LsRequest, access=_ls_access)
+@syscall("fs.ls", LsRequest, access=lambda k, p, r: _target_access(k, p, r.target))
 async def fs_ls(kernel: Kernel, proc: Process, request: LsRequest) -> dict[str, Any]:
-    """Files of a mount, a folder in one, or a view (``@VIEW``)."""
-    return {"files": await _thread(semfs_of(kernel).ls, request.target)}
+    """Files of a mount, a folder in one, or a view (``@VIEW``): only those the caller may read."""
+    return {"files": await _thread(scoped(kernel, proc).ls, request.target or None, pool="db")}
 
 
 class CatRequest(Request):
@@ -246,14 +252,14 @@ class CatRequest(Request):
 @syscall("fs.cat", CatRequest, access=lambda k, p, r: _read(r.path))
 async def fs_cat(kernel: Kernel, proc: Process, request: CatRequest) -> dict[str, Any]:
     """A file's text now, or at a version (1.. from the oldest; 0 latest, -1 the one before)."""
-    data = await _thread(semfs_of(kernel).cat, request.path, request.version)
+    data = await _thread(scoped(kernel, proc).cat, request.path, request.version, pool="db")
     return {"path": _abs(request.path), "text": data.decode("utf-8", errors="replace")}
 
 
 @syscall("fs.history", PathRequest, access=lambda k, p, r: _read(r.path))
 async def fs_history(kernel: Kernel, proc: Process, request: PathRequest) -> dict[str, Any]:
     """Every recorded version of a file, oldest first."""
-    return {"path": _abs(request.path), "versions": await _thread(semfs_of(kernel).history, request.path)}
+    return {"path": _abs(request.path), "versions": await _thread(scoped(kernel, proc).history, request.path, pool="db")}
 
 
 class DiffRequest(Request):
@@ -265,7 +271,7 @@ class DiffRequest(Request):
 @syscall("fs.diff", DiffRequest, access=lambda k, p, r: _read(r.path))
 async def fs_diff(kernel: Kernel, proc: Process, request: DiffRequest) -> dict[str, Any]:
     """Unified diff between two versions (default: the previous and the latest)."""
-    return {"diff": await _thread(semfs_of(kernel).diff, request.path, request.a, request.b)}
+    return {"diff": await _thread(scoped(kernel, proc).diff, request.path, request.a, request.b, pool="db")}
 
 
 # -- writes --------------------------------------------------------------------------------------------
@@ -276,17 +282,18 @@ class WriteRequest(Request):
     text: str = Field(max_length=10_000_000)
 
 
-@syscall("fs.write", WriteRequest, access=lambda k, p, r: [Access("file", _abs(r.path), write=True)])
+@syscall("fs.write", WriteRequest, access=lambda k, p, r: _write(r.path))
 async def fs_write(kernel: Kernel, proc: Process, request: WriteRequest) -> dict[str, Any]:
-    """Write a file inside a mount (atomically) and index it; the write is a version."""
-    outcome = await _thread(semfs_of(kernel).write, request.path, request.text.encode(), source=f"pid:{proc.pid}")
+    """Write a file inside a mount (atomically, inside the grant) and index it; the write is a version."""
+    fs = scoped(kernel, proc)
+    outcome = await _thread(fs.write, request.path, request.text.encode(), source=f"pid:{proc.pid}", pool="index")
     return {"path": _abs(request.path), "outcome": outcome.outcome}
 
 
-@syscall("fs.delete", PathRequest, access=lambda k, p, r: [Access("file", _abs(r.path), write=True)])
+@syscall("fs.delete", PathRequest, access=lambda k, p, r: _write(r.path))
 async def fs_delete(kernel: Kernel, proc: Process, request: PathRequest) -> dict[str, Any]:
     """Delete a file inside a mount (its history is kept, so it can be rolled back)."""
-    outcome = await _thread(semfs_of(kernel).delete, request.path)
+    outcome = await _thread(scoped(kernel, proc).delete, request.path, pool="index")
     return {"path": _abs(request.path), "outcome": outcome.outcome}
 
 
@@ -296,13 +303,14 @@ class RollbackRequest(Request):
     at: float | str | None = None
 
 
-@syscall("fs.rollback", RollbackRequest, access=lambda k, p, r: [Access("file", _abs(r.path), write=True)])
+@syscall("fs.rollback", RollbackRequest, access=lambda k, p, r: _write(r.path))
 async def fs_rollback(kernel: Kernel, proc: Process, request: RollbackRequest) -> dict[str, Any]:
     """Restore an earlier version (N steps back, or as of a time) through the normal write path."""
     from memory.semfs import parse_since
 
     at = parse_since(request.at) if isinstance(request.at, str) else request.at
-    return await _thread(semfs_of(kernel).rollback, request.path, steps=request.steps, at=at)  # type: ignore[no-any-return]
+    fs = scoped(kernel, proc)
+    return await _thread(fs.rollback, request.path, steps=request.steps, at=at, pool="index")  # type: ignore[no-any-return]
 
 
 # -- views, join, LLM-backed ---------------------------------------------------------------------------
@@ -317,25 +325,20 @@ class GroupRequest(Request):
     mount: str | None = None
 
 
-@syscall("fs.group", GroupRequest, access=lambda k, p, r: _mount_roots(k, r.mount))
+@syscall("fs.group", GroupRequest, access=lambda k, p, r: _mount_roots(k, r.mount, write=True))
 async def fs_group(kernel: Kernel, proc: Process, request: GroupRequest) -> dict[str, Any]:
-    """Make a named view: a query's files, or a mount split into k semantic clusters."""
+    """Make a named view (shared by everyone: write access to the mounts it groups needed): a query's
+    files, or a mount split into k semantic clusters."""
     from memory.semfs import Filters
     from memory.semfs.views import cluster_view, query_view
 
-    fs = semfs_of(kernel)
+    fs = scoped(kernel, proc)
     if request.clusters:
-        return await _thread(cluster_view, fs, request.name, request.clusters, mount=request.mount)  # type: ignore[no-any-return]
+        return await _thread(cluster_view, fs.fs, request.name, request.clusters, mount=request.mount)  # type: ignore[no-any-return]
     if not request.query:
         raise UsageError("fs.group needs a query, or clusters=K")
-    return await _thread(
-        query_view,
-        fs,
-        request.query,
-        request.name,
-        mode=request.mode,
-        k=request.k,  # type: ignore[no-any-return]
-        filters=Filters(mount=request.mount),
+    return await _thread(  # type: ignore[no-any-return]
+        query_view, fs, request.query, request.name, mode=request.mode, k=request.k, filters=Filters(mount=request.mount)
     )
 
 
@@ -345,12 +348,17 @@ class JoinRequest(Request):
     merge: bool = False
 
 
-def _join_access(kernel: Kernel, proc: Process, request: JoinRequest) -> list[Access]:
-    from memory.semfs.views import expand
+def _sources(kernel: Kernel, proc: Process, targets: list[str]) -> list[Access]:
+    """Reads of the files named, or listed by ``@VIEW`` (a view is read as the caller may see it)."""
+    out: list[Access] = []
+    for target in targets:
+        out.extend(_target_access(kernel, proc, target) if target.startswith("@") else _read(target))
+    return list(dict.fromkeys(out))
 
-    reads = _read(*expand(semfs_of(kernel), list(request.sources)))
+
+def _join_access(kernel: Kernel, proc: Process, request: JoinRequest) -> list[Access]:
     extra = [_llm(kernel)] if request.merge else []
-    return [*reads, Access("file", _abs(request.into), write=True), *extra]
+    return [*_sources(kernel, proc, list(request.sources)), *_write(request.into), *extra]
 
 
 @syscall("fs.join", JoinRequest, access=_join_access)
@@ -359,12 +367,12 @@ async def fs_join(kernel: Kernel, proc: Process, request: JoinRequest) -> dict[s
     from memory.semfs.llm_ops import merge
     from memory.semfs.views import concat_files
 
-    fs = semfs_of(kernel)
+    fs = scoped(kernel, proc)
     if request.merge:
-        text = await merge(fs, KernelLLM(kernel, ("fs", proc.pid), proc.priority), list(request.sources))
+        text = await merge(fs, KernelLLM(kernel, ("fs", proc.pid), proc.priority), list(request.sources))  # type: ignore[arg-type]
     else:
-        text = await _thread(concat_files, fs, list(request.sources))
-    outcome = await _thread(fs.write, request.into, text.encode(), source="join")
+        text = await _thread(concat_files, fs, list(request.sources), pool="db")
+    outcome = await _thread(fs.write, request.into, text.encode(), source="join", pool="index")
     return {"path": _abs(request.into), "outcome": outcome.outcome, "bytes": len(text.encode())}
 
 
@@ -372,18 +380,13 @@ class SummarizeRequest(Request):
     target: str = Path_
 
 
-def _summarize_access(kernel: Kernel, proc: Process, request: SummarizeRequest) -> list[Access]:
-    from memory.semfs.views import expand
-
-    return [*_read(*expand(semfs_of(kernel), [request.target])), _llm(kernel)]
-
-
-@syscall("fs.summarize", SummarizeRequest, access=_summarize_access)
+@syscall("fs.summarize", SummarizeRequest, access=lambda k, p, r: [*_sources(k, p, [r.target]), _llm(k)])
 async def fs_summarize(kernel: Kernel, proc: Process, request: SummarizeRequest) -> dict[str, Any]:
     """An LLM summary of a file or a view, cached by content hash."""
     from memory.semfs.llm_ops import summarize
 
-    return await summarize(semfs_of(kernel), KernelLLM(kernel, ("fs", proc.pid), proc.priority), request.target)
+    llm = KernelLLM(kernel, ("fs", proc.pid), proc.priority)
+    return await summarize(scoped(kernel, proc), llm, request.target)  # type: ignore[arg-type]
 
 
 @syscall("fs.compare", DiffRequest, access=lambda k, p, r: [*_read(r.path), _llm(k)])
@@ -392,7 +395,7 @@ async def fs_compare(kernel: Kernel, proc: Process, request: DiffRequest) -> dic
     from memory.semfs.llm_ops import compare
 
     llm = KernelLLM(kernel, ("fs", proc.pid), proc.priority)
-    return await compare(semfs_of(kernel), llm, request.path, request.a, request.b)
+    return await compare(scoped(kernel, proc), llm, request.path, request.a, request.b)  # type: ignore[arg-type]
 
 
 class AskRequest(Request):
@@ -404,7 +407,7 @@ async def fs_ask(kernel: Kernel, proc: Process, request: AskRequest) -> dict[str
     """Turn a natural-language request into a typed plan of fs operations (not run; see fs.run_plan)."""
     from memory.semfs.llm_ops import plan
 
-    the_plan = await plan(semfs_of(kernel), KernelLLM(kernel, ("fs", proc.pid), proc.priority), request.request)
+    the_plan = await plan(scoped(kernel, proc), KernelLLM(kernel, ("fs", proc.pid), proc.priority), request.request)  # type: ignore[arg-type]
     return {"plan": the_plan.model_dump(), "destructive": the_plan.destructive}
 
 
@@ -414,43 +417,56 @@ class RunPlanRequest(Request):
     confirmed: bool = False
 
 
+def _step_access(kernel: Kernel, proc: Process, step: Any) -> list[Access]:
+    """Every access one plan step makes, as the syscall that does the same work declares it."""
+    op, path = step.op, step.path.strip()
+    if op == "search":
+        return _scope_access(kernel, proc)
+    if op == "ls":
+        return _target_access(kernel, proc, path or None)
+    if op == "group":
+        return _mount_roots(kernel, None, write=True)
+    if op == "join":
+        sources = [p.strip() for p in step.path.split(",") if p.strip()]
+        return [*_sources(kernel, proc, sources), *_write(step.dest or path)]
+    if op == "move":
+        return [*_write(path), *_write(step.dest or path)]
+    if op in ("rollback", "write", "delete"):
+        return _write(path)
+    if op == "summarize":
+        return [*_sources(kernel, proc, [path]), _llm(kernel)]
+    return _read(path)  # cat, history, diff
+
+
 def _plan_access(kernel: Kernel, proc: Process, request: RunPlanRequest) -> list[Access]:
-    from memory.semfs.llm_ops import DESTRUCTIVE, Plan
+    from memory.semfs.llm_ops import Plan
 
     the_plan = Plan.model_validate(request.plan)
-    out: list[Access] = []
-    for step in the_plan.steps:
-        if step.op == "search":
-            out.extend(_mount_roots(kernel, None))
-        for path in [p for p in (step.path.split(",") if step.op == "join" else [step.path]) if p.strip()]:
-            out.append(Access("file", _abs(path.strip()), write=step.op in DESTRUCTIVE))
-        if step.dest and step.op in ("move", "join"):
-            out.append(Access("file", _abs(step.dest), write=True))
-        if step.op == "summarize":
-            out.append(_llm(kernel))
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(a for step in the_plan.steps for a in _step_access(kernel, proc, step)))
 
 
 @syscall("fs.run_plan", RunPlanRequest, access=_plan_access)
 async def fs_run_plan(kernel: Kernel, proc: Process, request: RunPlanRequest) -> dict[str, Any]:
-    """Run a plan from fs.ask; destructive steps run only when ``confirmed``."""
+    """Run a plan from fs.ask; destructive steps run only when ``confirmed``. Every step runs confined to the
+    caller's grants (the whole plan was checked step by step before the first one ran)."""
     from memory.semfs.llm_ops import Plan, run_plan
 
     async def confirm(step: Any) -> bool:
         return request.confirmed
 
     llm = KernelLLM(kernel, ("fs", proc.pid), proc.priority)
-    return {"results": await run_plan(semfs_of(kernel), llm, Plan.model_validate(request.plan), confirm=confirm)}
+    the_plan = Plan.model_validate(request.plan)
+    return {"results": await run_plan(scoped(kernel, proc), llm, the_plan, confirm=confirm)}  # type: ignore[arg-type]
 
 
 class CheckRequest(Request):
     rebuild: bool = False
 
 
-@syscall("fs.check", CheckRequest, access=lambda k, p, r: _mount_roots(k, None))
+@syscall("fs.check", CheckRequest, access=lambda k, p, r: _mount_roots(k, None, write=r.rebuild))
 async def fs_check(kernel: Kernel, proc: Process, request: CheckRequest) -> dict[str, Any]:
     """Report drift between SQLite and its derived indexes (FTS5, chroma); optionally rebuild them."""
     from memory.semfs.check import check, rebuild
 
     fs = semfs_of(kernel)
-    return await _thread(rebuild if request.rebuild else check, fs)  # type: ignore[no-any-return]
+    return await _thread(rebuild if request.rebuild else check, fs, pool="index")  # type: ignore[no-any-return]

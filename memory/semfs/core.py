@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aios import paths
+from aios.confined import Confined, PathDenied
 from aios.errors import UsageError
 from memory.semfs.db import Mount, NotIndexed, SemDB
 from memory.semfs.ignore import IgnoreRules
@@ -31,12 +32,21 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 
 
-def _inside(mount: Mount, rel: str) -> Path:
-    """The real path of ``rel``, refused if a symlink on the way leads out of the mount."""
-    real = Path(os.path.realpath(mount.path / rel))
-    if not real.is_relative_to(os.path.realpath(mount.path)):
-        raise UsageError(f"{mount.path / rel} leads outside mount '{mount.name}' (through a symlink)")
-    return real
+def tree_of(mount: Mount, within: Path | None = None) -> Confined:
+    """The tree a file access in ``mount`` may not leave: the mount, narrowed to ``within`` (the caller's grant).
+
+    Whichever of the two lies deeper is the tree; the shallower one is the anchor opened by its path, and the
+    way between them is resolved with no symbolic links (so a caller who may write in the anchor cannot turn
+    the folder on that way into a link).
+    """
+    if within is None or mount.path == within or mount.path.is_relative_to(within):
+        return Confined.at(mount.path, anchor=within)
+    if within.is_relative_to(mount.path):
+        return Confined.at(within, anchor=mount.path)
+    raise PathDenied(f"mount '{mount.name}' ({mount.path}) is not inside the granted folder {within}")
+
+
+Scope = tuple[int, str]  # (mount id, folder below the mount: "" for all of it)
 
 
 class IndexStats(dict[str, Any]):
@@ -138,9 +148,19 @@ class SemFS:
 
     # -- mounts ----------------------------------------------------------------------------------
 
-    def mount(self, path: str | Path, name: str | None = None) -> Mount:
+    def mount(self, path: str | Path, name: str | None = None, *, within: Path | None = None) -> Mount:
+        """Mount a folder. With ``within`` (a caller's grant), the folder is opened beneath it with no symbolic
+        link on the way, and the mount is made at the path read off that fd: never a folder outside it."""
         self._need_writer()
-        mount = self.db.add_mount(Path(path), name)
+        if within is not None:
+            try:
+                folder = Path(path).expanduser().as_posix().rstrip("/") + "/"
+                real = Confined.at(within).realpath(folder, follow=False)
+            except (FileNotFoundError, NotADirectoryError):
+                raise UsageError(f"cannot mount {path}: not a folder") from None
+            mount = self.db.add_mount(real, name, resolved=True)
+        else:
+            mount = self.db.add_mount(Path(path), name)
         if self.watcher is not None:
             self.watcher.watch(mount)
         return mount
@@ -159,7 +179,8 @@ class SemFS:
         raise NotIndexed(f"no mount '{name_or_path}'", "see `aios fs mounts`")
 
     def unmount(self, name_or_path: str) -> dict[str, Any]:
-        """Forget a mount: its chunks, vectors (through the outbox) and versions. The folder is not touched."""
+        """Forget a mount's index (chunks, and vectors through the outbox). Its version history is archived, not
+        dropped: mounting the same folder again restores it. The folder itself is not touched."""
         self._need_writer()
         mount = self.find_mount(name_or_path)
         if self.watcher is not None:
@@ -176,10 +197,22 @@ class SemFS:
             for cid in ids:
                 conn.execute("DELETE FROM semfs_fts WHERE rowid = ?", (cid,))
                 conn.execute("INSERT INTO semfs_outbox (op, chunk_id, created_at) VALUES ('delete', ?, ?)", (cid, now))
+            # The version history is kept (by absolute path) and comes back if the folder is mounted again.
+            kept = conn.execute(
+                "INSERT INTO semfs_version_archive (path, sha256, size, created_at, source, archived_at) "
+                "SELECT ? || '/' || relpath, sha256, size, created_at, source, ? FROM semfs_versions "
+                "WHERE mount_id = ? ORDER BY id",
+                (str(mount.path), now, mount.id),
+            ).rowcount
             conn.execute("DELETE FROM semfs_mounts WHERE id = ?", (mount.id,))
         self._rules.pop(mount.id, None)
         self.vectors.wake.set()
-        return {"name": mount.name, "path": str(mount.path), "chunks_removed": len(ids)}
+        return {
+            "name": mount.name,
+            "path": str(mount.path),
+            "chunks_removed": len(ids),
+            "versions_kept": kept,
+        }
 
     def mounts(self) -> list[dict[str, Any]]:
         out = []
@@ -206,14 +239,23 @@ class SemFS:
 
     # -- indexing --------------------------------------------------------------------------------
 
-    def index(self, path: str | Path, *, name: str | None = None, progress: Progress | None = None) -> IndexStats:
+    def index(
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        progress: Progress | None = None,
+        within: Path | None = None,
+    ) -> IndexStats:
         """Index a folder in the foreground (mounting it if needed); keyword-searchable when this returns."""
         self._need_writer()
         path = Path(path).expanduser()
         try:
             mount, rel = self.db.resolve(path)
         except NotIndexed:
-            mount, rel = self.mount(path, name), ""
+            mount, rel = self.mount(path, name, within=within), ""
+        if within is not None and rel:
+            tree_of(mount, within).realpath(mount.path / rel, follow=False)  # a real file or folder inside the grant
         return self.reconcile(mount, under=rel, progress=progress)
 
     def reconcile(self, mount: Mount, *, under: str = "", progress: Progress | None = None) -> IndexStats:
@@ -370,12 +412,11 @@ class SemFS:
             row["path"] = f"{row.pop('root')}/{row['relpath']}"
         return rows
 
-    def cat(self, path: str | Path, version: int | None = None) -> bytes:
+    def cat(self, path: str | Path, version: int | None = None, *, within: Path | None = None) -> bytes:
         mount, rel = self.db.resolve(path)
         if version is None:
-            _inside(mount, rel)
             try:
-                return (mount.path / rel).read_bytes()
+                return tree_of(mount, within).read(mount.path / rel)
             except OSError as exc:
                 raise UsageError(f"cannot read {mount.path / rel}: {exc.strerror or exc}") from None
         history = self.versions.history(mount, rel)
@@ -394,27 +435,28 @@ class SemFS:
         mount, rel = self.db.resolve(path)
         return self.versions.diff(mount, rel, a, b)
 
-    def write(self, path: str | Path, data: bytes, *, source: str = "write") -> IndexOutcome:
+    def write(
+        self, path: str | Path, data: bytes, *, source: str = "write", within: Path | None = None
+    ) -> IndexOutcome:
         self._need_writer()
         mount, rel = self.db.resolve(path)
-        _inside(mount, rel)
-        outcome = self.versions.write(mount, rel, data, source=source)
+        outcome = self.versions.write(mount, rel, data, source=source, tree=tree_of(mount, within))
         self.vectors.wake.set()
         return outcome
 
-    def delete(self, path: str | Path) -> IndexOutcome:
+    def delete(self, path: str | Path, *, within: Path | None = None) -> IndexOutcome:
         self._need_writer()
         mount, rel = self.db.resolve(path)
-        _inside(mount, rel)
-        outcome = self.versions.delete(mount, rel)
+        outcome = self.versions.delete(mount, rel, tree=tree_of(mount, within))
         self.vectors.wake.set()
         return outcome
 
-    def rollback(self, path: str | Path, *, steps: int | None = None, at: float | None = None) -> dict[str, Any]:
+    def rollback(
+        self, path: str | Path, *, steps: int | None = None, at: float | None = None, within: Path | None = None
+    ) -> dict[str, Any]:
         self._need_writer()
         mount, rel = self.db.resolve(path)
-        _inside(mount, rel)
-        result = self.versions.rollback(mount, rel, steps=steps, at=at)
+        result = self.versions.rollback(mount, rel, steps=steps, at=at, tree=tree_of(mount, within))
         self.vectors.wake.set()
         return result
 

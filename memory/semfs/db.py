@@ -64,6 +64,8 @@ class SemDB:
         with self.lock:
             migrations.apply(self.db)
         self._lockfile: int | None = None
+        #: The mounts as of the last write transaction (the writer process only: it alone changes them).
+        self._mounts: list[Mount] | None = None
 
     # -- statements ------------------------------------------------------------------------------
 
@@ -88,6 +90,7 @@ class SemDB:
         with self.lock:
             conn = self.db.conn
             conn.execute("BEGIN IMMEDIATE")
+            self._mounts = None
             try:
                 yield conn
             except BaseException:
@@ -125,8 +128,15 @@ class SemDB:
     # -- mounts --------------------------------------------------------------------------------
 
     def mounts(self) -> list[Mount]:
-        rows = self.q("SELECT * FROM semfs_mounts ORDER BY name")
-        return [Mount(r["id"], r["name"], Path(r["path"]), r["created_at"], r["reconciled_at"]) for r in rows]
+        cached = self._mounts
+        if cached is not None:
+            return list(cached)
+        with self.lock:  # filled under the lock, so a write transaction cannot interleave and leave it stale
+            rows = self.q("SELECT * FROM semfs_mounts ORDER BY name")
+            found = [Mount(r["id"], r["name"], Path(r["path"]), r["created_at"], r["reconciled_at"]) for r in rows]
+            if self._lockfile is not None:  # only the writer may trust a cache: nobody else changes the table
+                self._mounts = found
+        return list(found)
 
     def mount_by_name(self, name: str) -> Mount:
         for mount in self.mounts():
@@ -135,8 +145,11 @@ class SemDB:
         known = ", ".join(m.name for m in self.mounts()) or "none"
         raise NotIndexed(f"no mount named '{name}' (mounts: {known})", "see `aios fs mounts`")
 
-    def add_mount(self, path: Path, name: str | None) -> Mount:
-        root = path.expanduser().resolve()
+    def add_mount(self, path: Path, name: str | None, *, resolved: bool = False) -> Mount:
+        """Register a mount (``resolved``: ``path`` is already the real path, read off an fd; not re-resolved, so a
+        folder swapped for a link meanwhile cannot redirect it). Versions archived by an earlier unmount of
+        the same folder come back."""
+        root = path if resolved else path.expanduser().resolve()
         if not root.is_dir():
             raise UsageError(f"cannot mount {path}: not a folder")
         for mount in self.mounts():
@@ -150,9 +163,17 @@ class SemDB:
         if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise UsageError(f"mount name '{name}' may hold only letters, digits, '-', '_' and '.'")
         with self.tx() as conn:
-            conn.execute(
+            mount_id = conn.execute(
                 "INSERT INTO semfs_mounts (name, path, created_at) VALUES (?, ?, ?)", (name, str(root), time.time())
+            ).lastrowid
+            prefix = str(root).rstrip("/") + "/"
+            conn.execute(
+                "INSERT INTO semfs_versions (mount_id, relpath, sha256, size, created_at, source) "
+                "SELECT ?, substr(path, ?), sha256, size, created_at, source FROM semfs_version_archive "
+                "WHERE substr(path, 1, ?) = ? ORDER BY id",
+                (mount_id, len(prefix) + 1, len(prefix), prefix),
             )
+            conn.execute("DELETE FROM semfs_version_archive WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
         return self.mount_by_name(name)
 
     def resolve(self, path: str | Path) -> tuple[Mount, str]:

@@ -18,6 +18,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Literal
 
+from aios.confined import Confined, PathDenied
 from memory.semfs.chunking import Chunk, chunk_text
 from memory.semfs.db import Mount, SemDB
 from memory.semfs.extract import ExtractError, extract, kind_of
@@ -83,11 +84,19 @@ class Indexer:
     def index_file(
         self, mount: Mount, relpath: str, *, source: str = "index", data: bytes | None = None
     ) -> IndexOutcome:
-        """Bring the index up to date with the file at ``relpath`` (deleting it from the index if it is gone)."""
+        """Bring the index up to date with the file at ``relpath`` (deleting it from the index if it is gone).
+
+        The file is opened inside the mount with no symbolic link followed (``aios.confined``), and its size
+        and time are read off that same fd: a file swapped for a link meanwhile is simply not in the index.
+        """
         full = mount.path / relpath
+        tree = Confined.at(mount.path)
         try:
-            st = os.lstat(full)
-        except FileNotFoundError:
+            if data is None:
+                data, st = tree.read_with_stat(full, self.max_bytes, follow=False)
+            else:
+                st = tree.lstat(full, follow=False)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PathDenied):
             return self.remove_file(mount, relpath, source="delete")
         except OSError as exc:
             return self._skip(mount, relpath, None, "unreadable", exc.strerror or str(exc))
@@ -95,14 +104,6 @@ class Indexer:
             return self.remove_file(mount, relpath, source="delete")
         if st.st_size > self.max_bytes:
             return self._skip(mount, relpath, st, "too large", f"{st.st_size} bytes > {self.max_bytes}")
-        if data is None:
-            try:
-                with open(full, "rb") as fh:
-                    data = fh.read(self.max_bytes + 1)
-            except FileNotFoundError:
-                return self.remove_file(mount, relpath, source="delete")
-            except OSError as exc:
-                return self._skip(mount, relpath, st, "unreadable", exc.strerror or str(exc))
         if len(data) > self.max_bytes:
             return self._skip(mount, relpath, st, "too large", f"over {self.max_bytes} bytes")
         digest = hashlib.sha256(data).hexdigest()
@@ -245,9 +246,8 @@ class Indexer:
         if row is None:
             return self.index_file(mount, dst, source="move")
         try:
-            with open(mount.path / dst, "rb") as fh:
-                data = fh.read(self.max_bytes + 1)
-        except OSError:
+            data, _ = Confined.at(mount.path).read_with_stat(mount.path / dst, self.max_bytes, follow=False)
+        except (OSError, PathDenied):
             self.remove_file(mount, src)
             return self.index_file(mount, dst, source="move")
         digest = hashlib.sha256(data).hexdigest()

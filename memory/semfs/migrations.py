@@ -94,3 +94,22 @@ def m001_semfs(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m002_version_archive(db: Database) -> None:
+    # Unmounting keeps a mount's version history here, by absolute path; mounting the folder again brings it back.
+    db.executescript(
+        """
+        CREATE TABLE semfs_version_archive (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            sha256 TEXT REFERENCES semfs_blobs(sha256),
+            size INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            source TEXT NOT NULL,
+            archived_at REAL NOT NULL
+        );
+        CREATE INDEX semfs_version_archive_path ON semfs_version_archive(path, id);
+        """
+    )

@@ -36,8 +36,8 @@ class Filters:
     type: str | None = None
     since: float | None = None
     view: str | None = None
-    #: Only these mounts (by name): access control narrows a search to the mounts the caller may read.
-    within: tuple[str, ...] | None = None
+    #: The scopes a caller may read: (mount id, folder below it, "" for the whole mount). None: no limit.
+    within: tuple[tuple[int, str], ...] | None = None
 
 
 @dataclass
@@ -85,9 +85,16 @@ class Searcher:
             clauses.append("f.mount_id = ?")
             params.append(mount.id)
         if filters.within is not None:
-            ids = self._within_ids(filters)
-            clauses.append(f"f.mount_id IN ({','.join('?' * len(ids)) or 'NULL'})")
-            params.extend(ids)
+            # Each scope is a mount, or a folder in one: "(mount = ? AND (folder = '' OR below it))", OR-ed.
+            scoped = []
+            for mount_id, folder in filters.within:
+                if folder:
+                    scoped.append("(f.mount_id = ? AND substr(f.relpath, 1, ?) = ?)")
+                    params.extend([mount_id, len(folder) + 1, folder + "/"])
+                else:
+                    scoped.append("f.mount_id = ?")
+                    params.append(mount_id)
+            clauses.append("(" + (" OR ".join(scoped) or "0") + ")")
         if filters.type:
             kind = filters.type.lower()
             if kind.startswith("."):
@@ -111,10 +118,6 @@ class Searcher:
             params.append(filters.view)
         return " AND ".join(clauses), params
 
-    def _within_ids(self, filters: Filters) -> list[int]:
-        names = set(filters.within or ())
-        return [m.id for m in self.db.mounts() if m.name in names]
-
     def keyword(self, query: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
         expr = fts_query(query)
         if not expr:
@@ -136,7 +139,7 @@ class Searcher:
         if filters.mount:
             where["mount_id"] = self.db.mount_by_name(filters.mount).id
         if filters.within is not None:
-            where["mount_id"] = {"$in": self._within_ids(filters) or [-1]}
+            where["mount_id"] = {"$in": sorted({m for m, _ in filters.within}) or [-1]}
             if filters.mount:
                 where["mount_id"] = self.db.mount_by_name(filters.mount).id
         if filters.type and not filters.type.startswith(".") and filters.type in KINDS:
@@ -144,7 +147,8 @@ class Searcher:
         if len(where) > 1:
             where = {"$and": [{k: v} for k, v in where.items()]}
         post_filter = bool(
-            filters.glob or filters.since is not None or filters.view or (filters.type and filters.type.startswith("."))
+            any(folder for _, folder in filters.within or ())
+            or filters.glob or filters.since is not None or filters.view or (filters.type and filters.type.startswith("."))
         )
         from memory import embeddings
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 import zlib
 from typing import Any
 
+from aios.confined import Confined
 from aios.errors import UsageError
 from memory.semfs.db import Mount, NotIndexed, SemDB
 from memory.semfs.indexer import Indexer, IndexOutcome
@@ -75,38 +74,45 @@ class Versions:
             )
         )
 
-    def write(self, mount: Mount, relpath: str, data: bytes, *, source: str = "write") -> IndexOutcome:
-        """Write a file inside a mount atomically (temp file + rename) and index it at once, as one version."""
+    def write(
+        self, mount: Mount, relpath: str, data: bytes, *, source: str = "write", tree: Confined | None = None
+    ) -> IndexOutcome:
+        """Write a file inside a mount atomically and index it at once, as one version.
+
+        The file is created and renamed into place relative to a directory fd of ``tree`` (the mount, or a
+        caller's grant inside it): no path is reopened by name, so no symlink leads the write out of it.
+        """
         if not mount.present:
             raise UsageError(f"mount '{mount.name}' is not available ({mount.path} is missing)")
-        target = mount.path / relpath
         if not relpath or relpath.startswith("../") or ".." in relpath.split("/"):
             raise UsageError(f"cannot write {relpath!r}: not a path inside the mount")
-        if target.is_dir():
-            raise UsageError(f"cannot write {target}: it is a folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-        fd, tmp = tempfile.mkstemp(prefix=".aios-", dir=target.parent)
+        target = mount.path / relpath
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+            (tree or Confined.at(mount.path)).write(target, data)
+        except IsADirectoryError as exc:
+            raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+        except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+            raise UsageError(f"cannot write {target}: {exc.strerror}") from None
         return self.indexer.index_file(mount, relpath, source=source, data=data)
 
-    def delete(self, mount: Mount, relpath: str) -> IndexOutcome:
+    def delete(self, mount: Mount, relpath: str, *, tree: Confined | None = None) -> IndexOutcome:
         target = mount.path / relpath
-        if not target.is_file():
-            raise UsageError(f"cannot delete {target}: no such file")
-        target.unlink()
+        try:
+            (tree or Confined.at(mount.path)).unlink(target)
+        except (FileNotFoundError, NotADirectoryError):
+            raise UsageError(f"cannot delete {target}: no such file") from None
+        except PermissionError as exc:
+            raise UsageError(f"cannot delete {target}: {exc.strerror}") from None
         return self.indexer.remove_file(mount, relpath, source="delete")
 
     def rollback(
-        self, mount: Mount, relpath: str, *, steps: int | None = None, at: float | None = None
+        self,
+        mount: Mount,
+        relpath: str,
+        *,
+        steps: int | None = None,
+        at: float | None = None,
+        tree: Confined | None = None,
     ) -> dict[str, Any]:
         """Restore an earlier version through ``write`` (so the rollback is a version too, and can be undone).
 
@@ -131,7 +137,7 @@ class Versions:
         if target["sha256"] == current["sha256"]:
             return {"restored": target["version"], "changed": False, "path": str(mount.path / relpath)}
         if target["sha256"] is None:
-            self.delete(mount, relpath)
+            self.delete(mount, relpath, tree=tree)
         else:
-            self.write(mount, relpath, self.content(target["sha256"]), source="rollback")
+            self.write(mount, relpath, self.content(target["sha256"]), source="rollback", tree=tree)
         return {"restored": target["version"], "changed": True, "path": str(mount.path / relpath)}

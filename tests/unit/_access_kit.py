@@ -28,7 +28,7 @@ from aios.plugin_manager import PluginManager
 from kernel import open_kernel
 from kernel.backends.fake import FakeBackend
 from kernel.context import ProcessContext
-from kernel.fs_guard import FileGrant, open_confined
+from aios.confined import FileGrant, open_confined
 from kernel.kernel import Kernel
 from kernel.process import Process
 from kernel.server import serve_socket

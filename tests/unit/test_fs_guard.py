@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernel.fs_guard import FileGrant, PathDenied, confine, open_confined
+from aios.confined import FileGrant, PathDenied, confine, open_confined
 
 SECRET = b"SECRET outside the grant"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from aios.confined import PathDenied
 from aios.errors import UsageError
 from memory.semfs import Filters, NotIndexed, SemFS, WriterBusy
 from memory.semfs.check import check, rebuild
@@ -128,9 +129,14 @@ def test_filters_and_no_results(fs: SemFS, tmp_path: Path) -> None:
     assert fs.search("passport", filters=Filters(since=os.path.getmtime(root / "garden.md") + 3600)) == []
     fs.index(write_corpus(tmp_path / "other", {"pests.md": "Aphids and greenfly on the roses."}))
     fs.embed_pending()
+    docs = fs.db.mount_by_name("docs").id
     for mode in ("keyword", "semantic", "hybrid"):
-        hits = fs.search("aphids on plants", filters=Filters(within=("docs",)), mode=mode)  # type: ignore[arg-type]
+        hits = fs.search("aphids on plants", filters=Filters(within=((docs, ""),)), mode=mode)  # type: ignore[arg-type]
         assert hits and {h.mount for h in hits} == {"docs"}
+        # A scope may be a folder inside a mount: nothing outside it is found.
+        inside = fs.search("passport", filters=Filters(within=((docs, "notes"),)), mode=mode)  # type: ignore[arg-type]
+        assert inside and {h.relpath.split("/")[0] for h in inside} == {"notes"}
+        assert fs.search("aphids", filters=Filters(within=((docs, "notes"),)), mode=mode) == []  # type: ignore[arg-type]
     assert fs.search("aphids", filters=Filters(within=())) == []
     assert fs.search("qwxzzy", mode="keyword") == []
     assert fs.search("!!! ???", mode="keyword") == []  # punctuation only: no FTS syntax error
@@ -258,9 +264,9 @@ def test_symlinks_out_of_a_mount_are_not_followed(fs: SemFS, tmp_path: Path) -> 
     (root / "linkdir").symlink_to(outside, target_is_directory=True)
     fs.index(root)
     assert fs.search("vault", mode="keyword") == []  # symlinks are not indexed
-    with pytest.raises(UsageError, match="leads outside"):
+    with pytest.raises(PathDenied, match="leads outside"):
         fs.cat(root / "link.txt")
-    with pytest.raises(UsageError, match="leads outside"):
+    with pytest.raises(PathDenied, match="leads outside"):
         fs.write(root / "linkdir" / "new.txt", b"escape")
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert fs.progress_line() == f"files {len(fs.ls())} · embedding {fs.vectors.pending()} chunks…"

@@ -43,6 +43,7 @@ class _Agents:
             _agent("reader", Capabilities(files_read=(str(root),))),
             _agent("writer", Capabilities(files_read=(str(root),), files_write=(str(root / "notes"),))),
             _agent("nobody", Capabilities()),
+            _agent("owner", Capabilities(files_write=(str(root),))),
         ]
 
     @hookimpl
@@ -62,8 +63,11 @@ async def test_fs_syscalls_under_access_control(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "home" / "aios.db")
     with anyio.fail_after(60):
         async with open_kernel(Config(), runtime=FakeBackend(), store=store, plugins=plugins) as kernel:
-            reader, writer, nobody = [await _as(kernel, n) for n in ("reader", "writer", "nobody")]
-            mounted = await reader.call("fs.mount", path=str(root))
+            reader, writer, nobody, owner = [await _as(kernel, n) for n in ("reader", "writer", "nobody", "owner")]
+            with pytest.raises(PermissionDenied):  # mounting changes shared state: a read grant is not enough
+                await reader.call("fs.mount", path=str(root))
+            assert kernel.services["semfs"].db.mounts() == []
+            mounted = await owner.call("fs.mount", path=str(root))
             assert mounted["stats"]["indexed"] == 4
             found = await reader.call("fs.search", query="aphids", mode="keyword")
             assert [r["relpath"] for r in found["results"]] == ["garden.md"]
@@ -118,8 +122,10 @@ async def test_llm_backed_syscalls_go_through_the_engine(tmp_path: Path) -> None
     store = Store.open(tmp_path / "home" / "aios.db")
     with anyio.fail_after(60):
         async with open_kernel(Config(), runtime=FakeBackend(), store=store, plugins=plugins) as kernel:
-            writer = await _as(kernel, "writer")
-            await writer.call("fs.index", path=str(root))
+            writer, owner = await _as(kernel, "writer"), await _as(kernel, "owner")
+            with pytest.raises(PermissionDenied):  # indexing may mount: write access to the folder needed
+                await writer.call("fs.index", path=str(root))
+            await owner.call("fs.index", path=str(root))
             garden = str(root / "garden.md")
             first = await writer.call("fs.summarize", target=garden)
             assert first["summary"].startswith("echo:") and not first["cached"]
@@ -134,7 +140,9 @@ async def test_llm_backed_syscalls_go_through_the_engine(tmp_path: Path) -> None
             assert merged["outcome"] == "indexed" and into.read_text().startswith("echo:")
             compared = await writer.call("fs.compare", path=str(into))
             assert compared["comparison"].startswith("echo:") and "+echo:" in compared["diff"]
-            view = await writer.call("fs.group", name="trip", query="passport", mode="keyword")
+            with pytest.raises(PermissionDenied):  # a view is shared state: write access to the mount needed
+                await writer.call("fs.group", name="trip", query="passport", mode="keyword")
+            view = await owner.call("fs.group", name="trip", query="passport", mode="keyword")
             assert view["files"] >= 1
             listed = (await writer.call("fs.ls", target="@trip"))["files"]
             assert listed[0]["relpath"] == "notes/travel.txt"
