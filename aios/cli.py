@@ -21,12 +21,23 @@ __all__ = ["cli", "main"]
 log = logging.getLogger("aios")
 
 
+#: Commands that must work with a broken config.toml: they are how one finds and fixes it.
+_WITHOUT_CONFIG = frozenset({"doctor", "paths", "config"})
+
+
 class AiosGroup(click.Group):
-    """Turns AiosError into one clear line and the right exit code."""
+    """Turns AiosError into one clear line and the right exit code; runs every command under umask 077."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["aios.args"] = tuple(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from aios.filemodes import private_umask
+
         try:
-            return super().invoke(ctx)
+            with private_umask():  # whatever a command creates (store, tokens, logs) is the user's alone
+                return super().invoke(ctx)
         except AiosError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -59,6 +70,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    asks_help = bool({"-h", "--help"} & set(ctx.meta.get("aios.args", ())))
+    if ctx.invoked_subcommand not in _WITHOUT_CONFIG and not asks_help:
+        from aios.config import load_config
+
+        load_config()  # a broken config.toml stops every command here, with one line and exit 2
     if ctx.invoked_subcommand is None:
         ctx.invoke(tui)
 

@@ -1,4 +1,4 @@
-"""`aios mcp add|list|remove|test|tools|call|serve` and `aios plan run`."""
+"""`aios mcp add|list|remove|test|tools|call|serve|token` and `aios plan run`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import click
 
+from aios import paths
 from aios._cli_util import CONTEXT_SETTINGS, print_json, table
 from aios.errors import ConfigError, UsageError
 
@@ -295,7 +296,10 @@ def call(tool: str, arguments: str, timeout: float | None, as_json: bool, mcp_co
 
 
 @mcp_group.command("serve", context_settings=CONTEXT_SETTINGS)
-@click.option("--http", "http", metavar="HOST:PORT", help="Serve streamable HTTP instead of stdio.")
+@click.option(
+    "--http", "http", metavar="HOST:PORT", help="Serve streamable HTTP (bearer token required) instead of stdio."
+)
+@click.option("--allow-remote", is_flag=True, help="Let --http bind an address other machines can reach.")
 @click.option(
     "--allow",
     "allow",
@@ -311,6 +315,7 @@ def call(tool: str, arguments: str, timeout: float | None, as_json: bool, mcp_co
 @click.option("--family", "families", multiple=True, help="Syscall families to expose (default: fs, mem, task).")
 def serve(
     http: str | None,
+    allow_remote: bool,
     allow: tuple[str, ...],
     files_read: tuple[str, ...],
     files_write: tuple[str, ...],
@@ -319,12 +324,16 @@ def serve(
 ) -> None:
     """Expose aios's semantic FS, memory and tasks as an MCP server (for Claude Desktop, Cursor...).
 
+    Over --http every request needs `Authorization: Bearer TOKEN`; the token is made on the first start
+    (shown once, kept 0600 in the data dir, see `aios mcp token`). Loopback only unless --allow-remote.
+
     \b
     Examples:
       aios mcp serve --allow 'fs.*' --read ~/notes
       aios mcp serve --http 127.0.0.1:8765 --allow 'mem.*' --memory 'notes'
     """
     from aios.api import Capabilities
+    from tools.http_auth import ensure_token, parse_listen
     from tools.serve import serve_mcp
 
     caps = Capabilities(
@@ -334,7 +343,54 @@ def serve(
         memory_read=tuple(memory),
         memory_write=tuple(memory),
     )
-    anyio.run(lambda: serve_mcp(caps, http=http, families=tuple(families) or None))
+    if http is None:
+        anyio.run(lambda: serve_mcp(caps, families=tuple(families) or None))
+        return
+    listen = parse_listen(http, allow_remote=allow_remote)
+    if not listen.loopback:
+        click.echo(
+            f"warning: serving on {listen.host}:{listen.port}, reachable from other machines, over plain HTTP "
+            "(anyone who sees the token can use it; put TLS in front)",
+            err=True,
+        )
+    token, created = ensure_token()
+    if created:
+        _show_token(token, "new bearer token for `aios mcp serve --http` (shown once)")
+
+    def ready(url: str) -> None:
+        click.echo(f"serving MCP on {url} (Authorization: Bearer <token in {paths.mcp_http_token_path()}>)", err=True)
+
+    anyio.run(
+        lambda: serve_mcp(caps, http=http, allow_remote=allow_remote, families=tuple(families) or None, on_ready=ready)
+    )
+
+
+def _show_token(token: str, what: str) -> None:
+    click.echo(f"{what}: {token}", err=True)
+    click.echo(f"stored in {paths.mcp_http_token_path()} (mode 0600); rotate with `aios mcp token --rotate`", err=True)
+
+
+@mcp_group.command("token", context_settings=CONTEXT_SETTINGS)
+@click.option("--rotate", is_flag=True, help="Make a new token; the old one stops working at once.")
+def token_cmd(rotate: bool) -> None:
+    """Show where the bearer token of `aios mcp serve --http` is kept, or replace it.
+
+    The token is printed only when it is made; read the file to configure a client.
+
+    \b
+    Examples:
+      aios mcp token
+      aios mcp token --rotate
+      curl -H "Authorization: Bearer $(cat "$(aios mcp token)")" ...
+    """
+    from tools.http_auth import create_token
+
+    if rotate:
+        _show_token(create_token(), "new bearer token (the old one no longer works, running servers included)")
+    where = paths.mcp_http_token_path()
+    if not where.exists():
+        raise UsageError(f"no token yet at {where}", "it is made by the first `aios mcp serve --http`, or --rotate")
+    click.echo(str(where))
 
 
 @click.group("plan", context_settings=CONTEXT_SETTINGS)

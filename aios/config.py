@@ -132,14 +132,25 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
 def load_config(path: Path | None = None) -> Config:
     """Read and validate the config file; a missing file gives the defaults."""
     path = path or paths.config_path()
-    if not path.exists():
-        return Config()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config()
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a file", "remove it or put a config file there") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}", "check its permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.start + 1].hex()
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{bad} at offset {exc.start})", "save it as UTF-8 or delete it"
+        ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", "fix the file or delete it to use defaults") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
     return parse_config(data, str(path))
 
 

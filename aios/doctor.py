@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aios import paths
 from aios._files import ensure_writable_dir
-from aios.config import load_config
+from aios.config import Config, load_config
 from aios.errors import AiosError
 
 __all__ = ["Check", "run_checks"]
@@ -21,23 +21,22 @@ class Check:
     detail: str
 
 
-def _config() -> Check:
+def _config() -> tuple[Check, Config | None]:
     try:
-        load_config()
+        config = load_config()
     except AiosError as exc:
-        return Check("config", False, exc.one_line())
+        return Check("config", False, exc.one_line()), None
     where = paths.config_path()
-    return Check("config", True, f"{where}" if where.exists() else f"defaults ({where} not created)")
+    return Check("config", True, f"{where}" if where.exists() else f"defaults ({where} not created)"), config
 
 
-def _model() -> Check:
-    """Header check, then a real load: a corrupt file with a good header fails only when llama.cpp reads it."""
+def _model(config: Config | None) -> Check:
+    """Whole-file GGUF check, then a real load: a file whose structure is sound may still fail in llama.cpp."""
     from aios.models import ModelRegistry, check_gguf
 
     try:
-        config = load_config()
-        info = ModelRegistry().get(config.llm.model or None)
-        check_gguf(Path(info.path))
+        info = ModelRegistry().get((config or Config()).llm.model or None)  # a broken config: the default model
+        check_gguf(Path(info.path), full=True)
         if importlib.util.find_spec("llama_cpp") is not None:
             from kernel.backends.llama_runtime import LlamaRuntime
 
@@ -105,5 +104,19 @@ def _plugins() -> Check:
     return Check("plugins", True, f"{len(manager.plugin_names())} loaded, agents: {', '.join(sorted(agents))}")
 
 
+def _modes() -> Check:
+    from aios.filemodes import loose_paths
+
+    report = loose_paths()
+    if not report:
+        return Check("modes", True, "data dir and secret files are private (0700 dirs, 0600 files)")
+    shown = ", ".join(str(p) for p in report.loose[:5]) + (
+        f" and {len(report.loose) - 5} more" if len(report.loose) > 5 else ""
+    )
+    return Check("modes", False, f"readable or writable by others: {shown} (fix: {'; '.join(report.fixes)})")
+
+
 def run_checks() -> list[Check]:
-    return [_config(), _data_dir(), _store(), _engine(), _model(), *_embeddings(), _plugins()]
+    """Every check runs, whatever failed before it: a broken config must not hide the other problems."""
+    config_check, config = _config()
+    return [config_check, _data_dir(), _modes(), _store(), _engine(), _model(config), *_embeddings(), _plugins()]

@@ -6,6 +6,7 @@ __all__ = [
     "AiosError",
     "BudgetExceeded",
     "ConfigError",
+    "InvalidModelFile",
     "ModelError",
     "PermissionDenied",
     "ProcessNotFound",
@@ -42,6 +43,12 @@ class ConfigError(UsageError):
 
 class ModelError(AiosError):
     """The model file is missing, unreadable or not a GGUF file."""
+
+
+class InvalidModelFile(ModelError):
+    """The file given as a model is not a complete GGUF (bad header, truncated, unknown tensor type): exit 2."""
+
+    exit_code = 2
 
 
 class StoreError(AiosError):

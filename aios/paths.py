@@ -21,6 +21,7 @@ __all__ = [
     "home_override",
     "logs_dir",
     "mcp_config_path",
+    "mcp_http_token_path",
     "models_path",
     "plugins_dir",
     "runtime_dir",
@@ -66,6 +67,12 @@ def models_path() -> Path:
 
 def mcp_config_path() -> Path:
     return config_dir() / "mcp.json"
+
+
+def mcp_http_token_path() -> Path:
+    """Bearer token of ``aios mcp serve --http`` (a secret: in the private data dir, not the config dir,
+    which people copy into dotfiles repositories)."""
+    return data_dir() / "mcp-http.token"
 
 
 def plugins_dir() -> Path:

@@ -19,6 +19,7 @@ from aios import paths
 from aios.api import PRIORITIES, Agent, Capabilities, Manifest
 from aios.config import Config, load_config
 from aios.errors import AiosError, BudgetExceeded, PermissionDenied, ProcessNotFound, UnknownSyscall, UsageError
+from aios.filemodes import private_umask, secure_home
 from aios.plugin_manager import PluginManager
 from kernel.access import AccessGuard, attenuate
 from kernel.approvals import ApprovalBroker
@@ -535,8 +536,22 @@ async def open_kernel(
     store: Store | None = None,
     plugins: PluginManager | None = None,
 ) -> AsyncIterator[Kernel]:
-    """Open the stores, load the model (in a worker thread), run the kernel for the block's duration."""
+    """Open the stores, load the model (in a worker thread), run the kernel for the block's duration.
+
+    The kernel runs under umask 077 and makes the data and config dirs 0700: every store, WAL, swap, lock,
+    log and token file it creates is private to the user (see ``aios.filemodes``).
+    """
     config = config or load_config()
+    with private_umask():
+        secure_home()
+        async with _run_kernel(config, runtime=runtime, store=store, plugins=plugins) as kernel:
+            yield kernel
+
+
+@asynccontextmanager
+async def _run_kernel(
+    config: Config, *, runtime: Runtime | None, store: Store | None, plugins: PluginManager | None
+) -> AsyncIterator[Kernel]:
     own_store = store is None
     store = store or Store.open()
     try:

@@ -4,6 +4,7 @@ decides between swapping a context out and dropping it to recompute later."""
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +40,11 @@ class SwapStore:
         if not force_file and self.ram_used + data.nbytes <= self.ram_cap_bytes:
             self.ram_used += data.nbytes
             return SwapHandle(data.nbytes, data=data)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.directory / f"{uuid.uuid4().hex}.kv"
         try:
-            with path.open("wb") as fh:
+            # KV state holds the agent's conversation: 0600 whatever the process umask.
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
                 data.tofile(fh)
         except OSError:
             path.unlink(missing_ok=True)

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import socket
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp_types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent
 
+from aios import paths
 from aios.api import Agent, Capabilities, Context, Manifest
 from aios.errors import AiosError, UsageError
 from aios.hookspecs import hookimpl
 from tools.builtin import SYSCALL_FAMILIES, quiet_mcpserver, syscall_tools
+from tools.http_auth import BearerAuth, Listen, TokenFile, parse_listen
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -96,9 +100,27 @@ class _HolderPlugin:
         return [self.agent]
 
 
-async def serve_mcp(caps: Capabilities, *, http: str | None = None, families: Sequence[str] | None = None) -> None:
+async def serve_mcp(
+    caps: Capabilities,
+    *,
+    http: str | None = None,
+    families: Sequence[str] | None = None,
+    allow_remote: bool = False,
+    token_file: Path | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve over stdio, or over streamable HTTP (``http`` = HOST:PORT) behind a bearer token.
+
+    The HTTP app is the SDK's own (``streamable_http_app``), wrapped in :class:`tools.http_auth.BearerAuth`
+    and run under uvicorn here. The token file must exist (``tools.http_auth.ensure_token``); ``on_ready``
+    gets the URL once the port is listening.
+    """
     from kernel.kernel import open_kernel
 
+    listen = parse_listen(http, allow_remote=allow_remote) if http else None
+    token_file = token_file or paths.mcp_http_token_path()
+    if listen is not None and not token_file.exists():
+        raise UsageError(f"no bearer token at {token_file}", "run `aios mcp token --rotate` to make one")
     allow = caps.tools
     families = tuple(families or SYSCALL_FAMILIES)
     plugin = _HolderPlugin(_holder(caps))
@@ -108,10 +130,41 @@ async def serve_mcp(caps: Capabilities, *, http: str | None = None, families: Se
         server = export_server(kernel, lambda: kernel._proc(pid), families, allow)
         exposed = [t.name for t in export_tools(families, allow)]
         log.info("aios mcp serve: pid %d exposes %s", pid, ", ".join(exposed) or "no tools")
-        if http:
-            host, _, port = http.rpartition(":")
-            if not port.isdigit():
-                raise UsageError(f"--http wants HOST:PORT, got {http!r}")
-            await server.run_streamable_http_async(host=host or "127.0.0.1", port=int(port))
+        if listen is not None:
+            await _serve_http(server, listen, TokenFile(token_file), on_ready)
         else:
             await server.run_stdio_async()
+
+
+def _bind(listen: Listen) -> socket.socket:
+    """Bind before serving, so a busy port is one clear error rather than uvicorn's exit."""
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((listen.host, listen.port))
+    except OSError as exc:
+        sock.close()
+        raise AiosError(f"cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _serve_http(
+    server: MCPServer, listen: Listen, tokens: TokenFile, on_ready: Callable[[str], None] | None
+) -> None:
+    import uvicorn
+
+    app = BearerAuth(server.streamable_http_app(host=listen.host), tokens)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    web = uvicorn.Server(config)
+    sock = _bind(listen)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(web.serve, [sock])
+            while not web.started and not web.should_exit:
+                await anyio.sleep(0.05)
+            if web.started and on_ready is not None:
+                on_ready(listen.url)
+    finally:
+        sock.close()

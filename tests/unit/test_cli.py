@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import pytest
+from _gguf_kit import write_tiny_gguf
 from click.testing import CliRunner
 
 from aios.cli import cli
@@ -64,8 +64,7 @@ def test_unwritable_data_dir_is_exit_1(runner: CliRunner, tmp_path: Path, monkey
 
 
 def test_corrupt_model_is_one_line_and_exit_1(runner: CliRunner, tmp_path: Path) -> None:
-    bad = tmp_path / "bad.gguf"
-    bad.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 2, 2) + b"garbage")
+    bad = write_tiny_gguf(tmp_path / "bad.gguf")  # a complete file llama.cpp cannot load (no weights)
     assert runner.invoke(cli, ["models", "add", str(bad), "--name", "bad", "--default"]).exit_code == 0
     result = runner.invoke(cli, ["run", "chat", "hi"])
     assert result.exit_code == 1
@@ -79,8 +78,7 @@ def test_corrupt_model_is_one_line_and_exit_1(runner: CliRunner, tmp_path: Path)
 def test_models_commands(runner: CliRunner, tmp_path: Path) -> None:
     listing = json.loads(runner.invoke(cli, ["models", "list", "--json"]).stdout)
     assert listing["default"] == "smollm2-135m"
-    model = tmp_path / "Other.gguf"
-    model.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 2, 2))
+    model = write_tiny_gguf(tmp_path / "Other.gguf")
     assert runner.invoke(cli, ["models", "add", str(model)]).exit_code == 0
     assert runner.invoke(cli, ["models", "default", "other"]).exit_code == 0
     assert runner.invoke(cli, ["models", "default"]).stdout.strip() == "other"

