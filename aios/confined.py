@@ -122,12 +122,21 @@ def _denied(exc: OSError, shown: str) -> PathDenied | OSError:
 
 
 def open_beneath(
-    dirfd: int, rel: str, flags: int = os.O_RDONLY, mode: int = 0o644, *, follow: bool = True, shown: str = ""
+    dirfd: int,
+    rel: str,
+    flags: int = os.O_RDONLY,
+    mode: int = 0o644,
+    *,
+    follow: bool = True,
+    single_link: bool = False,
+    shown: str = "",
 ) -> int:
     """Open ``rel`` relative to ``dirfd`` without ever leaving the tree below it; return the new fd.
 
-    ``follow=False`` refuses every symbolic link on the way. Raises PathDenied for an escape or a link that
-    is refused, OSError for the rest (a missing file is FileNotFoundError). Only regular files and folders.
+    ``follow=False`` refuses every symbolic link on the way; ``single_link`` refuses a regular file with more
+    than one hard link (it may be a file from outside the tree under a second name). Raises PathDenied for an
+    escape or a link that is refused, OSError for the rest (a missing file is FileNotFoundError). Only
+    regular files and folders are opened.
     """
     shown = shown or rel
     if rel.startswith("/") or "\x00" in rel:
@@ -151,9 +160,12 @@ def open_beneath(
     except OSError as exc:
         raise _denied(exc, shown) from None
     try:
-        kind = os.fstat(fd).st_mode
+        st = os.fstat(fd)
+        kind = st.st_mode
         if not (stat.S_ISREG(kind) or stat.S_ISDIR(kind)):
             raise PathDenied(f"{shown!r} is not a regular file or folder")
+        if single_link and stat.S_ISREG(kind) and st.st_nlink > 1:
+            raise PathDenied(f"{shown!r} has {st.st_nlink} hard links: it may be a file from outside, not opened")
         if not flags & os.O_NONBLOCK and stat.S_ISREG(kind):
             os.set_blocking(fd, True)
     except BaseException:
@@ -194,13 +206,15 @@ class Confined:
 
     root: Path
     anchor: Path
+    #: Refuse regular files with several hard links (for agents, and for the indexer).
+    single_link: bool = False
 
     @classmethod
-    def at(cls, root: str | Path, *, anchor: str | Path | None = None) -> Confined:
+    def at(cls, root: str | Path, *, anchor: str | Path | None = None, single_link: bool = False) -> Confined:
         root, anchor = Path(root), Path(anchor) if anchor is not None else None
         if anchor is not None and anchor != root and not root.is_relative_to(anchor):
             raise PathDenied(f"{root} is not inside {anchor}")
-        return cls(root, anchor or root)
+        return cls(root, anchor or root, single_link)
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -239,7 +253,7 @@ class Confined:
     def open(self, path: str | Path, flags: int = os.O_RDONLY, mode: int = 0o644, *, follow: bool = True) -> Iterator[int]:
         rel = self.rel(path)
         with self.root_fd() as root:
-            fd = open_beneath(root, rel, flags, mode, follow=follow, shown=str(path))
+            fd = open_beneath(root, rel, flags, mode, follow=follow, single_link=self.single_link, shown=str(path))
         try:
             yield fd
         finally:
@@ -310,6 +324,8 @@ class Confined:
                 old = None
             if old is not None and stat.S_ISLNK(old.st_mode):
                 raise PathDenied(f"{path!r} is a symbolic link: write to the file it points to")
+            if old is not None and self.single_link and old.st_nlink > 1:
+                raise PathDenied(f"{path!r} has {old.st_nlink} hard links: it may be a file from outside, not changed")
             if old is not None and not stat.S_ISREG(old.st_mode):
                 what = "a folder" if stat.S_ISDIR(old.st_mode) else "not a regular file"
                 raise IsADirectoryError(errno.EISDIR, what, str(path))
@@ -338,6 +354,8 @@ class Confined:
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode):
                 raise PathDenied(f"{path!r} is not a regular file")
+            if self.single_link and st.st_nlink > 1:
+                raise PathDenied(f"{path!r} has {st.st_nlink} hard links: it may be a file from outside, not removed")
             os.unlink(name, dir_fd=fd)
 
     def listdir(self, path: str | Path = "", *, follow: bool = True) -> list[str]:

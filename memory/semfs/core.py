@@ -39,10 +39,13 @@ def tree_of(mount: Mount, within: Path | None = None) -> Confined:
     way between them is resolved with no symbolic links (so a caller who may write in the anchor cannot turn
     the folder on that way into a link).
     """
+    # A caller confined to a grant (anyone but the user, whose grant is "/") never opens a file with several
+    # hard links: it may be a file from outside the grant under a second name.
+    strict = within is not None and within != Path("/")
     if within is None or mount.path == within or mount.path.is_relative_to(within):
-        return Confined.at(mount.path, anchor=within)
+        return Confined.at(mount.path, anchor=within, single_link=strict)
     if within.is_relative_to(mount.path):
-        return Confined.at(within, anchor=mount.path)
+        return Confined.at(within, anchor=mount.path, single_link=strict)
     raise PathDenied(f"mount '{mount.name}' ({mount.path}) is not inside the granted folder {within}")
 
 

@@ -90,7 +90,8 @@ class Indexer:
         and time are read off that same fd: a file swapped for a link meanwhile is simply not in the index.
         """
         full = mount.path / relpath
-        tree = Confined.at(mount.path)
+        # Never a link of either kind: a hard-linked file may be a file from outside the mount under a second name.
+        tree = Confined.at(mount.path, single_link=True)
         try:
             if data is None:
                 data, st = tree.read_with_stat(full, self.max_bytes, follow=False)
@@ -100,7 +101,7 @@ class Indexer:
             return self.remove_file(mount, relpath, source="delete")
         except OSError as exc:
             return self._skip(mount, relpath, None, "unreadable", exc.strerror or str(exc))
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
             return self.remove_file(mount, relpath, source="delete")
         if st.st_size > self.max_bytes:
             return self._skip(mount, relpath, st, "too large", f"{st.st_size} bytes > {self.max_bytes}")

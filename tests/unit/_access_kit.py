@@ -179,7 +179,12 @@ async def _kernel(config: Config, store: Store, plugins: PluginManager, sock: Pa
 
 
 @asynccontextmanager
-async def open_rig(tmp_path: Path, transport: Transport = "inproc", config: Config | None = None) -> AsyncIterator[Rig]:
+async def open_rig(
+    tmp_path: Path,
+    transport: Transport = "inproc",
+    config: Config | None = None,
+    agents: Any = None,
+) -> AsyncIterator[Rig]:
     """A kernel for the test. Over the socket it runs on its own event loop in another thread, as a daemon
     would in another process: then even the client's blocking calls (``ps()``) cannot stall it."""
     root = tmp_path / "files"
@@ -192,7 +197,7 @@ async def open_rig(tmp_path: Path, transport: Transport = "inproc", config: Conf
     class Extras:
         @hookimpl
         def register_agents(self) -> list[type[Agent]]:
-            return agent_classes(root)
+            return (agents or agent_classes)(root)  # type: ignore[no-any-return]
 
     plugins.register(Extras(), name="access-kit")
     config = config or Config()
