@@ -97,8 +97,12 @@ def build_world(root: Path) -> World:
     }
     for name, target in links.items():
         (g / name).symlink_to(target)
-    os.link(w.private / "secret.txt", g / "hard_private")
-    os.link(w.outside / "secret.txt", g / "hard_outside")
+    # Hard links to their own files, so the symlinked secrets above keep a single link (and only the
+    # confined open, not the hard-link rule, stands between them and the intruder).
+    (w.private / "hard.txt").write_text(PRIVATE_SECRET + " (hard)\n")
+    (w.outside / "hard.txt").write_text(OUTSIDE_SECRET + " (hard)\n")
+    os.link(w.private / "hard.txt", g / "hard_private")
+    os.link(w.outside / "hard.txt", g / "hard_outside")
     return w
 
 
