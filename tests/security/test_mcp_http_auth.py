@@ -168,7 +168,7 @@ async def test_sdk_client_needs_the_token(server: Served) -> None:
         names = await _sdk_names(server.url, server.token())
         assert {"fs.search", "mem.list", "task.list"} <= set(names) and "fs.write" not in names
         for token in (None, "wrong-" + server.token()):
-            with pytest.raises(BaseException) as caught:  # noqa: PT011, B017 - the SDK wraps it in groups
+            with pytest.raises(BaseException) as caught:  # the SDK wraps the refusal in exception groups
                 await _sdk_names(server.url, token)
             leaves = _leaves(caught.value)
             assert any("error response" in str(e) for e in leaves), leaves

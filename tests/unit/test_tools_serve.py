@@ -69,7 +69,14 @@ async def test_serve_default_families_and_http(aios_home: Path) -> None:
                     break
                 except OSError:
                     await anyio.sleep(0.2)
-            async with Client(f"http://127.0.0.1:{port}/mcp", cache=None) as client:
+            import httpx2
+            from mcp.client.streamable_http import streamable_http_client
+
+            # --http always needs the bearer token made on first start (tests/security/test_mcp_http_auth.py).
+            token = (aios_home / "mcp-http.token").read_text().strip()
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+            url = f"http://127.0.0.1:{port}/mcp"
+            async with http, Client(streamable_http_client(url, http_client=http), cache=None) as client:
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert {"fs.search", "mem.list", "task.list"} <= names and "fs.write" not in names
                 listed = await client.call_tool("mem.list", {})
