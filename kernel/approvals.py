@@ -20,6 +20,7 @@ import anyio
 
 from aios.errors import UsageError
 from kernel.access import Decision, resource_key
+from kernel.blocking import run_blocking
 from kernel.events import ApprovalRequested, ApprovalResolved
 from kernel.process import ProcState
 from kernel.syscalls import Access
@@ -108,15 +109,17 @@ class ApprovalBroker:
         if request.answer is None:
             request.answer, request.by = "timeout", "kernel"
         kernel.events.publish(ApprovalResolved(proc.pid, request.id, request.answer, request.by))
-        return self._outcome(request, reason, attached)
+        return await self._outcome(request, reason, attached)
 
-    def _outcome(self, request: PendingApproval, reason: str, attached: bool) -> tuple[Decision, str]:
+    async def _outcome(self, request: PendingApproval, reason: str, attached: bool) -> tuple[Decision, str]:
         answer, by = request.answer, request.by
         if answer in ("allow_always", "deny_always"):
             decision: Decision = "allow" if answer == "allow_always" else "deny"
             policy = self._kernel.guard.policy
-            if policy is not None:
-                policy.remember(request.agent, request.resource, decision, syscall=request.syscall)
+            if policy is not None:  # rewrites policy.json: not on the event loop
+                await run_blocking(
+                    policy.remember, request.agent, request.resource, decision, syscall=request.syscall, pool="db"
+                )
             return decision, f"{reason}; {by} chose always {decision}"
         if answer == "allow_once":
             return "allow", f"{reason}; allowed once by {by}"

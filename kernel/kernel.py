@@ -25,6 +25,7 @@ from kernel.access import AccessGuard, attenuate
 from kernel.approvals import ApprovalBroker
 from kernel.audit import AuditLog
 from kernel.backends.base import Runtime, SamplingParams
+from kernel.blocking import run_blocking
 from kernel.context import ProcessContext
 from kernel.engine import Engine
 from kernel.events import (
@@ -45,6 +46,7 @@ from kernel.syscall_table import load_services, load_syscalls
 from kernel.syscalls import SYSCALLS, Access, LLMChatRequest
 from kernel.tokens import TokenRegistry
 from memory.store import Store
+from memory.store_writer import StoreWriter
 
 __all__ = ["Kernel", "load_runtime", "open_kernel"]
 
@@ -125,6 +127,10 @@ class Kernel:
         self.approval_broker = ApprovalBroker(self)
         self.tokens = TokenRegistry()
         self.audit = AuditLog(store.path)
+        #: Process rows and messages are written behind, off the event loop (memory/store_writer.py).
+        self._writer = StoreWriter(store.path)
+        #: Task-tree owners never change: remembered so access checks stay off SQLite.
+        self._task_owners: dict[int, str] = {}
         #: Domain services (semantic FS, memory, MCP host...) by name, set up by their owners at boot.
         self.services: dict[str, Any] = {}
         load_syscalls()
@@ -133,10 +139,10 @@ class Kernel:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled. Start with ``await tg.start(kernel.run)``."""
-        reaped = self.store.reap_orphans(self.boot_id)
+        reaped = await run_blocking(self.store.reap_orphans, self.boot_id, pool="db")
         if reaped:
             log.warning("marked %d process(es) from a previous kernel as failed", reaped)
-        self._next_pid = self.store.next_pid()
+        self._next_pid = await run_blocking(self.store.next_pid, pool="db")
         self.engine.start()
         try:
             # Services live inside the task group (and close before it), so one that opens its own task
@@ -155,6 +161,7 @@ class Kernel:
             with anyio.CancelScope(shield=True):
                 await self.engine.aclose()
                 self.events.close()
+                await anyio.to_thread.run_sync(self._writer.close)
                 await anyio.to_thread.run_sync(self.audit.close)
 
     # -- the KernelClient surface ------------------------------------------------------------------
@@ -212,7 +219,7 @@ class Kernel:
             detail={"child": proc.pid},
         )
         if goal:
-            self.store.add_message(proc.pid, "user", goal)
+            self._writer.add_message(proc.pid, "user", goal)
         self.events.publish(ProcessSpawned(proc.pid, proc.info()))
         self._tg.start_soon(self._run_process, proc, instance, name=f"aios-pid-{proc.pid}")
         return proc.pid
@@ -227,8 +234,9 @@ class Kernel:
             proc.inbox_send.send_nowait(text)
         except anyio.ClosedResourceError:
             raise UsageError(f"process {pid} no longer takes input") from None
-        self.store.add_message(pid, "user", text)
+        self._writer.add_message(pid, "user", text)
         self.events.publish(InputSent(pid, text))
+        await run_blocking(self._writer.flush, pool="db")  # stored when we answer
 
     async def close_input(self, pid: int) -> None:
         self._proc(pid).inbox_send.close()
@@ -268,6 +276,7 @@ class Kernel:
     async def wait(self, pid: int) -> dict[str, Any]:
         proc = self._proc(pid)
         await proc.done.wait()
+        await run_blocking(self._writer.flush, pool="db")  # its final row and messages are stored too
         return self.info(pid)
 
     def ps(self) -> list[dict[str, Any]]:
@@ -293,8 +302,13 @@ class Kernel:
     def audit_rows(
         self, *, agent: str | None = None, denied_only: bool = False, limit: int = 200
     ) -> list[dict[str, Any]]:
+        """The latest audit rows (blocking: waits for the audit writer, then reads SQLite; thread-safe)."""
         self.audit.flush()
         return self.store.audit_rows(agent=agent, denied_only=denied_only, limit=limit)
+
+    def flush_writes(self) -> None:
+        """Block until every process row and message recorded so far is committed (thread-safe)."""
+        self._writer.flush()
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes with the running model's tokenizer (an estimate on a remote engine:
@@ -306,13 +320,21 @@ class Kernel:
 
     def _task_owner(self, tree_id: int) -> str | None:
         """The agent owning task tree ``tree_id`` (for access control); None if unknown."""
+        owner = self._task_owners.get(tree_id)
+        if owner is not None:
+            return owner
         tasks = getattr(self.services.get("memory"), "tasks", None)
         if tasks is None:
             return None
-        try:
-            return str(tasks.tree(tree_id)["owner"])
+        try:  # once per tree made by an earlier kernel: one indexed read on the loop
+            owner = str(tasks.tree(tree_id)["owner"])
         except (AiosError, KeyError):
             return None
+        self.note_task_owner(tree_id, owner)
+        return owner
+
+    def note_task_owner(self, tree_id: int, owner: str) -> None:
+        self._task_owners[tree_id] = owner
 
     # -- process internals -------------------------------------------------------------------------
 
@@ -334,7 +356,7 @@ class Kernel:
     def _persist(self, proc: Process) -> None:
         record = proc.record(self.boot_id)
         record["residency"] = self.engine.context_info.get(proc.pid, {}).get("residency", "none")
-        self.store.save_process(record)
+        self._writer.save_process(record)
 
     def _set_state(self, proc: Process, state: ProcState) -> None:
         if proc.state.terminal:
@@ -446,7 +468,7 @@ class Kernel:
         text = "".join(proc.turn_text)
         proc.turn_text.clear()
         if text:
-            self.store.add_message(proc.pid, "assistant", text)
+            self._writer.add_message(proc.pid, "assistant", text)
         self.events.publish(TurnEnded(proc.pid))
 
     async def read_input(self, proc: Process) -> str | None:

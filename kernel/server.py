@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from aios import paths
 from aios.errors import AiosError, PermissionDenied, ProcessNotFound, UsageError
+from kernel.blocking import run_blocking
 from kernel.events import event_to_dict
 from kernel.server_models import BODIES, ChatBody
 from kernel.syscalls import LLMChatRequest
@@ -285,7 +286,10 @@ class _Api:
         await self.kernel.approve(body.id, body.answer, by=body.by or "socket")
 
     async def audit(self, bearer: Bearer, body: Any) -> Any:
-        return self.kernel.audit_rows(agent=body.agent, denied_only=body.denied, limit=body.limit)
+        kernel = self.kernel  # waits for the audit writer, then reads SQLite: not on the event loop
+        return await run_blocking(
+            kernel.audit_rows, agent=body.agent, denied_only=body.denied, limit=body.limit, pool="db"
+        )
 
     async def policy(self, bearer: Bearer, body: Any) -> Any:
         from dataclasses import asdict
@@ -299,7 +303,7 @@ class _Api:
         policy = self.kernel.guard.policy
         if policy is None:
             raise UsageError("no policy store")
-        return asdict(policy.revoke(body.id))
+        return asdict(await run_blocking(policy.revoke, body.id, pool="db"))  # rewrites policy.json
 
     async def events(self, bearer: Bearer, body: Any) -> Response:
         receive = self.kernel.subscribe(approver=body.approver)

@@ -2,16 +2,20 @@
 
 ``namespace`` defaults to the caller's own, ``agent:<name>``, which it may always read and write; any other
 needs ``memory_read``/``memory_write`` in its capabilities.
+
+Each call is SQLite on the kernel store's connection, run in a worker pool off the event loop: ``db`` under
+the memory service's lock for the whole call, ``search`` (FTS5 + query embedding + vectors) for mem.search.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import anyio
 from pydantic import Field
 
 from kernel.access import own_namespace
+from kernel.blocking import run_blocking
 from kernel.syscalls import Access, Request, syscall
 from memory.agent_memory import AgentMemory
 from memory.service import memory_service
@@ -19,6 +23,8 @@ from memory.service import memory_service
 if TYPE_CHECKING:
     from kernel.kernel import Kernel
     from kernel.process import Process
+
+T = TypeVar("T")
 
 #: Provenance kinds (memory.agent_memory.SOURCES).
 Source = Literal["user", "file", "tool", "agent"]
@@ -41,8 +47,16 @@ def _write(k: Kernel, p: Process, r: _MemRequest) -> list[Access]:
     return [Access("memory", _ns(p, r), write=True)]
 
 
-def _memory(kernel: Kernel) -> AgentMemory:
-    return memory_service(kernel).memory
+async def _run(kernel: Kernel, body: Callable[[AgentMemory], T]) -> T:
+    """``body(memory)`` in the ``db`` pool, holding the store lock throughout."""
+
+    def locked() -> T:
+        kernel.flush_writes()  # recall reads the message log, which the kernel writes behind
+        service = memory_service(kernel)
+        with service.lock:
+            return body(service.memory)
+
+    return await run_blocking(locked, pool="db")
 
 
 def _actor(proc: Process) -> str:
@@ -93,49 +107,60 @@ class ItemRequest(_MemRequest):
 @syscall("mem.core_get", CoreGetRequest, access=_read)
 async def mem_core_get(kernel: Kernel, proc: Process, request: CoreGetRequest) -> dict[str, Any]:
     """Core blocks of a namespace (as applied), the edits staged for the next turn, and the rendered text."""
-    memory, ns = _memory(kernel), _ns(proc, request)
-    return {
-        "namespace": ns,
-        "blocks": memory.core(ns),
-        "pending": memory.pending(ns),
-        "rendered": memory.render_core(ns),
-    }
+    ns = _ns(proc, request)
+    return await _run(
+        kernel,
+        lambda memory: {
+            "namespace": ns,
+            "blocks": memory.core(ns),
+            "pending": memory.pending(ns),
+            "rendered": memory.render_core(ns),
+        },
+    )
 
 
 @syscall("mem.core_set", CoreSetRequest, access=_write)
 async def mem_core_set(kernel: Kernel, proc: Process, request: CoreSetRequest) -> dict[str, Any]:
     """Stage a core-block edit; it is applied when the caller's turn ends."""
-    return _memory(kernel).stage_core(
-        _ns(proc, request),
-        request.label,
-        request.value,
-        limit=request.limit,
-        source=request.source,
-        source_ref=request.source_ref,
-        actor=_actor(proc),
-        pid=proc.pid,
+    return await _run(
+        kernel,
+        lambda memory: memory.stage_core(
+            _ns(proc, request),
+            request.label,
+            request.value,
+            limit=request.limit,
+            source=request.source,
+            source_ref=request.source_ref,
+            actor=_actor(proc),
+            pid=proc.pid,
+        ),
     )
 
 
 @syscall("mem.core_delete", CoreDeleteRequest, access=_write)
 async def mem_core_delete(kernel: Kernel, proc: Process, request: CoreDeleteRequest) -> dict[str, Any]:
     """Stage the removal of a core block (applied when the caller's turn ends)."""
-    return _memory(kernel).stage_core(_ns(proc, request), request.label, None, actor=_actor(proc), pid=proc.pid)
+    return await _run(
+        kernel,
+        lambda memory: memory.stage_core(_ns(proc, request), request.label, None, actor=_actor(proc), pid=proc.pid),
+    )
 
 
 @syscall("mem.archive", ArchiveRequest, access=_write)
 async def mem_archive(kernel: Kernel, proc: Process, request: ArchiveRequest) -> dict[str, Any]:
     """Store an archival item with tags and its provenance; its vector is written in the background."""
-    service = memory_service(kernel)
-    item = service.memory.archive(
-        _ns(proc, request),
-        request.text,
-        tags=request.tags,
-        source=request.source,
-        source_ref=request.source_ref,
-        actor=_actor(proc),
+    item = await _run(
+        kernel,
+        lambda memory: memory.archive(
+            _ns(proc, request),
+            request.text,
+            tags=request.tags,
+            source=request.source,
+            source_ref=request.source_ref,
+            actor=_actor(proc),
+        ),
     )
-    vectors = await anyio.to_thread.run_sync(service.ensure_vectors)
+    vectors = await run_blocking(lambda: memory_service(kernel).ensure_vectors(), pool="search")  # opens chroma once
     if vectors is not None:
         vectors.wake()
     return item
@@ -144,36 +169,44 @@ async def mem_archive(kernel: Kernel, proc: Process, request: ArchiveRequest) ->
 @syscall("mem.search", SearchRequest, access=_read)
 async def mem_search(kernel: Kernel, proc: Process, request: SearchRequest) -> list[dict[str, Any]]:
     """Hybrid (BM25 + vector) search over recall and archival memory, with tag and time filters."""
-    service = memory_service(kernel)
-    await anyio.to_thread.run_sync(service.ensure_vectors)
-    return service.memory.search(
-        _ns(proc, request),
-        request.query,
-        kinds=tuple(request.kinds),
-        tags=request.tags,
-        since=request.since,
-        until=request.until,
-        limit=request.limit,
-    )
+
+    def search() -> list[dict[str, Any]]:
+        kernel.flush_writes()  # recall reads the message log, which the kernel writes behind
+        service = memory_service(kernel)
+        service.ensure_vectors()
+        # Reads, and sync_recall takes the lock itself: searches need not wait for each other's embedding.
+        return service.memory.search(
+            _ns(proc, request),
+            request.query,
+            kinds=tuple(request.kinds),
+            tags=request.tags,
+            since=request.since,
+            until=request.until,
+            limit=request.limit,
+        )
+
+    return await run_blocking(search, pool="search")
 
 
 @syscall("mem.list", ListRequest, access=_read)
 async def mem_list(kernel: Kernel, proc: Process, request: ListRequest) -> dict[str, Any]:
     """A namespace's items: core blocks (and staged edits), recent recall messages, archival items."""
-    return _memory(kernel).list_items(_ns(proc, request), kind=request.kind, limit=request.limit)
+    return await _run(
+        kernel, lambda memory: memory.list_items(_ns(proc, request), kind=request.kind, limit=request.limit)
+    )
 
 
 @syscall("mem.get", ItemRequest, access=_read)
 async def mem_get(kernel: Kernel, proc: Process, request: ItemRequest) -> dict[str, Any]:
     """One item (``r<id>`` recall message or ``a<id>`` archival item) with its provenance."""
-    return _memory(kernel).item(_ns(proc, request), request.item)
+    return await _run(kernel, lambda memory: memory.item(_ns(proc, request), request.item))
 
 
 @syscall("mem.forget", ItemRequest, access=_write)
 async def mem_forget(kernel: Kernel, proc: Process, request: ItemRequest) -> dict[str, Any]:
     """Forget an item for good: the row, its full-text entry and (through the outbox) its vector."""
-    service = memory_service(kernel)
-    item = service.memory.forget(_ns(proc, request), request.item)
-    if service.vectors is not None:
-        service.vectors.wake()
+    item = await _run(kernel, lambda memory: memory.forget(_ns(proc, request), request.item))
+    vectors = memory_service(kernel).vectors
+    if vectors is not None:
+        vectors.wake()
     return item

@@ -1,11 +1,17 @@
-"""``task.*`` syscalls: an agent's task-memory trees (memory/tasktree.py), checked as Access("task", "t<id>")."""
+"""``task.*`` syscalls: an agent's task-memory trees (memory/tasktree.py), checked as Access("task", "t<id>").
+
+Each call is SQLite on the kernel store's connection: it runs in the ``db`` worker pool, under the memory
+service's lock for the whole call (its check-then-write steps must not interleave with another call's).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field
 
+from kernel.blocking import run_blocking
 from kernel.syscalls import Access, Request, syscall
 from memory.service import memory_service
 from memory.taskprompt import synthesize
@@ -15,13 +21,22 @@ if TYPE_CHECKING:
     from kernel.kernel import Kernel
     from kernel.process import Process
 
+T = TypeVar("T")
+
 _TITLE = Field(min_length=1, max_length=200)
 _TEXT = Field("", max_length=20_000)
 NodeId = Field(ge=1)
 
 
-def _tasks(kernel: Kernel) -> TaskTreeStore:
-    return memory_service(kernel).tasks
+async def _run(kernel: Kernel, body: Callable[[TaskTreeStore], T]) -> T:
+    """``body(tasks)`` in the ``db`` pool, holding the store lock throughout."""
+
+    def locked() -> T:
+        service = memory_service(kernel)
+        with service.lock:
+            return body(service.tasks)
+
+    return await run_blocking(locked, pool="db")
 
 
 def _actor(proc: Process) -> str:
@@ -105,124 +120,153 @@ class TaskPromptRequest(Request):
 @syscall("task.create", TaskCreateRequest, access=lambda k, p, r: [Access("task", "new", write=True)])
 async def task_create(kernel: Kernel, proc: Process, request: TaskCreateRequest) -> dict[str, Any]:
     """Start a task tree owned by the calling agent; its root is the task itself."""
-    return _tasks(kernel).create_tree(
-        owner=proc.agent, title=request.title, input=request.input, pid=proc.pid, actor=_actor(proc)
+    tree = await _run(
+        kernel,
+        lambda tasks: tasks.create_tree(
+            owner=proc.agent, title=request.title, input=request.input, pid=proc.pid, actor=_actor(proc)
+        ),
     )
+    kernel.note_task_owner(int(tree["id"]), str(tree["owner"]))
+    return tree
 
 
 @syscall("task.list", TaskListRequest, access=lambda k, p, r: [Access("task", "self")])
 async def task_list(kernel: Kernel, proc: Process, request: TaskListRequest) -> list[dict[str, Any]]:
     """The calling agent's task trees (optionally those one process created)."""
-    return _tasks(kernel).trees(owner=proc.agent, pid=request.pid)
+    return await _run(kernel, lambda tasks: tasks.trees(owner=proc.agent, pid=request.pid))
 
 
 @syscall("task.get", TaskTreeRequest, access=_tree_access(False))
 async def task_get(kernel: Kernel, proc: Process, request: TaskTreeRequest) -> dict[str, Any]:
     """A tree and all its nodes (superseded ones included, marked)."""
-    tasks = _tasks(kernel)
-    return {"tree": tasks.tree(request.tree), "nodes": tasks.nodes(request.tree)}
+    return await _run(kernel, lambda tasks: {"tree": tasks.tree(request.tree), "nodes": tasks.nodes(request.tree)})
 
 
 @syscall("task.add", TaskAddRequest, access=_tree_access(True))
 async def task_add(kernel: Kernel, proc: Process, request: TaskAddRequest) -> dict[str, Any]:
     """Add a step under ``parent`` (default: the root), with dependencies; it becomes active unless told not."""
-    return _tasks(kernel).add_node(
-        request.tree,
-        title=request.title,
-        parent_id=request.parent,
-        input=request.input,
-        output=request.output,
-        status=request.status,
-        depends_on=request.depends_on,
-        actor=_actor(proc),
-        activate=request.activate,
+    return await _run(
+        kernel,
+        lambda tasks: tasks.add_node(
+            request.tree,
+            title=request.title,
+            parent_id=request.parent,
+            input=request.input,
+            output=request.output,
+            status=request.status,
+            depends_on=request.depends_on,
+            actor=_actor(proc),
+            activate=request.activate,
+        ),
     )
 
 
 @syscall("task.depend", TaskDependRequest, access=_tree_access(True))
 async def task_depend(kernel: Kernel, proc: Process, request: TaskDependRequest) -> dict[str, Any]:
     """Make ``node`` depend on ``on`` (refused if it would close a cycle)."""
-    tasks = _tasks(kernel)
-    tasks.node(request.node, tree_id=request.tree)
-    return tasks.add_dependency(request.node, request.on, actor=_actor(proc))
+
+    def body(tasks: TaskTreeStore) -> dict[str, Any]:
+        tasks.node(request.node, tree_id=request.tree)
+        return tasks.add_dependency(request.node, request.on, actor=_actor(proc))
+
+    return await _run(kernel, body)
 
 
 @syscall("task.update", TaskUpdateRequest, access=_tree_access(True))
 async def task_update(kernel: Kernel, proc: Process, request: TaskUpdateRequest) -> dict[str, Any]:
     """Write a new version of a step; its dependents are flagged for re-check."""
-    tasks = _tasks(kernel)
-    tasks.node(request.node, tree_id=request.tree)
-    return tasks.update(
-        request.node,
-        actor=_actor(proc),
-        title=request.title,
-        input=request.input,
-        output=request.output,
-        status=request.status,
-    )
+
+    def body(tasks: TaskTreeStore) -> dict[str, Any]:
+        tasks.node(request.node, tree_id=request.tree)
+        return tasks.update(
+            request.node,
+            actor=_actor(proc),
+            title=request.title,
+            input=request.input,
+            output=request.output,
+            status=request.status,
+        )
+
+    return await _run(kernel, body)
 
 
 @syscall("task.replace", TaskReplaceRequest, access=_tree_access(True))
 async def task_replace(kernel: Kernel, proc: Process, request: TaskReplaceRequest) -> dict[str, Any]:
     """Supersede one step (a correction) or several (a merge) with one new step."""
-    tasks = _tasks(kernel)
-    for node in request.nodes:
-        tasks.node(node, tree_id=request.tree)
-    return tasks.replace(
-        request.nodes,
-        title=request.title,
-        output=request.output,
-        input=request.input,
-        status=request.status,
-        actor=_actor(proc),
-    )
+
+    def body(tasks: TaskTreeStore) -> dict[str, Any]:
+        for node in request.nodes:
+            tasks.node(node, tree_id=request.tree)
+        return tasks.replace(
+            request.nodes,
+            title=request.title,
+            output=request.output,
+            input=request.input,
+            status=request.status,
+            actor=_actor(proc),
+        )
+
+    return await _run(kernel, body)
 
 
 @syscall("task.supersede", TaskNodeRequest, access=_tree_access(True))
 async def task_supersede(kernel: Kernel, proc: Process, request: TaskNodeRequest) -> dict[str, Any]:
     """Drop a step without a replacement (roll it back to restore it)."""
-    tasks = _tasks(kernel)
-    tasks.node(request.node, tree_id=request.tree)
-    return tasks.supersede(request.node, actor=_actor(proc))
+
+    def body(tasks: TaskTreeStore) -> dict[str, Any]:
+        tasks.node(request.node, tree_id=request.tree)
+        return tasks.supersede(request.node, actor=_actor(proc))
+
+    return await _run(kernel, body)
 
 
 @syscall("task.rollback", TaskRollbackRequest, access=_tree_access(True))
 async def task_rollback(kernel: Kernel, proc: Process, request: TaskRollbackRequest) -> dict[str, Any]:
     """Restore a step as it was at ``version``; its dependents are flagged for re-check."""
-    tasks = _tasks(kernel)
-    tasks.node(request.node, tree_id=request.tree)
-    return tasks.rollback(request.node, request.version, actor=_actor(proc))
+
+    def body(tasks: TaskTreeStore) -> dict[str, Any]:
+        tasks.node(request.node, tree_id=request.tree)
+        return tasks.rollback(request.node, request.version, actor=_actor(proc))
+
+    return await _run(kernel, body)
 
 
 @syscall("task.activate", TaskNodeRequest, access=_tree_access(True))
 async def task_activate(kernel: Kernel, proc: Process, request: TaskNodeRequest) -> dict[str, Any]:
     """Make a step the active one (the one prompts are built for)."""
-    return _tasks(kernel).set_active(request.tree, request.node)
+    return await _run(kernel, lambda tasks: tasks.set_active(request.tree, request.node))
 
 
 @syscall("task.history", TaskNodeRequest, access=_tree_access(False))
 async def task_history(kernel: Kernel, proc: Process, request: TaskNodeRequest) -> list[dict[str, Any]]:
     """Every version of a step, with the actor that wrote it."""
-    tasks = _tasks(kernel)
-    tasks.node(request.node, tree_id=request.tree)
-    return tasks.history(request.node)
+
+    def body(tasks: TaskTreeStore) -> list[dict[str, Any]]:
+        tasks.node(request.node, tree_id=request.tree)
+        return tasks.history(request.node)
+
+    return await _run(kernel, body)
 
 
 @syscall("task.path", TaskPathRequest, access=_tree_access(False))
 async def task_path(kernel: Kernel, proc: Process, request: TaskPathRequest) -> list[dict[str, Any]]:
     """The steps from the root to ``node`` (default: the active one)."""
-    return _tasks(kernel).active_path(request.tree, request.node)
+    return await _run(kernel, lambda tasks: tasks.active_path(request.tree, request.node))
 
 
 @syscall("task.prompt", TaskPromptRequest, access=_tree_access(False))
 async def task_prompt(kernel: Kernel, proc: Process, request: TaskPromptRequest) -> dict[str, Any]:
     """The task slice of a prompt: the active path plus its dependencies within ``budget`` tokens, counted
     with the running model's tokenizer (a remote engine estimates; ``counter`` in the answer says which)."""
-    return synthesize(
-        _tasks(kernel),
-        request.tree,
-        budget=request.budget,
-        node_id=request.node,
-        count_tokens=kernel.count_tokens,
-        counter="tokenizer" if kernel.engine.exact_token_count else "estimate",
-    ).as_dict()
+    counter = "tokenizer" if kernel.engine.exact_token_count else "estimate"
+    return await _run(
+        kernel,
+        lambda tasks: synthesize(
+            tasks,
+            request.tree,
+            budget=request.budget,
+            node_id=request.node,
+            count_tokens=kernel.count_tokens,  # thread-safe (the engine tokenizes under a lock)
+            counter=counter,
+        ).as_dict(),
+    )

@@ -103,13 +103,11 @@ async def tool_list(kernel: Kernel, proc: Process, request: ToolListRequest) -> 
 @syscall("tool.search", ToolSearchRequest, access=lambda k, p, r: [])
 async def tool_search(kernel: Kernel, proc: Process, request: ToolSearchRequest) -> dict[str, Any]:
     """Rank the tools this process may call for a task description (keyword + embeddings)."""
-    import anyio
+    from kernel.blocking import run_blocking
 
     host = _host(kernel)
     await host.start_all(CATALOG_WAIT_S, skip_failed=True)
-    ranked = await anyio.to_thread.run_sync(
-        lambda: host.catalog.search(request.query, caps=proc.caps, limit=request.limit)
-    )
+    ranked = await run_blocking(host.catalog.search, request.query, caps=proc.caps, limit=request.limit, pool="search")
     return {"tools": [{**t.to_json(schema=request.schemas), "score": s} for t, s in ranked]}
 
 

@@ -192,21 +192,26 @@ class AgentMemory:
 
     def sync_recall(self, batch: int = 5000) -> int:
         """Index messages written since the last sync (FTS5 now, vectors through the outbox)."""
-        row = self.db.execute("SELECT value FROM mem_meta WHERE key = 'recall_upto'").fetchone()
-        upto = int(row[0]) if row else 0
-        rows = self.db.execute(
-            "SELECT id, content, created_at FROM messages WHERE id > ? ORDER BY id LIMIT ?", [upto, batch]
-        ).fetchall()
-        if not rows:
-            return 0
-        with self._tx():
-            self.db.conn.executemany("INSERT INTO mem_recall_fts(rowid, content) VALUES (?, ?)", [r[:2] for r in rows])
-            self.db.conn.executemany(
-                "INSERT INTO mem_vector_outbox(item, op, created_at) VALUES (?, 'upsert', ?)",
-                [(f"r{r[0]}", r[2]) for r in rows],
-            )
-            self.db.execute("INSERT OR REPLACE INTO mem_meta(key, value) VALUES ('recall_upto', ?)", [str(rows[-1][0])])
-        return len(rows)
+        with self._lock:  # read and write as one step: two threads syncing at once would index rows twice
+            row = self.db.execute("SELECT value FROM mem_meta WHERE key = 'recall_upto'").fetchone()
+            upto = int(row[0]) if row else 0
+            rows = self.db.execute(
+                "SELECT id, content, created_at FROM messages WHERE id > ? ORDER BY id LIMIT ?", [upto, batch]
+            ).fetchall()
+            if not rows:
+                return 0
+            with self._tx():
+                self.db.conn.executemany(
+                    "INSERT INTO mem_recall_fts(rowid, content) VALUES (?, ?)", [r[:2] for r in rows]
+                )
+                self.db.conn.executemany(
+                    "INSERT INTO mem_vector_outbox(item, op, created_at) VALUES (?, 'upsert', ?)",
+                    [(f"r{r[0]}", r[2]) for r in rows],
+                )
+                self.db.execute(
+                    "INSERT OR REPLACE INTO mem_meta(key, value) VALUES ('recall_upto', ?)", [str(rows[-1][0])]
+                )
+            return len(rows)
 
     # -- archival ------------------------------------------------------------------------------------
 

@@ -33,10 +33,12 @@ log = logging.getLogger(__name__)
 
 class MemoryService:
     def __init__(self, kernel: Kernel) -> None:
-        lock = threading.RLock()
+        #: Serialises everything on the kernel store's connection (shared with the store itself): task and
+        #: memory syscalls run in worker threads, and their read-check-write steps must not interleave.
+        self.lock: threading.RLock = getattr(kernel.store, "lock", None) or threading.RLock()
         self.kernel = kernel
-        self.tasks = TaskTreeStore(kernel.store.db, lock=lock)
-        self.memory = AgentMemory(kernel.store.db, lock=lock)
+        self.tasks = TaskTreeStore(kernel.store.db, lock=self.lock)
+        self.memory = AgentMemory(kernel.store.db, lock=self.lock)
         self.vectors: ChromaVectors | None = None
         self.vector_error: str | None = None
         self._vector_lock = threading.Lock()
@@ -71,17 +73,27 @@ def memory_service(kernel: Kernel) -> MemoryService:
     return service  # type: ignore[no-any-return]
 
 
+def _turn_upkeep(service: MemoryService, pid: int) -> None:
+    """Apply ``pid``'s staged core edits and index the turn's messages (blocking: SQLite)."""
+    flush = getattr(service.kernel, "flush_writes", None)
+    if flush is not None:
+        flush()  # the kernel writes messages behind: the turn's must be in the table first
+    with service.lock:
+        service.memory.apply_pending(pid=pid)
+        service.memory.sync_recall()  # the turn's messages into FTS5 now, vectors via the outbox
+    if service.vectors is not None:
+        service.vectors.wake()
+
+
 async def _follow_turns(events: MemoryObjectReceiveStream[KernelEvent], service: MemoryService) -> None:
     from kernel.events import ProcessExited, TurnEnded
 
+    one_at_a_time = anyio.CapacityLimiter(1)  # off the event loop, in turn order
     with events:
         async for event in events:
             if isinstance(event, TurnEnded | ProcessExited):
                 try:
-                    service.memory.apply_pending(pid=event.pid)
-                    service.memory.sync_recall()  # the turn's messages into FTS5 now, vectors via the outbox
-                    if service.vectors is not None:
-                        service.vectors.wake()
+                    await anyio.to_thread.run_sync(_turn_upkeep, service, event.pid, limiter=one_at_a_time)
                 except Exception:
                     log.exception("memory upkeep at the turn boundary of pid %d failed", event.pid)
 

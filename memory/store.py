@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -58,10 +59,15 @@ _PROCESS_COLUMNS = (
 
 
 class Store:
+    """The kernel's store. Thread-safe: every statement on the shared connection runs under ``lock``, which
+    the memory stores over the same connection (task trees, agent memory) share, so callers may use it from
+    worker threads."""
+
     def __init__(self, db: sqlite_utils.Database, path: Path, *, read_only: bool) -> None:
         self.db = db
         self.path = path
         self.read_only = read_only
+        self.lock = threading.RLock()
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -101,37 +107,42 @@ class Store:
         return cls(sqlite_utils.Database(conn), path, read_only=True)
 
     def close(self) -> None:
-        self.db.conn.close()
+        with self.lock:
+            self.db.conn.close()
 
     def applied_migrations(self) -> list[str]:
-        return [m.name for ms in all_migrations() for m in ms.applied(self.db)]
+        with self.lock:
+            return [m.name for ms in all_migrations() for m in ms.applied(self.db)]
 
     # -- processes -----------------------------------------------------------------------------
 
     def next_pid(self) -> int:
-        row = self.db.execute("SELECT max(pid) FROM processes").fetchone()
+        with self.lock:
+            row = self.db.execute("SELECT max(pid) FROM processes").fetchone()
         return int(row[0] or 0) + 1
 
     def save_process(self, record: dict[str, Any]) -> None:
         data = {k: record[k] for k in _PROCESS_COLUMNS if k in record}
-        with self.db.conn:
+        with self.lock, self.db.conn:
             self.db["processes"].upsert(data, pk="pid")  # type: ignore[union-attr]
 
     def processes(self, *, include_exited: bool = False, limit: int = 200) -> list[dict[str, Any]]:
-        if not self.db["processes"].exists():
-            return []
-        where = "" if include_exited else f"WHERE state NOT IN ({', '.join('?' * len(TERMINAL_STATES))})"
-        params: Iterable[Any] = () if include_exited else TERMINAL_STATES
-        sql = f"SELECT * FROM processes {where} ORDER BY pid DESC LIMIT {int(limit)}"
-        return list(reversed([dict(r) for r in self.db.query(sql, list(params))]))
+        with self.lock:
+            if not self.db["processes"].exists():
+                return []
+            where = "" if include_exited else f"WHERE state NOT IN ({', '.join('?' * len(TERMINAL_STATES))})"
+            params: Iterable[Any] = () if include_exited else TERMINAL_STATES
+            sql = f"SELECT * FROM processes {where} ORDER BY pid DESC LIMIT {int(limit)}"
+            return list(reversed([dict(r) for r in self.db.query(sql, list(params))]))
 
     def get_process(self, pid: int) -> dict[str, Any] | None:
-        rows = list(self.db.query("SELECT * FROM processes WHERE pid = ?", [pid]))
+        with self.lock:
+            rows = list(self.db.query("SELECT * FROM processes WHERE pid = ?", [pid]))
         return dict(rows[0]) if rows else None
 
     def reap_orphans(self, boot_id: str) -> int:
         """Processes left running by a kernel that is gone can never finish: mark them failed."""
-        with self.db.conn:
+        with self.lock, self.db.conn:
             cur = self.db.execute(
                 "UPDATE processes SET state = 'failed', error = 'kernel stopped while it ran', ended_at = ? "
                 f"WHERE state NOT IN ({', '.join('?' * len(TERMINAL_STATES))}) AND boot_id != ?",
@@ -142,13 +153,14 @@ class Store:
     # -- messages ------------------------------------------------------------------------------
 
     def add_message(self, pid: int, role: str, content: str) -> int:
-        with self.db.conn:
+        with self.lock, self.db.conn:
             table = self.db["messages"]
             table.insert({"pid": pid, "role": role, "content": content, "created_at": time.time()})  # type: ignore[union-attr]
             return int(table.last_pk)  # type: ignore[union-attr]
 
     def messages(self, pid: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.query("SELECT * FROM messages WHERE pid = ? ORDER BY id", [pid])]
+        with self.lock:
+            return [dict(r) for r in self.db.query("SELECT * FROM messages WHERE pid = ? ORDER BY id", [pid])]
 
     # -- audit ---------------------------------------------------------------------------------
 
@@ -163,4 +175,5 @@ class Store:
             clauses.append("decision = 'deny'")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT {int(limit)}"
-        return list(reversed([dict(r) for r in self.db.query(sql, params)]))
+        with self.lock:
+            return list(reversed([dict(r) for r in self.db.query(sql, params)]))
