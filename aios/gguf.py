@@ -91,6 +91,7 @@ _STRING, _ARRAY = 8, 9
 _FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _UINT32 = 4
 _U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+_HEADER_SIZE = 24  # magic, version, tensor count, metadata count
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,8 @@ def _run(path: Path, size: int, parse: Callable[[], _Result]) -> _Result:
 def _header(r: _Reader) -> tuple[int, int, int]:
     if r.size < 4 or bytes(r.buf[:4]) != GGUF_MAGIC:
         raise _BadHeader("not a GGUF model file (bad header)")
+    if r.size < _HEADER_SIZE:
+        raise _Truncated(_HEADER_SIZE)
     r.take(4)
     version = r.u32()
     if version not in (2, 3):
@@ -272,7 +275,7 @@ def _parse(r: _Reader, file_size: int) -> GGUFLayout:
 def check_gguf_header(path: Path) -> None:
     """The cheap check run before every model load: magic, version and counts (the first 24 bytes)."""
     with path.open("rb") as fh:
-        head = fh.read(24)
+        head = fh.read(_HEADER_SIZE)
         size = fh.seek(0, 2)
     _run(path, size, lambda: _header(_Reader(head)))
 
