@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -122,7 +122,8 @@ class Process:
             "result": self.result,
             "error": self.error,
             "boot_id": boot_id,
-            **{k: v for k, v in asdict(self.accounting).items()},
+            # Scalars only: a shallow copy (``asdict`` deep-copies, 20x slower; ps builds one per process).
+            **vars(self.accounting),
         }
 
     @property
