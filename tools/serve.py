@@ -115,8 +115,6 @@ async def serve_mcp(
     and run under uvicorn here. The token file must exist (``tools.http_auth.ensure_token``); ``on_ready``
     gets the URL once the port is listening.
     """
-    from kernel.kernel import open_kernel
-
     listen = parse_listen(http, allow_remote=allow_remote) if http else None
     token_file = token_file or paths.mcp_http_token_path()
     if listen is not None and not token_file.exists():
@@ -124,14 +122,33 @@ async def serve_mcp(
     allow = caps.tools
     families = tuple(families or SYSCALL_FAMILIES)
     plugin = _HolderPlugin(_holder(caps))
+    sock = _bind(listen) if listen is not None else None  # a busy port fails before any store is opened
+    try:
+        await _serve(families, allow, plugin, listen, sock, TokenFile(token_file), on_ready)
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+async def _serve(
+    families: Sequence[str],
+    allow: Sequence[str],
+    plugin: _HolderPlugin,
+    listen: Listen | None,
+    sock: socket.socket | None,
+    tokens: TokenFile,
+    on_ready: Callable[[str], None] | None,
+) -> None:
+    from kernel.kernel import open_kernel
+
     async with open_kernel() as kernel:
         kernel.plugins.register(plugin, name="aios-mcp-serve")
         pid = await kernel.spawn("mcp-serve", "serve MCP clients")
         server = export_server(kernel, lambda: kernel._proc(pid), families, allow)
         exposed = [t.name for t in export_tools(families, allow)]
         log.info("aios mcp serve: pid %d exposes %s", pid, ", ".join(exposed) or "no tools")
-        if listen is not None:
-            await _serve_http(server, listen, TokenFile(token_file), on_ready)
+        if listen is not None and sock is not None:
+            await _serve_http(server, listen, sock, tokens, on_ready)
         else:
             await server.run_stdio_async()
 
@@ -146,25 +163,24 @@ def _bind(listen: Listen) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise AiosError(f"cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc}") from None
-    sock.set_inheritable(True)
     return sock
 
 
 async def _serve_http(
-    server: MCPServer, listen: Listen, tokens: TokenFile, on_ready: Callable[[str], None] | None
+    server: MCPServer,
+    listen: Listen,
+    sock: socket.socket,
+    tokens: TokenFile,
+    on_ready: Callable[[str], None] | None,
 ) -> None:
     import uvicorn
 
     app = BearerAuth(server.streamable_http_app(host=listen.host), tokens)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     web = uvicorn.Server(config)
-    sock = _bind(listen)
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(web.serve, [sock])
-            while not web.started and not web.should_exit:
-                await anyio.sleep(0.05)
-            if web.started and on_ready is not None:
-                on_ready(listen.url)
-    finally:
-        sock.close()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(web.serve, [sock])
+        while not web.started and not web.should_exit:
+            await anyio.sleep(0.05)
+        if web.started and on_ready is not None:
+            on_ready(listen.url)

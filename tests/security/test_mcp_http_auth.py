@@ -216,6 +216,17 @@ def test_non_loopback_needs_allow_remote(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
 
 
+def test_a_busy_port_is_one_line_and_opens_no_store(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = _cli(home, "mcp", "serve", "--http", f"127.0.0.1:{busy.getsockname()[1]}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: cannot listen on 127.0.0.1:")
+    assert "Traceback" not in result.stderr and not (home / "aios.db").exists()
+
+
 def test_allow_remote_serves_with_a_warning_and_still_needs_the_token(tmp_path: Path) -> None:
     served = _start(tmp_path / "home", "--allow-remote", host="0.0.0.0")
     try:
