@@ -250,7 +250,9 @@ class Confined:
             os.close(fd)
 
     @contextmanager
-    def open(self, path: str | Path, flags: int = os.O_RDONLY, mode: int = 0o644, *, follow: bool = True) -> Iterator[int]:
+    def open(
+        self, path: str | Path, flags: int = os.O_RDONLY, mode: int = 0o644, *, follow: bool = True
+    ) -> Iterator[int]:
         rel = self.rel(path)
         with self.root_fd() as root:
             fd = open_beneath(root, rel, flags, mode, follow=follow, single_link=self.single_link, shown=str(path))

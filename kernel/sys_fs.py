@@ -144,8 +144,14 @@ def _llm(kernel: Kernel) -> Access:
     return Access("llm", kernel.model_name)
 
 
-def _thread(fn: Any, *args: Any, pool: str = "search", **kwargs: Any) -> Any:
-    return run_blocking(fn, *args, pool=pool, **kwargs)
+async def _thread(fn: Any, *args: Any, pool: str = "search", **kwargs: Any) -> Any:
+    """Run semantic-FS work in a bounded worker pool; a file that changed under the call (vanished, became a
+    folder) is a clear error for the caller, never an internal one."""
+    try:
+        return await run_blocking(fn, *args, pool=pool, **kwargs)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise UsageError(f"the file system changed under the call: {exc.strerror or exc}{where}") from None
 
 
 # -- mounts and indexing ----------------------------------------------------------------------------
@@ -259,7 +265,10 @@ async def fs_cat(kernel: Kernel, proc: Process, request: CatRequest) -> dict[str
 @syscall("fs.history", PathRequest, access=lambda k, p, r: _read(r.path))
 async def fs_history(kernel: Kernel, proc: Process, request: PathRequest) -> dict[str, Any]:
     """Every recorded version of a file, oldest first."""
-    return {"path": _abs(request.path), "versions": await _thread(scoped(kernel, proc).history, request.path, pool="db")}
+    return {
+        "path": _abs(request.path),
+        "versions": await _thread(scoped(kernel, proc).history, request.path, pool="db"),
+    }
 
 
 class DiffRequest(Request):
@@ -338,7 +347,13 @@ async def fs_group(kernel: Kernel, proc: Process, request: GroupRequest) -> dict
     if not request.query:
         raise UsageError("fs.group needs a query, or clusters=K")
     return await _thread(  # type: ignore[no-any-return]
-        query_view, fs, request.query, request.name, mode=request.mode, k=request.k, filters=Filters(mount=request.mount)
+        query_view,
+        fs,
+        request.query,
+        request.name,
+        mode=request.mode,
+        k=request.k,
+        filters=Filters(mount=request.mount),
     )
 
 

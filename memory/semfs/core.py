@@ -258,7 +258,10 @@ class SemFS:
         except NotIndexed:
             mount, rel = self.mount(path, name, within=within), ""
         if within is not None and rel:
-            tree_of(mount, within).realpath(mount.path / rel, follow=False)  # a real file or folder inside the grant
+            try:  # a real file or folder inside the grant, no link on the way
+                tree_of(mount, within).realpath(mount.path / rel, follow=False)
+            except (FileNotFoundError, NotADirectoryError):
+                raise UsageError(f"cannot index {path}: no such file or folder") from None
         return self.reconcile(mount, under=rel, progress=progress)
 
     def reconcile(self, mount: Mount, *, under: str = "", progress: Progress | None = None) -> IndexStats:

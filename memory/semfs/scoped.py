@@ -64,7 +64,9 @@ class ScopedFS:
             if any(_within(mount.path, g.root) for g in self.grants):
                 out.append((mount, mount.path))
             else:
-                out.extend((mount, root) for root in sorted({g.root for g in self.grants if _within(g.root, mount.path)}))
+                out.extend(
+                    (mount, root) for root in sorted({g.root for g in self.grants if _within(g.root, mount.path)})
+                )
         return out
 
     def _filters(self, filters: Filters, scopes: list[tuple[Mount, Path]]) -> Filters:

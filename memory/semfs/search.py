@@ -148,7 +148,10 @@ class Searcher:
             where = {"$and": [{k: v} for k, v in where.items()]}
         post_filter = bool(
             any(folder for _, folder in filters.within or ())
-            or filters.glob or filters.since is not None or filters.view or (filters.type and filters.type.startswith("."))
+            or filters.glob
+            or filters.since is not None
+            or filters.view
+            or (filters.type and filters.type.startswith("."))
         )
         from memory import embeddings
 

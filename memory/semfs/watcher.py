@@ -31,12 +31,12 @@ class _Handler(FileSystemEventHandler):
     def __init__(self, watcher: Watcher, mount: Mount) -> None:
         self.watcher = watcher
         self.mount = mount
-        self.root = os.path.realpath(mount.path)
+        self.root = str(mount.path)
 
     def _rel(self, path: str | bytes) -> str | None:
-        path = os.fsdecode(path)
-        real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
-        rel = os.path.relpath(real, self.root)
+        # Lexical: watchdog reports paths below the watched root as given (the mount's real path). Resolving
+        # them here would race with renames (and follow links); the indexer opens each one confined anyway.
+        rel = os.path.relpath(os.path.normpath(os.fsdecode(path)), self.root)
         if rel == "." or rel.startswith(".."):
             return None
         return rel.replace(os.sep, "/")
@@ -72,7 +72,14 @@ class Watcher:
         if not mount.present:
             log.warning("mount %s (%s) is missing; not watching it", mount.name, mount.path)
             return False
-        self._watches[mount.id] = self.observer.schedule(_Handler(self, mount), str(mount.path), recursive=True)
+        if os.path.islink(mount.path):
+            log.warning("mount %s (%s) is now a symbolic link; not watching it", mount.name, mount.path)
+            return False
+        try:
+            self._watches[mount.id] = self.observer.schedule(_Handler(self, mount), str(mount.path), recursive=True)
+        except OSError as exc:  # the folder vanished (or was swapped) between the check and the watch
+            log.warning("mount %s (%s) cannot be watched: %s", mount.name, mount.path, exc.strerror or exc)
+            return False
         return True
 
     def unwatch(self, mount_id: int) -> None:

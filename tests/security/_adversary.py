@@ -16,10 +16,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 
-from _access_kit import Rig, holder, open_rig  # noqa: E402
+from _access_kit import Rig, holder, open_rig
 
-from aios import Agent, Capabilities  # noqa: E402
-from aios.errors import AiosError, PermissionDenied  # noqa: E402
+from aios import Agent, Capabilities
+from aios.errors import AiosError, PermissionDenied
 
 __all__ = [
     "OUTSIDE_SECRET",
@@ -64,6 +64,8 @@ def adversaries(root: Path) -> list[type[Agent]]:
         holder("auditor", Capabilities(files_read=(str(w.mount),))),
         # Granted nothing at all (no model either).
         holder("nobody", Capabilities(models=())),
+        # Granted read+write on a folder outside every mount (where it may mount and unmount).
+        holder("mounter", Capabilities(files_write=(str(root / "free"),))),
     ]
 
 
@@ -74,6 +76,11 @@ def build_world(root: Path) -> World:
     w.private.mkdir()
     w.outside.mkdir()
     (w.outside / "dir").mkdir()
+    (w.root / "free" / "racedir").mkdir(parents=True)
+    (w.root / "free" / "racedir" / "secret.txt").write_text("harmless file in the free race folder\n")
+    (w.granted / "racedir").mkdir()
+    (w.granted / "racedir" / "secret.txt").write_text("harmless file in the race folder\n")
+    (w.granted / "race.txt").write_text("harmless race file\n")
     (w.granted / "a.txt").write_text("alpha notes: apples and pears\n")
     (w.granted / "sub" / "b.txt").write_text("beta notes: bees and honey\n")
     (w.private / "secret.txt").write_text(PRIVATE_SECRET + "\n")
@@ -167,8 +174,14 @@ def corpus(w: World) -> list[Attempt]:
             Attempt("intruder", "fs.delete", {"path": str(d / "secret.txt")}),
             Attempt("intruder", "fs.mount", {"path": str(d), "name": f"x_{name}"}),
             Attempt("intruder", "fs.index", {"path": str(d)}),
-            Attempt("intruder", "fs.join", {"sources": [str(g / "a.txt"), str(d / "secret.txt")], "into": str(g / "jd.md")}),
-            Attempt("intruder", "fs.join", {"sources": [str(g / "a.txt"), str(g / "sub" / "b.txt")], "into": str(d / "j.md")}),
+            Attempt(
+                "intruder", "fs.join", {"sources": [str(g / "a.txt"), str(d / "secret.txt")], "into": str(g / "jd.md")}
+            ),
+            Attempt(
+                "intruder",
+                "fs.join",
+                {"sources": [str(g / "a.txt"), str(g / "sub" / "b.txt")], "into": str(d / "j.md")},
+            ),
             Attempt("intruder", "fs.cat", {"path": str(d / ".." / "secret.txt")}, must_deny=False),
             Attempt("intruder", "fs.cat", {"path": str(d / ".." / "private" / "secret.txt")}, must_deny=False),
         ]
@@ -195,11 +208,18 @@ def corpus(w: World) -> list[Attempt]:
     return [a for a in out if a is not None]
 
 
+def _plan(*steps: dict[str, Any]) -> dict[str, Any]:
+    return {"plan": {"steps": list(steps)}, "confirmed": True}
+
+
+def _step(op: str, **kw: str) -> dict[str, Any]:
+    return {"op": op, "path": "", "query": "", "dest": "", "text": "", "steps": 1, **kw}
+
+
 def read_only_mutations(w: World, agent: str) -> list[Attempt]:
     """Every mutating fs syscall and plan op, by a caller who may only read."""
     f = str(w.granted / "a.txt")
-    plan = lambda *steps: {"plan": {"steps": list(steps)}, "confirmed": True}  # noqa: E731
-    step = lambda op, **kw: {"op": op, "path": kw.get("path", ""), "query": kw.get("query", ""), "dest": kw.get("dest", ""), "text": kw.get("text", ""), "steps": 1}  # noqa: E731
+    plan, step = _plan, _step
     return [
         Attempt(agent, "fs.write", {"path": f, "text": "changed"}),
         Attempt(agent, "fs.delete", {"path": f}),
@@ -215,7 +235,11 @@ def read_only_mutations(w: World, agent: str) -> list[Attempt]:
         Attempt(agent, "fs.run_plan", plan(step("delete", path=f))),
         Attempt(agent, "fs.run_plan", plan(step("rollback", path=f))),
         Attempt(agent, "fs.run_plan", plan(step("move", path=f, dest=str(w.granted / "moved.txt")))),
-        Attempt(agent, "fs.run_plan", plan(step("join", path=f"{f},{w.granted / 'sub' / 'b.txt'}", dest=str(w.granted / "j2.md")))),
+        Attempt(
+            agent,
+            "fs.run_plan",
+            plan(step("join", path=f"{f},{w.granted / 'sub' / 'b.txt'}", dest=str(w.granted / "j2.md"))),
+        ),
         Attempt(agent, "fs.run_plan", plan(step("group", query="notes", dest="v2"))),
         Attempt(agent, "fs.run_plan", plan(step("ls"), step("write", path=f, text="changed"))),
     ]
@@ -248,7 +272,8 @@ def open_world(tmp_path: Path) -> Any:
             world = build_world(rig.root)
             semfs = rig.kernel.services["semfs"]
             await anyio.to_thread.run_sync(lambda: semfs.index(world.mount, name="m"))
-            callers = {name: (await rig.agent(name))[1] for name in ("intruder", "peeker", "auditor", "nobody")}
+            names = ("intruder", "peeker", "auditor", "nobody", "mounter")
+            callers = {name: (await rig.agent(name))[1] for name in names}
             yield rig, world, callers
 
     return _open()
