@@ -3,7 +3,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("engine_baseline", "scheduler", "scheduler_big", "syscalls", "tools", "semfs", "taskmem")
+BENCHMARKS = ("engine_baseline", "scheduler", "scheduler_big", "syscalls", "tools", "semfs", "taskmem", "security")
 
 
 def main(argv: list[str]) -> int:

@@ -8,76 +8,27 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
-from _adversary import OUTSIDE_SECRET, World, leaked, open_world, snapshot
+from _adversary import OUTSIDE_SECRET, open_world, snapshot
+from _attacks import indexed_secrets, race_all
 from _racer import Tally, racing
 
-from aios.errors import AiosError, PermissionDenied
+from aios.errors import PermissionDenied
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 CALLS = int(os.environ.get("AIOS_RACE_CALLS", "1000"))
 
 
-async def _one(tally: Tally, call: Any, check: Callable[[Any], bool] = lambda r: False) -> Any:
-    try:
-        result = await call
-    except PermissionDenied:
-        tally.note("denied")
-        return None
-    except AiosError as exc:
-        tally.note("internal" if exc.message.startswith("internal error") else "refused", exc.message)
-        return None
-    if leaked(repr(result)) or check(result):
-        tally.note("escapes", repr(result))
-    else:
-        tally.note("ok")
-    return result
-
-
-async def race_all(world: World, callers: dict[str, Any], calls: int = CALLS) -> dict[str, Tally]:
-    """The calls of each kind, with the file and folder racing. Returns a tally per kind."""
-    g, free = world.granted, world.root / "free"
-    intruder, mounter = callers["intruder"], callers["mounter"]
-    tallies = {k: Tally() for k in ("cat", "write", "ls", "index", "mount")}
-    with racing(
-        (g / "race.txt", world.outside / "secret.txt"),
-        (g / "racedir", world.outside / "dir"),
-        (free / "racedir", world.outside / "dir"),
-    ):
-        for i in range(calls):
-            path = g / "race.txt" if i % 2 else g / "racedir" / "secret.txt"
-            await _one(tallies["cat"], intruder.call("fs.cat", path=str(path)))
-            await _one(tallies["write"], intruder.call("fs.write", path=str(g / "racedir" / f"w{i % 7}.txt"), text="x"))
-            await _one(tallies["ls"], intruder.call("fs.ls", target=str(g / "racedir")))
-            await _one(tallies["index"], intruder.call("fs.index", path=str(g / "racedir")))
-
-            def outside_mount(result: Any) -> bool:
-                return not Path(result["mount"]["path"]).is_relative_to(free)
-
-            mounted = await _one(
-                tallies["mount"], mounter.call("fs.mount", path=str(free / "racedir"), name="r"), outside_mount
-            )
-            if mounted is not None:
-                await mounter.call("fs.unmount", name="r")
-    return tallies
-
-
-def _indexed_secrets(rig: Any) -> int:
-    db = rig.kernel.services["semfs"].db
-    return int(db.scalar("SELECT count(*) FROM semfs_chunks WHERE text LIKE ?", (f"%{OUTSIDE_SECRET}%",)))
-
-
 async def test_no_call_escapes_while_files_and_folders_are_swapped_for_links(tmp_path: Path) -> None:
     with anyio.fail_after(900):
         async with open_world(tmp_path) as (rig, world, callers):
             before = snapshot(world.outside, world.private)
-            tallies = await race_all(world, callers)
+            tallies = await race_all(world, callers, CALLS)
             after = snapshot(world.outside, world.private)
-            indexed = _indexed_secrets(rig)
+            indexed = indexed_secrets(rig)
             mounts = [m.path for m in rig.kernel.services["semfs"].db.mounts()]
     report = {k: (t.calls, t.ok, t.denied, t.refused, t.escapes, t.internal, t.samples) for k, t in tallies.items()}
     assert all(t.calls >= CALLS for t in tallies.values()), report
