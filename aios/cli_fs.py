@@ -151,7 +151,9 @@ def unmount_cmd(name: str) -> None:
         with _fs() as fs:
             info = fs.unmount(name)
             fs.embed_pending()
-    click.echo(f"unmounted {info['name']} ({info['path']}), {info['chunks_removed']} chunks removed")
+    kept = info.get("versions_kept", 0)
+    history = f"; its history ({kept} versions) is kept for a later mount" if kept else ""
+    click.echo(f"unmounted {info['name']} ({info['path']}), {info['chunks_removed']} chunks removed{history}")
 
 
 @fs_group.command("mounts", context_settings=CONTEXT_SETTINGS)
