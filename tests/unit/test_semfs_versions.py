@@ -118,3 +118,22 @@ def test_views_and_join(fs: SemFS, tmp_path: Path) -> None:
     drop_view(fs, "taxes")
     with pytest.raises(NotIndexed):
         fs.ls("@taxes")
+
+
+def test_unmount_keeps_the_version_history_for_a_later_mount(fs: SemFS, tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    fs.index(root, name="docs")
+    target = root / "garden.md"
+    original = target.read_bytes()
+    fs.write(target, b"v2\n")
+    fs.write(target, b"v3\n")
+    assert len(fs.history(target)) == 3
+    out = fs.unmount("docs")
+    assert out["versions_kept"] >= 3
+    with pytest.raises(NotIndexed):
+        fs.history(target)
+    fs.index(root, name="docs")  # the same folder again: its history is back, nothing duplicated
+    assert [v["size"] for v in fs.history(target)] == [len(original), 3, 3]
+    assert fs.cat(target, version=1) == original
+    fs.rollback(target, steps=2)
+    assert target.read_bytes() == original
