@@ -95,6 +95,10 @@ class AccessConfig(_Section):
     )
     max_request_kb: int = Field(1024, ge=1, description="Largest request body the socket accepts, in KiB.")
     agents: dict[str, AgentGrant] = Field(default_factory=dict, description="Narrowing per agent name.")
+    user: AgentGrant = Field(
+        default_factory=AgentGrant,
+        description="What you, at the terminal, may do through aios (default: everything); e.g. files_write.",
+    )
 
 
 class Config(_Section):

@@ -21,7 +21,7 @@ from aios.config import Config, load_config
 from aios.errors import AiosError, BudgetExceeded, PermissionDenied, ProcessNotFound, UnknownSyscall, UsageError
 from aios.filemodes import private_umask, secure_home
 from aios.plugin_manager import PluginManager
-from kernel.access import AccessGuard, attenuate
+from kernel.access import TOP, AccessGuard, attenuate
 from kernel.approvals import ApprovalBroker
 from kernel.audit import AuditLog
 from kernel.backends.base import Runtime, SamplingParams
@@ -39,18 +39,21 @@ from kernel.events import (
     TurnEnded,
 )
 from kernel.grammar import schema_to_gbnf
-from kernel.policy import PolicyStore, narrow
+from kernel.policy import PolicyStore, grant_caps, narrow
 from kernel.process import Process, ProcState
 from kernel.remote_engine import RemoteEngine
 from kernel.syscall_table import load_services, load_syscalls
 from kernel.syscalls import SYSCALLS, Access, LLMChatRequest
-from kernel.tokens import TokenRegistry
+from kernel.tokens import FRONTEND, TokenRegistry
 from memory.store import Store
 from memory.store_writer import StoreWriter
 
 __all__ = ["Kernel", "load_runtime", "open_kernel"]
 
 log = logging.getLogger(__name__)
+
+#: The principal name of the person at the terminal (pid 0).
+USER = "user"
 
 #: Exit code of a process stopped by ``kill`` (as a shell reports SIGTERM).
 KILLED_EXIT_CODE = 143
@@ -133,6 +136,18 @@ class Kernel:
         self._task_owners: dict[int, str] = {}
         #: Domain services (semantic FS, memory, MCP host...) by name, set up by their owners at boot.
         self.services: dict[str, Any] = {}
+        #: The person at the terminal: a principal of its own (pid 0), whose every action from a front end
+        #: goes through ``dispatch`` like an agent's. Capabilities: everything, narrowed by ``[access.user]``.
+        self.user = Process(
+            pid=0,
+            agent=USER,
+            goal="",
+            priority="high",
+            token_budget=0,
+            interactive=False,
+            caps=attenuate(TOP, grant_caps(config.access.user)),
+            state=ProcState.RUNNING,
+        )
         load_syscalls()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -414,7 +429,7 @@ class Kernel:
     async def dispatch(self, proc: Process, name: str, payload: dict[str, Any]) -> Any:
         """The one path for every table syscall: validate, check each access (asking the user where the
         policy says so), audit, run."""
-        token_id = self.tokens.token_id(proc.pid)
+        token_id = FRONTEND if proc is self.user else self.tokens.token_id(proc.pid)
 
         def audit(resource: str, decision: str, reason: str = "") -> None:
             self.audit.record(
@@ -457,6 +472,10 @@ class Kernel:
         except PermissionDenied as exc:  # refused past the check (e.g. a confined open met a symlink)
             audit(", ".join(a.describe() for a in accesses), "deny", exc.message)
             raise
+
+    async def call(self, syscall: str, **payload: Any) -> Any:
+        """A syscall by the person at the terminal (the ``user`` principal): checked and audited like any."""
+        return await self.dispatch(self.user, syscall, payload)
 
     def write_output(self, proc: Process, text: str) -> None:
         if not text:

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = ["build_app", "serve_if_free", "serve_socket", "socket_path", "token_path"]
 
+#: Syscalls that run the model under the caller's one LLM sequence (the user's: serialised on the socket).
+LLM_BACKED = frozenset({"fs.summarize", "fs.compare", "fs.ask", "fs.join", "fs.run_plan"})
+
 log = logging.getLogger(__name__)
 
 
@@ -220,37 +223,18 @@ class _Api:
     # -- the front end ---------------------------------------------------------------------------------
 
     async def fs(self, bearer: Bearer, body: Any) -> Any:
-        """An ``fs.*`` syscall for the user (``aios fs`` while this kernel owns the index): validated like
-        any syscall, run with full rights, each resource it touches audited as agent "user"."""
-        from kernel.process import Process
-        from kernel.syscalls import SYSCALLS
-
-        spec = SYSCALLS.get(body.syscall)
-        if spec is None:
-            fs_calls = ", ".join(sorted(n for n in SYSCALLS if n.startswith("fs.")))
-            raise UsageError(f"unknown fs syscall {body.syscall!r}", f"known: {fs_calls}")
+        """A syscall by the person at the terminal (``aios fs``, ``aios mcp call``...): the kernel's ``user``
+        principal, through ``Kernel.dispatch`` like any agent's call (validated, checked against
+        ``[access.user]``, audited as agent "user", confined)."""
+        kernel = self.kernel
         try:
-            request = spec.request.model_validate(body.payload)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "request"
-            raise UsageError(f"{body.syscall}: invalid request: {where}: {first['msg']}") from None
-        from kernel.access import TOP
-
-        # The person at the terminal holds every grant; the same confined resolver still serves each path.
-        user = Process(pid=0, agent="user", goal="", priority="high", token_budget=0, interactive=False, caps=TOP)
-        async with self._fs_lock:  # one user fs call at a time (they share the pid-0 LLM slot)
-            for access in spec.access(self.kernel, user, request):
-                self.kernel.audit.record(
-                    pid=None,
-                    agent="user",
-                    token_id=bearer.token_id,
-                    syscall=body.syscall,
-                    resource=access.describe(),
-                    decision="allow",
-                    reason="front end",
-                )
-            return await spec.handler(self.kernel, user, request)
+            if body.syscall in LLM_BACKED:  # they share the user's one LLM sequence: one at a time
+                async with self._fs_lock:
+                    return await kernel.dispatch(kernel.user, body.syscall, body.payload)
+            return await kernel.dispatch(kernel.user, body.syscall, body.payload)
+        except PermissionDenied as exc:
+            exc.audited = True  # type: ignore[attr-defined]  # dispatch audited the refusal
+            raise
 
     async def ps(self, bearer: Bearer, body: Any) -> Any:
         return self.kernel.ps()

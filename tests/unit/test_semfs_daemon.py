@@ -128,7 +128,7 @@ def test_bad_input_gets_the_same_one_line_error_as_locally(monkeypatch: pytest.M
         assert len(denied) == 3 and "no mount 'nosuch'" in denied[0]["reason"]  # group fails before sending
         assert not Path("/tmp/aios-not-mounted/x.txt").exists()
         client = DaemonClient(d.socket)
-        with pytest.raises(UsageError, match=r"unknown fs syscall 'fs\.nope'"):
+        with pytest.raises(UsageError, match=r"unknown syscall 'fs\.nope'"):
             client.fs("fs.nope")
         with pytest.raises(UsageError, match="invalid request: syscall"):
             client.request("POST", "/v1/fs", {"syscall": "proc.kill", "payload": {"pid": 1}})
