@@ -146,6 +146,7 @@ class Executor:
             for dep in analysis.deps[step_id]:
                 await done[dep].wait()
             values: dict[str, Any] = {}
+            texts: dict[str, str] = {}
             for dep in analysis.deps[step_id]:
                 res = records[dep].result
                 assert res is not None
@@ -161,19 +162,19 @@ class Executor:
                     values[dep] = {"error": res.text, "error_kind": res.error_kind}
                 else:
                     values[dep] = res.value()
+                texts[dep] = res.text
+            # The tool's schema decides whether a whole-string ``${id}`` is passed as its value or its text.
+            entry = await self._describe(step.tool) if self._describe is not None else None
+            entry = entry if isinstance(entry, ToolEntry) else None
             try:
-                args = resolve_args(step.args, values)
+                args = resolve_args(step.args, values, texts=texts, schema=entry.input_schema if entry else None)
             except RefError as exc:
                 finish(step_id, ToolResult.error("plan", str(exc)), skipped=True)
                 return
             retries = step.retries
             explicit = retries is not None
             if retries is None:
-                retries = 0
-                if self._describe is not None:
-                    entry = await self._describe(step.tool)
-                    if isinstance(entry, ToolEntry) and entry.retry_safe:
-                        retries = 1
+                retries = 1 if entry is not None and entry.retry_safe else 0
             records[step_id].start_s = time.perf_counter() - t0
             await self._emit("started", step_id, {"tool": step.tool, "args": args})
 

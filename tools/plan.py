@@ -1,7 +1,9 @@
 """Typed tool plans: ``{"steps": [{id, tool, args, deps}], "servers"?, "timeout_s"?}``.
 
 ``args`` values may reference earlier results: a whole string ``"${id}"`` or ``"${id.path.0}"`` is replaced by
-that value (typed: an object stays an object); a reference inside a longer string is replaced by its text.
+that value (typed: an object stays an object, unless the tool's input schema wants a string there: then it is
+the value's text); a reference inside a longer string is replaced by its text (a whole result's own text, else
+the value as compact JSON).
 A step depends on the steps it names in ``deps`` and on every step it references. ``analyse`` finds what
 would stop a step from running (unknown or duplicate ids, dangling references, cycles) and names it, so the
 executor fails exactly those steps (and what depends on them) and runs the rest.
@@ -11,13 +13,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aios.errors import UsageError
 
-__all__ = ["REF_RE", "Plan", "PlanAnalysis", "Step", "analyse", "find_refs", "load_plan", "resolve_args"]
+__all__ = ["REF_RE", "Plan", "PlanAnalysis", "Step", "analyse", "find_refs", "load_plan", "ref_text", "resolve_args"]
 
 REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_-]*)((?:\.[A-Za-z0-9_-]+)*)\}")
 _ID = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
@@ -158,21 +161,141 @@ def _walk(value: Any, path: list[str], ref: str) -> Any:
     return value
 
 
-def resolve_args(value: Any, results: dict[str, Any]) -> Any:
-    """Substitute ``${id...}`` references with values from ``results`` (id -> value). Raises RefError."""
+def ref_text(value: Any) -> str:
+    """The text a referenced value stands for: a string as-is, anything else as compact JSON."""
     if isinstance(value, str):
-        whole = REF_RE.fullmatch(value)
-        if whole:
-            ref = whole.group(1) + whole.group(2)
-            return _walk(results[whole.group(1)], [p for p in whole.group(2).split(".") if p], ref)
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+_MAX_SCHEMA_DEPTH = 32
+
+
+def _deref(schema: Any, root: Any) -> Any:
+    """Follow local ``$ref`` s (``#/$defs/X``) and single-branch ``allOf`` wrappers (as pydantic writes them)."""
+    for _ in range(_MAX_SCHEMA_DEPTH):
+        if not isinstance(schema, dict):
+            return None
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            node: Any = root
+            for part in ref[2:].split("/"):
+                node = node.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(node, dict) else None
+            schema = node
+            continue
+        all_of = schema.get("allOf")
+        if isinstance(all_of, list) and len(all_of) == 1 and "type" not in schema:
+            schema = all_of[0]
+            continue
+        return schema
+    return None
+
+
+def _json_types(schema: Any, root: Any, depth: int = 0) -> set[str] | None:
+    """The JSON types ``schema`` accepts, or None when it does not say (any value)."""
+    schema = _deref(schema, root)
+    if not isinstance(schema, dict) or depth > _MAX_SCHEMA_DEPTH:
+        return None
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {kind}
+    if isinstance(kind, list):
+        return {k for k in kind if isinstance(k, str)}
+    branches = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(branches, list) and branches:
+        found: set[str] = set()
+        for branch in branches:
+            sub = _json_types(branch, root, depth + 1)
+            if sub is None:
+                return None
+            found |= sub
+        return found
+    values = schema.get("enum") if "enum" in schema else ([schema["const"]] if "const" in schema else None)
+    if isinstance(values, list) and values:
+        return {_json_type(v) for v in values}
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _wants_text(schema: Any, root: Any, value: Any) -> bool:
+    """Whether ``value`` must become text to fit ``schema``: it takes strings but not ``value``'s own type."""
+    types = _json_types(schema, root)
+    if types is None or "string" not in types:
+        return False
+    kind = _json_type(value)
+    if kind == "integer" and "number" in types:
+        return False
+    return kind not in types
+
+
+def _child(schema: Any, root: Any, key: str | int) -> Any:
+    schema = _deref(schema, root)
+    if not isinstance(schema, dict):
+        return None
+    if isinstance(key, str):
+        props = schema.get("properties")
+        if isinstance(props, dict) and key in props:
+            return props[key]
+        extra = schema.get("additionalProperties")
+        return extra if isinstance(extra, dict) else None
+    prefix = schema.get("prefixItems")
+    if isinstance(prefix, list) and key < len(prefix):
+        return prefix[key]
+    items = schema.get("items")
+    return items if isinstance(items, dict) else None
+
+
+def resolve_args(
+    value: Any,
+    results: dict[str, Any],
+    *,
+    texts: Mapping[str, str] | None = None,
+    schema: dict[str, Any] | None = None,
+) -> Any:
+    """Substitute ``${id...}`` references with values from ``results`` (id -> value). Raises RefError.
+
+    ``texts`` (id -> the result's own text) is what a reference to a whole result reads as text. ``schema`` is
+    the tool's input schema: where a whole-string reference lands on an argument that takes a string and the
+    referenced value is not one (a structured result, a number), the value's text is passed instead; where the
+    schema takes objects, arrays or numbers (or says nothing) the value keeps its type.
+    """
+    return _resolve(value, results, texts or {}, schema, schema)
+
+
+def _resolve(value: Any, results: dict[str, Any], texts: Mapping[str, str], schema: Any, root: Any) -> Any:
+    if isinstance(value, str):
+
+        def lookup(match: re.Match[str]) -> tuple[Any, str | None]:
+            step_id, path = match.group(1), [p for p in match.group(2).split(".") if p]
+            got = _walk(results[step_id], path, match.group(0)[2:-1])
+            return got, (texts.get(step_id) if not path else None)
 
         def text(match: re.Match[str]) -> str:
-            got = _walk(results[match.group(1)], [p for p in match.group(2).split(".") if p], match.group(0)[2:-1])
-            return got if isinstance(got, str) else json.dumps(got)
+            got, own_text = lookup(match)
+            return own_text if own_text is not None else ref_text(got)
 
+        whole = REF_RE.fullmatch(value)
+        if whole:
+            got, own_text = lookup(whole)
+            if schema is not None and _wants_text(schema, root, got):
+                return own_text if own_text is not None else ref_text(got)
+            return got
         return REF_RE.sub(text, value)
     if isinstance(value, dict):
-        return {k: resolve_args(v, results) for k, v in value.items()}
+        return {k: _resolve(v, results, texts, _child(schema, root, k), root) for k, v in value.items()}
     if isinstance(value, list):
-        return [resolve_args(v, results) for v in value]
+        return [_resolve(v, results, texts, _child(schema, root, i), root) for i, v in enumerate(value)]
     return value

@@ -142,6 +142,50 @@ async def test_filesystem_server(tmp_path: Path) -> None:
             assert missing.error_kind == "invalid_args" and "'path' is a required property" in missing.text
 
 
+async def test_plan_passes_a_read_result_as_text_to_the_filesystem_server(tmp_path: Path) -> None:
+    """``${read}`` (a structured ``{content}`` result) where write_file/edit_file want a string: its text."""
+    from tools.executor import Executor
+    from tools.plan import load_plan
+
+    root = tmp_path / "allowed"
+    root.mkdir()
+    (root / "src.txt").write_text("alpha\nbeta\n")
+    (root / "target.txt").write_text("head\nPLACEHOLDER\n")
+    spec = {"command": "node", "args": [npm_server("server-filesystem"), str(root)]}
+    plan = load_plan(
+        [
+            {"id": "read", "tool": "files.read_text_file", "args": {"path": str(root / "src.txt")}},
+            {
+                "id": "whole",
+                "tool": "files.write_file",
+                "args": {"path": str(root / "whole.txt"), "content": "${read}"},
+            },
+            {
+                "id": "field",
+                "tool": "files.write_file",
+                "args": {"path": str(root / "field.txt"), "content": "${read.content}"},
+            },
+            {
+                "id": "edit",
+                "tool": "files.edit_file",
+                "args": {"path": str(root / "target.txt"), "edits": [{"oldText": "PLACEHOLDER", "newText": "${read}"}]},
+            },
+        ]
+    )
+    with anyio.fail_after(60):
+        async with host_with(files=spec) as host:
+
+            async def call(tool: str, args: dict[str, Any], *, timeout: float | None, progress: Any) -> Any:
+                return await host.call(tool, args, timeout=timeout, progress=progress)
+
+            run = await Executor(call, describe=host.resolve, default_timeout_s=20).run(plan)
+    assert run.ok, {k: r.result.text for k, r in run.steps.items() if r.result and r.result.is_error}
+    assert isinstance(run.steps["read"].result.value(), dict)  # structured: {"content": ...}
+    assert (root / "whole.txt").read_text() == "alpha\nbeta\n"
+    assert (root / "field.txt").read_text() == "alpha\nbeta\n"
+    assert (root / "target.txt").read_text() == "head\nalpha\nbeta\n\n"
+
+
 async def test_git_and_time_servers(tmp_path: Path) -> None:
     repo = git_repo(tmp_path / "repo")
     servers = {

@@ -61,6 +61,23 @@ def make_server(state: dict[str, Any]) -> Any:
         raise ToolError("write failed")
 
     @server.tool(annotations=RO)
+    def echo_text(text: str, note: str = "") -> str:
+        """Echo a string argument (the schema says string), recording what arrived."""
+        state.setdefault("texts", []).append((text, note))
+        return text
+
+    @server.tool(annotations=RO)
+    def keys(doc: dict[str, Any], anything: Any = None, either: str | dict[str, Any] = "") -> dict[str, Any]:
+        """Take an object-typed argument, recording what arrived."""
+        state["doc"], state["anything"], state["either"] = doc, anything, either
+        return {"keys": sorted(doc)}
+
+    @server.tool(annotations=RO)
+    def twice(n: int) -> int:
+        """A number-typed argument."""
+        return n * 2
+
+    @server.tool(annotations=RO)
     async def hang() -> str:
         """Never answers."""
         await anyio.sleep_forever()
@@ -113,6 +130,55 @@ async def test_references_flow_between_steps() -> None:
         )
     assert result.steps["join"].result.text == "got item2 from item0"
     assert result.metrics["critical_path"] == ["list", "pick", "join"]
+
+
+async def test_whole_string_references_follow_the_target_schema() -> None:
+    """``${id}`` where the tool wants a string is the result's text; where it wants an object, the structure."""
+    state: dict[str, Any] = {}
+    with anyio.fail_after(20):
+        result = await run(
+            state,
+            {"id": "list", "tool": "mem.items", "args": {"n": 2}},
+            {"id": "as_text", "tool": "mem.echo_text", "args": {"text": "${list}", "note": "${list.items}"}},
+            {"id": "num_text", "tool": "mem.echo_text", "args": {"text": "${list.items.1.id}"}},
+            {"id": "as_object", "tool": "mem.keys", "args": {"doc": "${list}", "anything": "${list.items.0}"}},
+            {"id": "either", "tool": "mem.keys", "args": {"doc": {"nested": "${list.items.0}"}, "either": "${list}"}},
+            {"id": "number", "tool": "mem.twice", "args": {"n": "${list.items.1.id}"}},
+            {"id": "embedded", "tool": "mem.echo_text", "args": {"text": "got ${list.items.0} and ${num_text}"}},
+        )
+    assert result.ok, {k: r.result.text for k, r in result.steps.items() if r.result.is_error}
+    listed = result.steps["list"].result
+    structure = {"items": [{"id": 0, "name": "item0"}, {"id": 1, "name": "item1"}]}
+    assert listed.value() == structure
+    text, note = state["texts"][0]
+    assert text == listed.text  # the tool's own text for the whole result, not a dict
+    assert note == '[{"id":0,"name":"item0"},{"id":1,"name":"item1"}]'  # a walked structure: compact JSON
+    assert result.steps["num_text"].result.text == "1"  # a number where a string is wanted: its text
+    assert state["doc"] == structure and state["anything"] == {"id": 0, "name": "item0"}  # object stays an object
+    assert result.steps["number"].result.value() == 2  # number-typed: the number, not "1"
+    assert result.steps["embedded"].result.text == 'got {"id":0,"name":"item0"} and 1'
+
+
+async def test_string_coercion_needs_the_schema() -> None:
+    """Without a ``describe`` (no schema known), values keep their type as before: the host refuses a dict."""
+    async with McpHost(inproc={"mem": make_server({})}) as host:
+
+        async def call(tool: str, args: dict[str, Any], *, timeout: float | None, progress: Any) -> Any:
+            return await host.call(tool, args, timeout=timeout, progress=progress)
+
+        with anyio.fail_after(20):
+            result = await Executor(call, default_timeout_s=5).run(
+                load_plan(
+                    {
+                        "steps": [
+                            {"id": "list", "tool": "mem.items", "args": {"n": 1}},
+                            {"id": "text", "tool": "mem.echo_text", "args": {"text": "${list}"}},
+                        ]
+                    }
+                )
+            )
+    bad = result.steps["text"].result
+    assert bad.error_kind == "invalid_args" and "is not of type 'string'" in bad.text
 
 
 async def test_failed_branch_skips_dependents_and_the_rest_finishes() -> None:

@@ -55,6 +55,63 @@ def test_resolve_whole_values_keep_their_type() -> None:
     assert resolve_args({"nested": ["${s}", 1, None]}, results) == {"nested": ["plain", 1, None]}
 
 
+SCHEMA = {
+    "type": "object",
+    "$defs": {"Note": {"type": "object", "properties": {"body": {"type": "string"}, "meta": {"type": "object"}}}},
+    "properties": {
+        "content": {"type": "string"},
+        "maybe": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "either": {"anyOf": [{"type": "string"}, {"type": "object"}]},
+        "doc": {"type": "object"},
+        "count": {"type": "integer"},
+        "ratio": {"type": ["number", "string"]},
+        "untyped": {},
+        "note": {"$ref": "#/$defs/Note"},
+        "lines": {"type": "array", "items": {"type": "string"}},
+        "mode": {"enum": ["a", "b"]},
+    },
+}
+RESULTS = {"r": {"content": "alpha", "n": 3, "ok": True}, "t": "plain"}
+TEXTS = {"r": "the tool's own text", "t": "plain"}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"content": "${r}"}, {"content": "the tool's own text"}),  # a whole result: the result's own text
+        ({"content": "${r.content}"}, {"content": "alpha"}),
+        ({"content": "${r.n}"}, {"content": "3"}),
+        ({"content": "${r.ok}"}, {"content": "true"}),
+        ({"maybe": "${r}"}, {"maybe": "the tool's own text"}),
+        ({"either": "${r}"}, {"either": RESULTS["r"]}),  # an object fits: it stays one
+        ({"doc": "${r}"}, {"doc": RESULTS["r"]}),
+        ({"count": "${r.n}"}, {"count": 3}),
+        ({"ratio": "${r.n}"}, {"ratio": 3}),  # an integer is a number
+        ({"untyped": "${r}"}, {"untyped": RESULTS["r"]}),  # no type: unchanged
+        ({"unknown_arg": "${r}"}, {"unknown_arg": RESULTS["r"]}),
+        ({"note": {"body": "${r}", "meta": "${r}"}}, {"note": {"body": "the tool's own text", "meta": RESULTS["r"]}}),
+        ({"lines": ["${r}", "${r.n}", "x"]}, {"lines": ["the tool's own text", "3", "x"]}),
+        ({"mode": "${r}"}, {"mode": "the tool's own text"}),  # an enum of strings wants a string
+        ({"content": "${t}"}, {"content": "plain"}),
+        ({"content": "n=${r.n}, all=${r}"}, {"content": "n=3, all=the tool's own text"}),
+    ],
+)
+def test_whole_references_become_text_where_the_schema_wants_a_string(args: dict, expected: dict) -> None:
+    assert resolve_args(args, RESULTS, texts=TEXTS, schema=SCHEMA) == expected
+
+
+def test_without_texts_a_whole_result_is_compact_json() -> None:
+    assert resolve_args({"content": "${r}"}, RESULTS, schema=SCHEMA) == {
+        "content": '{"content":"alpha","n":3,"ok":true}'
+    }
+    assert resolve_args({"content": "${r}"}, RESULTS) == {"content": RESULTS["r"]}  # no schema: typed as before
+
+
+def test_self_referencing_schemas_do_not_loop() -> None:
+    schema = {"$defs": {"A": {"$ref": "#/$defs/A"}}, "properties": {"x": {"$ref": "#/$defs/A"}}}
+    assert resolve_args({"x": "${r}"}, RESULTS, texts=TEXTS, schema=schema) == {"x": RESULTS["r"]}
+
+
 @pytest.mark.parametrize("ref", ["${a.missing}", "${a.items.5}", "${s.x}", "${a.items.0.n.deeper}"])
 def test_bad_paths_are_ref_errors(ref: str) -> None:
     with pytest.raises(RefError, match=r"\$\{"):
