@@ -40,18 +40,9 @@ def _with_kernel(work: Callable[[Any, Any], Any]) -> Any:
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
-    """The kernel's task group wraps what failed; the user wants the one error (an AiosError if any)."""
-    leaves: list[BaseException] = []
+    from kernel.connect import first_error
 
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    return next((e for e in leaves if isinstance(e, AiosError)), leaves[0] if leaves else group)
+    return first_error(group)
 
 
 @fs_group.command("join", context_settings=CONTEXT_SETTINGS)

@@ -11,7 +11,7 @@ import anyio
 import click
 
 from aios import paths
-from aios._cli_util import CONTEXT_SETTINGS, print_json, table
+from aios._cli_util import CONTEXT_SETTINGS, print_json, status, table
 from aios.errors import ConfigError, UsageError
 
 __all__ = ["mcp_group", "plan_group"]
@@ -241,19 +241,16 @@ def tools_cmd(query: str | None, as_json: bool, mcp_config: Path | None) -> None
     Example:
       aios mcp tools --search "what time is it in Tokyo"
     """
-    from tools.builtin import builtin_servers
-    from tools.host import McpHost
+    if mcp_config is None:  # the kernel's catalog, as the user may see it (tool.list / tool.search)
 
-    servers = _load(mcp_config)
-
-    async def run() -> list[dict[str, Any]]:
-        async with McpHost(servers, inproc=builtin_servers(None)) as host:
-            await host.start_all()
+        async def ask(user: Any) -> list[dict[str, Any]]:
             if query:
-                return [{**e.to_json(schema=as_json), "score": s} for e, s in host.catalog.search(query)]
-            return [e.to_json(schema=as_json) for e in host.catalog.view()]
+                return list((await user.call("tool.search", query=query, schemas=as_json))["tools"])
+            return list((await user.call("tool.list", schemas=as_json))["tools"])
 
-    rows = anyio.run(run)
+        rows = _as_user(ask)
+    else:
+        rows = _local_tools(_load(mcp_config), query, as_json)
     if as_json:
         print_json({"tools": rows})
     else:
@@ -273,26 +270,57 @@ def call(tool: str, arguments: str, timeout: float | None, as_json: bool, mcp_co
     Example:
       aios mcp call time.now '{"timezone": "Asia/Tokyo"}'
     """
-    from tools.builtin import builtin_servers
-    from tools.host import McpHost
-
     try:
         args = json.loads(arguments)
     except ValueError as exc:
         raise UsageError(f"ARGUMENTS must be a JSON object: {exc}") from None
-    servers = _load(mcp_config)
-
-    async def run() -> Any:
-        async with McpHost(servers, inproc=builtin_servers(None)) as host:
-            return await host.call(tool, args, timeout=timeout)
-
-    result = anyio.run(run)
-    if as_json:
-        print_json(result.to_json())
+    if not isinstance(args, dict):
+        raise UsageError('ARGUMENTS must be a JSON object, e.g. \'{"timezone": "UTC"}\'')
+    if mcp_config is None:  # a tool.call syscall by the user: checked, accounted, audited, seen by front ends
+        payload: dict[str, Any] = {"tool": tool, "args": args}
+        if timeout is not None:
+            payload["timeout_s"] = timeout
+        result = _as_user(lambda user: user.call("tool.call", **payload))
     else:
-        click.echo(result.text)
-    if result.is_error:
+        result = _local_call(_load(mcp_config), tool, args, timeout)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(result["text"])
+    if result["is_error"]:
         sys.exit(1)
+
+
+def _as_user(work: Any) -> Any:
+    """Run ``work(user)`` through the one door (the running kernel, or one started for this command)."""
+    from kernel.connect import run_as_user
+
+    return run_as_user(work, loading=status)
+
+
+def _local_tools(servers: dict[str, Any], query: str | None, schemas: bool) -> list[dict[str, Any]]:
+    """``--mcp-config``: the servers of another file, started in this command to try them before adding them
+    (nothing of the kernel's is reached)."""
+    from tools.host import McpHost
+
+    async def run() -> list[dict[str, Any]]:
+        async with McpHost(servers) as host:
+            await host.start_all()
+            if query:
+                return [{**e.to_json(schema=schemas), "score": s} for e, s in host.catalog.search(query)]
+            return [e.to_json(schema=schemas) for e in host.catalog.view()]
+
+    return anyio.run(run)
+
+
+def _local_call(servers: dict[str, Any], tool: str, args: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    from tools.host import McpHost
+
+    async def run() -> dict[str, Any]:
+        async with McpHost(servers) as host:
+            return (await host.call(tool, args, timeout=timeout)).to_json()
+
+    return anyio.run(run)
 
 
 @mcp_group.command("serve", context_settings=CONTEXT_SETTINGS)

@@ -23,9 +23,10 @@ class CallBody(_Body):
 
 
 class FsBody(_Body):
-    """``POST /v1/fs``: one ``fs.*`` table syscall run for the user (the front end holds full rights)."""
+    """``POST /v1/fs``: one ``fs.*``, ``tool.*``, ``mem.*`` or ``task.*`` syscall by the user principal (through
+    ``Kernel.dispatch``: checked against ``[access.user]``, audited as "user")."""
 
-    syscall: str = Field(pattern=r"^fs\.[a-z_]{1,32}$")
+    syscall: str = Field(pattern=r"^(fs|tool|mem|task)\.[a-z_]{1,32}$")
     payload: dict[str, Any] = Field(default_factory=dict)
 
 

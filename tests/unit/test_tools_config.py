@@ -166,7 +166,9 @@ def test_one_bad_server_does_not_take_the_others_down(aios_home: Path, monkeypat
     good, bad = load_servers_lenient()
     assert list(good) == ["good"] and "UNSET_TOKEN_X is not set" in bad["bad"]
     runner = CliRunner()
-    out = runner.invoke(cli, ["mcp", "call", "time.now", '{"timezone": "UTC"}'])
-    assert out.exit_code == 0 and '"timezone": "UTC"' in out.stdout and "left out" in out.stderr
+    out = runner.invoke(cli, ["mcp", "call", "time.now", '{"timezone": "UTC"}'])  # through a kernel, as the user
+    assert out.exit_code == 0 and '"timezone": "UTC"' in out.stdout
+    audit = json.loads(runner.invoke(cli, ["audit", "--agent", "user", "--json"]).stdout)
+    assert any(r["syscall"] == "tool.call" and r["decision"] == "allow" for r in audit["rows"])
     test_bad = runner.invoke(cli, ["mcp", "test", "bad"])
     assert test_bad.exit_code == 2 and "UNSET_TOKEN_X is not set" in test_bad.stderr
