@@ -10,7 +10,6 @@ import click
 from aios._cli_fs_remote import absolute, daemon, remote
 from aios._cli_util import CONTEXT_SETTINGS, print_json, status
 from aios.cli_fs import _fs, fs_group
-from aios.errors import AiosError
 
 __all__: list[str] = []
 
