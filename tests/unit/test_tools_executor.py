@@ -69,7 +69,7 @@ def make_server(state: dict[str, Any]) -> Any:
     @server.tool(annotations=RO)
     def keys(doc: dict[str, Any], anything: Any = None, either: str | dict[str, Any] = "") -> dict[str, Any]:
         """Take an object-typed argument, recording what arrived."""
-        state["doc"], state["anything"], state["either"] = doc, anything, either
+        state.setdefault("keys", []).append({"doc": doc, "anything": anything, "either": either})
         return {"keys": sorted(doc)}
 
     @server.tool(annotations=RO)
@@ -154,7 +154,9 @@ async def test_whole_string_references_follow_the_target_schema() -> None:
     assert text == listed.text  # the tool's own text for the whole result, not a dict
     assert note == '[{"id":0,"name":"item0"},{"id":1,"name":"item1"}]'  # a walked structure: compact JSON
     assert result.steps["num_text"].result.text == "1"  # a number where a string is wanted: its text
-    assert state["doc"] == structure and state["anything"] == {"id": 0, "name": "item0"}  # object stays an object
+    calls = sorted(state["keys"], key=lambda c: "nested" in c["doc"])
+    assert calls[0] == {"doc": structure, "anything": {"id": 0, "name": "item0"}, "either": ""}  # objects stay
+    assert calls[1] == {"doc": {"nested": {"id": 0, "name": "item0"}}, "anything": None, "either": structure}
     assert result.steps["number"].result.value() == 2  # number-typed: the number, not "1"
     assert result.steps["embedded"].result.text == 'got {"id":0,"name":"item0"} and 1'
 
