@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
+import json
 import os
 import random
 import shutil
@@ -65,14 +65,18 @@ PLUGIN = textwrap.dedent(
 )
 
 
-def _rss_mb(pid: int) -> float:
+def _status(pid: int) -> tuple[float, int]:
+    """The process's resident set (MB) and its number of threads, from /proc."""
+    rss, threads = float("nan"), 0
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
     except OSError:
         pass
-    return float("nan")
+    return rss, threads
 
 
 def _client(sock: Path, token: str, *, timeout: float = 120.0) -> Any:
@@ -153,12 +157,28 @@ async def _pollers(sock: str, token: str, pollers: int, interval: float, start_a
     return out
 
 
-def _search_worker(sock: str, tokens: list[str], queries: list[str], start_at: float, end_at: float, q: Any) -> None:
-    q.put(("search", asyncio.run(_searchers(sock, tokens, queries, start_at, end_at))))
+def _worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """One load process (``python -m bench._security_load --worker SPEC``): its figures, as JSON on stdout."""
+    if spec["kind"] == "search":
+        coro = _searchers(spec["sock"], spec["tokens"], spec["queries"], spec["start_at"], spec["end_at"])
+    else:
+        coro = _pollers(
+            spec["sock"], spec["token"], spec["pollers"], spec["interval"], spec["start_at"], spec["end_at"]
+        )
+    return {"kind": spec["kind"], **asyncio.run(coro)}
 
 
-def _poll_worker(sock: str, token: str, pollers: int, interval: float, start_at: float, end_at: float, q: Any) -> None:
-    q.put(("ps", asyncio.run(_pollers(sock, token, pollers, interval, start_at, end_at))))
+def _start_worker(spec: dict[str, Any], home: Path) -> subprocess.Popen[str]:
+    # Plain subprocesses: multiprocessing's spawn would re-import the caller's __main__ module.
+    spec_file = home / f"worker-{spec['kind']}-{os.urandom(4).hex()}.json"
+    spec_file.write_text(json.dumps(spec))
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench._security_load", "--worker", str(spec_file)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 # -- the kernel --------------------------------------------------------------------------------------
@@ -235,15 +255,19 @@ def measure_ps_under_load(
     ``poll_interval_s``: each poller's pause between ps calls (0: back to back).
     ``kernel_setup``: Python run in the kernel process at plugin load (experiments: pool sizes, patches).
     Returns ps latency (``ps_p50_ms``, ``ps_p99_ms``, idle ones before the load), ``searches_per_s``,
-    search latency, ``errors``, and the kernel's RSS (``rss_start_mb``, ``rss_end_mb``, ``rss_peak_mb``,
-    ``rss_samples_mb`` one a second).
+    search latency, ``errors``, and the kernel's RSS (at boot, once indexed, then over the load:
+    ``rss_start_mb``, ``rss_end_mb``, ``rss_peak_mb``, ``rss_samples_mb`` one a second) and its most threads
+    at once (``threads_peak``).
     """
     home, corpus, queries = _home(files, kernel_setup)
     daemon, sock, token = _start_kernel(home)
+    workers: list[subprocess.Popen[str]] = []
     try:
+        rss_boot = _status(daemon.pid)[0]
         t0 = time.monotonic()
         status = _index(sock, token, corpus)
         index_s = time.monotonic() - t0
+        rss_indexed = _status(daemon.pid)[0]
         with _client(sock, token) as c:
             tokens = [
                 _result(c.post("/v1/spawn", json={"agent": "load-searcher", "token": True}))["token"]
@@ -256,36 +280,34 @@ def measure_ps_under_load(
                 _result(c.post("/v1/call", json=warm))
         idle = _idle_ps(sock, token)
 
-        ctx = multiprocessing.get_context("spawn")
-        results: Any = ctx.Queue()
-        start_at = time.time() + 3.0  # workers import httpx and connect first
+        start_at = time.time() + 5.0  # workers import httpx and connect first
         end_at = start_at + seconds
-        groups = [tokens[i::SEARCH_PROCESSES] for i in range(min(SEARCH_PROCESSES, clients))]
-        workers = [
-            ctx.Process(target=_search_worker, args=(str(sock), g, queries, start_at, end_at, results)) for g in groups
+        window = {"sock": str(sock), "start_at": start_at, "end_at": end_at}
+        specs: list[dict[str, Any]] = [
+            {"kind": "search", "tokens": tokens[i::SEARCH_PROCESSES], "queries": queries, **window}
+            for i in range(min(SEARCH_PROCESSES, clients))
         ]
-        workers.append(
-            ctx.Process(
-                target=_poll_worker, args=(str(sock), token, pollers, poll_interval_s, start_at, end_at, results)
-            )
-        )
-        for w in workers:
-            w.start()
+        specs.append({"kind": "ps", "token": token, "pollers": pollers, "interval": poll_interval_s, **window})
+        workers = [_start_worker(spec, home) for spec in specs]
         while time.time() < start_at:
             time.sleep(0.01)
-        samples = [_rss_mb(daemon.pid)]
+        samples = [_status(daemon.pid)]
         while time.time() < end_at:
             time.sleep(min(1.0, max(0.0, end_at - time.time())))
-            samples.append(_rss_mb(daemon.pid))
+            samples.append(_status(daemon.pid))
         got: dict[str, list[dict[str, Any]]] = {"search": [], "ps": []}
-        for _ in workers:
-            kind, data = results.get(timeout=seconds + 300)
-            got[kind].append(data)
         for w in workers:
-            w.join(timeout=30)
+            out, err = w.communicate(timeout=seconds + 300)
+            if w.returncode != 0:
+                raise RuntimeError(f"a load worker failed:\n{err[-3000:]}")
+            data = json.loads(out)
+            got[data.pop("kind")].append(data)
         if daemon.poll() is not None:
             raise RuntimeError(f"the kernel died under load:\n{(home / 'kernel.log').read_text()[-3000:]}")
     finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
         daemon.terminate()
         try:
             daemon.wait(timeout=30)
@@ -296,7 +318,7 @@ def measure_ps_under_load(
 
     ps = [t for d in got["ps"] for t in d["latency_ms"]]
     searches = [t for d in got["search"] for t in d["latency_ms"]]
-    samples_out = [round(s, 1) for s in samples]
+    samples_out = [round(rss, 1) for rss, _ in samples]
     return {
         "clients": clients,
         "pollers": pollers,
@@ -317,10 +339,13 @@ def measure_ps_under_load(
         "search_p99_ms": round(percentile(searches, 99), 1),
         "errors": sum(d["errors"] for k in got for d in got[k]),
         "error_samples": [s for k in got for d in got[k] for s in d["error_samples"]][:5],
+        "rss_boot_mb": round(rss_boot, 1),
+        "rss_indexed_mb": round(rss_indexed, 1),
         "rss_start_mb": samples_out[0],
         "rss_end_mb": samples_out[-1],
         "rss_peak_mb": max(samples_out),
         "rss_samples_mb": samples_out,
+        "threads_peak": max(n for _, n in samples),
         "home": str(home) if keep_home else None,
     }
 
@@ -336,7 +361,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--poll-interval", type=float, default=POLL_INTERVAL_S)
     parser.add_argument("--kernel-setup", default="", help="Python run in the kernel process (experiments)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one load process
     args = parser.parse_args(argv)
+    if args.worker:
+        sys.stdout.write(json.dumps(_worker(json.loads(Path(args.worker).read_text()))))
+        return
     result = measure_ps_under_load(
         clients=args.clients,
         pollers=args.pollers,

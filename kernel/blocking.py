@@ -31,10 +31,12 @@ __all__ = ["POOL_SIZES", "pool_stats", "run_blocking"]
 T = TypeVar("T")
 
 #: Threads per pool. "search" and "index" run CPU-heavy Python (row building, tokenising, chunking) that
-#: holds the GIL: two search threads use both cores (SQLite and onnxruntime release the GIL) while the loop
-#: still gets the GIL often enough; more threads only queue inside (semfs serialises its statements on one
-#: connection) and take GIL turns from the loop. "db" is short statements, mostly waiting on SQLite.
-POOL_SIZES: dict[str, int] = {"search": 2, "index": 1, "db": 2, "default": 4}
+#: holds the GIL. Measured with bench/_security_load.py (32 clients searching, 2 shared cores, 20 s runs):
+#: search pool 1 / 2 / 3 / 4 / 40 gave ps p99 14 / 15-19 / 24 / 29 / 32 ms at 65-84 searches/s whatever the
+#: size (semfs serialises its statements on one connection, the embedding model runs one batch at a time),
+#: so 2: one search's GIL-free parts (SQLite, onnxruntime, chroma) overlap another's Python. "db" calls
+#: mostly wait (on SQLite, the store lock, a writer thread's commit) with the GIL released.
+POOL_SIZES: dict[str, int] = {"search": 2, "index": 1, "db": 4, "default": 4}
 
 _limiters: RunVar[dict[str, anyio.CapacityLimiter]] = RunVar("aios_blocking_limiters")
 

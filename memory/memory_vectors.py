@@ -23,9 +23,10 @@ COLLECTION_PREFIX = "agent-memory"
 
 class ChromaVectors:
     def __init__(self, db_path: Path, chroma_path: Path | None = None) -> None:
-        from memory.embeddings import get_collection, open_chroma
+        from memory.embeddings import CHROMA_LOCK, get_collection, open_chroma
 
-        self._collection = get_collection(open_chroma(chroma_path), COLLECTION_PREFIX)
+        with CHROMA_LOCK:
+            self._collection = get_collection(open_chroma(chroma_path), COLLECTION_PREFIX)
         self._db_path = db_path
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -35,10 +36,16 @@ class ChromaVectors:
     # -- querying (any thread) -----------------------------------------------------------------------
 
     def query(self, namespace: str, text: str, kinds: tuple[str, ...], n: int) -> list[str]:
-        if not text.strip() or self._collection.count() == 0:
+        from memory.embeddings import CHROMA_LOCK, embed_one
+
+        if not text.strip():
             return []
+        vector = embed_one(text)  # outside the chroma lock: it needs only the model
         where: dict[str, Any] = {"$and": [{"namespace": namespace}, {"kind": {"$in": list(kinds)}}]}
-        found = self._collection.query(query_texts=[text], n_results=n, where=where)
+        with CHROMA_LOCK:
+            if self._collection.count() == 0:
+                return []
+            found = self._collection.query(query_embeddings=[vector], n_results=n, where=where)
         return list(found["ids"][0]) if found["ids"] else []
 
     # -- indexing (the worker thread, or a test calling it directly) ---------------------------------
@@ -66,13 +73,19 @@ class ChromaVectors:
             else:
                 upserts[item] = found
                 deletes.discard(item)
+        from memory.embeddings import CHROMA_LOCK, embed
+
         if upserts:
             ids = list(upserts)
-            self._collection.upsert(
-                ids=ids, documents=[upserts[i][0] for i in ids], metadatas=[upserts[i][1] for i in ids]
-            )
+            documents = [upserts[i][0] for i in ids]
+            vectors = embed(documents)  # outside the chroma lock: searches need not wait for the model
+            with CHROMA_LOCK:
+                self._collection.upsert(
+                    ids=ids, embeddings=vectors, documents=documents, metadatas=[upserts[i][1] for i in ids]
+                )
         if deletes:
-            self._collection.delete(ids=sorted(deletes))
+            with CHROMA_LOCK:
+                self._collection.delete(ids=sorted(deletes))
         with conn:
             conn.executemany("DELETE FROM mem_vector_outbox WHERE id = ?", [(r[0],) for r in rows])
         return len(rows)
