@@ -301,10 +301,11 @@ def _as_user(work: Any) -> Any:
 def _local_tools(servers: dict[str, Any], query: str | None, schemas: bool) -> list[dict[str, Any]]:
     """``--mcp-config``: the servers of another file, started in this command to try them before adding them
     (nothing of the kernel's is reached)."""
+    from tools.builtin import builtin_servers
     from tools.host import McpHost
 
     async def run() -> list[dict[str, Any]]:
-        async with McpHost(servers) as host:
+        async with McpHost(servers, inproc=builtin_servers(None)) as host:
             await host.start_all()
             if query:
                 return [{**e.to_json(schema=schemas), "score": s} for e, s in host.catalog.search(query)]
@@ -314,10 +315,11 @@ def _local_tools(servers: dict[str, Any], query: str | None, schemas: bool) -> l
 
 
 def _local_call(servers: dict[str, Any], tool: str, args: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    from tools.builtin import builtin_servers
     from tools.host import McpHost
 
     async def run() -> dict[str, Any]:
-        async with McpHost(servers) as host:
+        async with McpHost(servers, inproc=builtin_servers(None)) as host:
             return (await host.call(tool, args, timeout=timeout)).to_json()
 
     return anyio.run(run)
@@ -439,9 +441,6 @@ def plan_run(plan_file: Path, mcp_config: Path | None, as_json: bool) -> None:
                  {"id": "e", "tool": "slow.echo", "args": {"text": "${t.iso}"}}]}
       aios plan run plan.json --json
     """
-    from tools.builtin import builtin_servers
-    from tools.executor import Executor
-    from tools.host import McpHost
     from tools.plan import load_plan
 
     try:
@@ -449,7 +448,44 @@ def plan_run(plan_file: Path, mcp_config: Path | None, as_json: bool) -> None:
     except ValueError as exc:
         raise UsageError(f"{plan_file}: not valid JSON: {exc}") from None
     plan = load_plan(data, source=str(plan_file))
-    servers = _load(mcp_config, plan.servers)
+    if mcp_config is None and not plan.servers:
+        # A kernel process (the built-in `plan` agent): in `aios ps` and the TUI, each call checked and audited.
+        _render_plan(_plan_process(data), as_json)
+        return
+    _render_plan(_local_plan(plan, _load(mcp_config, plan.servers), as_json), as_json)
+
+
+def _plan_process(data: dict[str, Any]) -> dict[str, Any]:
+    from aios._cli_run import run_agent
+
+    info = run_agent("plan", json.dumps(data), priority=None, stream=None, status=status)
+    if not info.get("result"):
+        raise UsageError(f"the plan process ended without a result: {info.get('error') or info.get('state')}")
+    return dict(json.loads(info["result"]))
+
+
+def _render_plan(result: dict[str, Any], as_json: bool) -> None:
+    steps = result.get("results", {})
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+    else:
+        for step_id, r in steps.items():
+            mark = "error" if r["is_error"] else "ok"
+            click.echo(f"{step_id:<12} {mark:<5} {r['elapsed_s']:7.3f}s  {' '.join(r['text'].split())[:200]}")
+        m = result.get("metrics", {})
+        click.echo(
+            f"makespan {m.get('makespan_s', 0):.3f}s, critical path {' -> '.join(m.get('critical_path', []))} "
+            f"({m.get('critical_path_s', 0):.3f}s), parallel width {m.get('parallel_width_max', 0)}"
+        )
+    if any(r["is_error"] for r in steps.values()):
+        sys.exit(1)
+
+
+def _local_plan(plan: Any, servers: dict[str, Any], as_json: bool) -> dict[str, Any]:
+    """``--mcp-config`` or servers named in the plan file: run here against those servers (trying them out)."""
+    from tools.builtin import builtin_servers
+    from tools.executor import Executor
+    from tools.host import McpHost
 
     async def on_event(kind: str, step_id: str, data: dict[str, Any]) -> None:
         if as_json:
@@ -469,18 +505,4 @@ def plan_run(plan_file: Path, mcp_config: Path | None, as_json: bool) -> None:
 
             return await Executor(call_tool, describe=host.resolve, on_event=on_event).run(plan)
 
-    result = anyio.run(run)
-    if as_json:
-        click.echo(json.dumps(result.to_json(), default=str))
-    else:
-        for step_id, rec in result.steps.items():
-            r = rec.result
-            mark = "error" if r.is_error else "ok"
-            click.echo(f"{step_id:<12} {mark:<5} {r.elapsed_s:7.3f}s  {' '.join(r.text.split())[:200]}")
-        m = result.metrics
-        click.echo(
-            f"makespan {m['makespan_s']:.3f}s, critical path {' -> '.join(m['critical_path'])} "
-            f"({m['critical_path_s']:.3f}s), parallel width {m['parallel_width_max']}"
-        )
-    if not result.ok:
-        sys.exit(1)
+    return dict(anyio.run(run).to_json())

@@ -1,8 +1,9 @@
-"""Finds plugins and the agents they register.
+"""Finds plugins and the agents and tools they register.
 
 Sources, in order: the built-in plugins shipped in ``plugins/``, installed distributions exposing the
 ``aios`` entry-point group, and one-file plugins (``*.py``) in the config dir's ``plugins/`` folder. A plugin
-that fails to load is recorded (``failures``) and logged; it never stops the others.
+that fails to load, or whose ``register_tools`` raises or returns something that is not a tool, is recorded
+(``failures``) and logged; it never stops the others.
 """
 
 from __future__ import annotations
@@ -10,21 +11,23 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
 from aios import hookspecs, paths
-from aios.api import Agent, Manifest
+from aios.api import Agent, Manifest, PluginTool
 from aios.errors import UnknownAgentError
 
-__all__ = ["BUILTIN_PLUGINS", "PluginFailure", "PluginManager"]
+__all__ = ["BUILTIN_PLUGINS", "PluginFailure", "PluginManager", "tool_server_name"]
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PLUGINS = ("plugins.chat", "plugins.files", "plugins.planner")
+BUILTIN_PLUGINS = ("plugins.chat", "plugins.files", "plugins.planner", "plugins.plan_runner")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class PluginManager:
         self.pm.add_hookspecs(hookspecs)
         self.failures: list[PluginFailure] = []
         self._agents: dict[str, type[Agent]] | None = None
+        self._tools: dict[str, list[PluginTool]] | None = None
         for name in BUILTIN_PLUGINS:
             self._register_module(name, importlib.import_module, name)
         if load_entry_points:
@@ -66,6 +70,7 @@ class PluginManager:
         """Register a plugin object directly (used by tests and embedding applications)."""
         self.pm.register(plugin, name=name)
         self._agents = None
+        self._tools = None
 
     def plugin_names(self) -> list[str]:
         return sorted(name for name, _ in self.pm.list_name_plugin())
@@ -87,12 +92,64 @@ class PluginManager:
             self._agents = found
         return self._agents
 
+    def tools(self) -> dict[str, list[PluginTool]]:
+        """Each plugin's tools under the name of the MCP server that serves them (see ``tool_server_name``).
+
+        Every plugin's ``register_tools`` is called on its own, so one that raises, returns something that is
+        not a tool, or has a parameter type with no JSON schema is recorded and skipped, alone.
+        """
+        if self._tools is None:
+            found: dict[str, list[PluginTool]] = {}
+            owner: dict[str, str] = {}
+            # get_hookimpls() lists plugins in registration order: built-ins first, so they keep their names.
+            for impl in self.pm.hook.register_tools.get_hookimpls():
+                source = impl.plugin_name
+                server = tool_server_name(source, impl.plugin)
+                if server in owner:
+                    self._fail(source, ValueError(f"tool server name {server!r} is already taken by {owner[server]}"))
+                    continue
+                try:
+                    returned = impl.function()
+                    if not isinstance(returned, list | tuple):
+                        raise TypeError(f"register_tools must return a list, not {type(returned).__name__}")
+                except Exception as exc:
+                    self._fail(f"{source} (register_tools)", exc)
+                    continue
+                tools: list[PluginTool] = []
+                for item in returned:
+                    try:
+                        spec = PluginTool.of(item)
+                        spec.input_schema  # noqa: B018 -- a type with no JSON schema fails here, at boot
+                        if any(t.name == spec.name for t in tools):
+                            raise ValueError(f"tool name {spec.name!r} is used twice")
+                    except Exception as exc:
+                        self._fail(f"{source} (tool {getattr(item, '__name__', item)!r})", exc)
+                        continue
+                    tools.append(spec)
+                if tools:
+                    found[server], owner[server] = tools, source
+            self._tools = found
+        return self._tools
+
     def agent(self, name: str) -> type[Agent]:
         agents = self.agents()
         if name not in agents:
             known = ", ".join(sorted(agents)) or "none"
             raise UnknownAgentError(f"unknown agent '{name}' (available: {known})", "see `aios agents`")
         return agents[name]
+
+
+def tool_server_name(plugin_name: str, plugin: Any = None) -> str:
+    """The MCP server name for a plugin's tools: ``plugins.notes`` -> ``notes``, ``.../notes.py`` -> ``notes``."""
+    name = plugin_name
+    if name.endswith(".py"):
+        name = Path(name).stem
+    elif "." in name:
+        name = name.rsplit(".", 1)[1]
+    if not name or name.isdigit():  # registered without a name: pluggy used id()
+        name = getattr(plugin, "__name__", None) or type(plugin).__name__
+        name = name.rsplit(".", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
 def _load_file(path: Path) -> ModuleType:

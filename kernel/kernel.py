@@ -202,6 +202,8 @@ class Kernel:
         cls = self.plugins.agent(agent)
         manifest = cls.manifest
         granted = narrow(manifest.name, manifest.capabilities, self.config.access)
+        if ppid == 0:  # started by the person at the terminal: never more than [access.user] lets them have
+            granted = attenuate(granted, self.user.caps)
         if caps is not None:
             granted = attenuate(granted, caps)
         priority = self._clamp_priority(manifest, priority or manifest.priority or self.config.kernel.default_priority)

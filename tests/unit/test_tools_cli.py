@@ -86,3 +86,21 @@ def test_mcp_test_tools_and_call(tmp_path: Path) -> None:
     assert failed.exit_code == 1
     bad = runner.invoke(cli, ["mcp", "call", "slow.add", "not json", "--mcp-config", str(config)])
     assert bad.exit_code == 2 and "ARGUMENTS must be a JSON object" in bad.stderr
+
+
+def test_plan_run_without_its_own_servers_is_a_kernel_process(tmp_path: Path, aios_home: Path) -> None:
+    """No --mcp-config and no servers in the file: the built-in `plan` agent runs it in a kernel, so the run is a
+    process (in `aios ps --all`) and each tool call is checked and audited under it."""
+    aios_home.mkdir(parents=True, exist_ok=True)
+    (aios_home / "config.toml").write_text('[llm]\nbackend = "fake"\n')
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"steps": [{"id": "t", "tool": "time.now", "args": {"timezone": "UTC"}}]}))
+    runner = CliRunner()
+    out = runner.invoke(cli, ["plan", "run", str(path), "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not doc["results"]["t"]["is_error"] and "UTC" in doc["results"]["t"]["text"]
+    ps = json.loads(runner.invoke(cli, ["ps", "--all", "--json"]).stdout)
+    assert any(p["agent"] == "plan" and p["state"] == "exited" for p in ps["processes"])
+    audit = json.loads(runner.invoke(cli, ["audit", "--agent", "plan", "--json"]).stdout)
+    assert any(r["syscall"] == "tool.call" and r["decision"] == "allow" for r in audit["rows"])
