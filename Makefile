@@ -41,9 +41,14 @@ test-fast: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## skip the slow tier
 bench: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## run every benchmark, writing bench/results/*.json
 	$(BIN)/python -m bench all
 
-lint: $(VENV)/.installed-test
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+# Runs every checker even when one fails (so one run lists everything), then fails if any did.
+lint: $(VENV)/.installed-test  ## ruff, the import-layer contracts (pyproject [tool.importlinter]) and mypy
+	@failed=""; \
+	$(BIN)/ruff check . || failed="$$failed ruff-check"; \
+	$(BIN)/ruff format --check . || failed="$$failed ruff-format"; \
+	$(BIN)/lint-imports --no-logo || failed="$$failed lint-imports"; \
+	$(BIN)/mypy || failed="$$failed mypy"; \
+	if [ -n "$$failed" ]; then echo "make lint failed:$$failed"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -16,8 +16,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 from aios.api import PRIORITIES, Capabilities
-from aios.errors import PermissionDenied
 from aios.confined import FileGrant, PathDenied, confine
+from aios.errors import PermissionDenied
 from kernel.globs import globs_intersect, globs_may_overlap, matches_any
 from kernel.syscalls import Access
 

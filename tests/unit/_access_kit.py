@@ -23,12 +23,12 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from aios import Agent, Capabilities, Context, Manifest
 from aios.client import ExternalAgent, SocketClient
 from aios.config import Config
+from aios.confined import FileGrant, open_confined
 from aios.hookspecs import hookimpl
 from aios.plugin_manager import PluginManager
 from kernel import open_kernel
 from kernel.backends.fake import FakeBackend
 from kernel.context import ProcessContext
-from aios.confined import FileGrant, open_confined
 from kernel.kernel import Kernel
 from kernel.process import Process
 from kernel.server import serve_socket
