@@ -179,8 +179,13 @@ def dump_toml(config: Config) -> str:
         tables = {k: v for k, v in values.items() if isinstance(v, dict)}
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items() if k not in tables and v is not None)
         lines.append("")
-        for key, table in tables.items():  # e.g. [access.agents.chat]
-            for name, sub in table.items():
+        for key, table in tables.items():
+            if table and not all(isinstance(v, dict) for v in table.values()):  # e.g. [access.user]
+                lines.append(f"[{section}.{key}]")
+                lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None)
+                lines.append("")
+                continue
+            for name, sub in table.items():  # e.g. [access.agents.chat]
                 lines.append(f"[{section}.{key}.{_toml_value(name)}]")
                 lines.extend(f"{k} = {_toml_value(v)}" for k, v in sub.items() if v is not None)
                 lines.append("")
