@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aios import paths
-from aios._files import ensure_writable_dir
 from aios.config import Config, load_config
 from aios.errors import AiosError
+from aios.fileio import ensure_writable_dir
 
 __all__ = ["Check", "run_checks"]
 

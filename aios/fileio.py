@@ -1,4 +1,4 @@
-"""Small file helpers shared by config, model registry and stores."""
+"""Small file helpers shared by the model registry, the stores and `aios doctor` (public: memory uses them)."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aios import paths
-from aios._files import atomic_write_text
 from aios.errors import ConfigError, InvalidModelFile, ModelError, UsageError
+from aios.fileio import atomic_write_text
 from aios.gguf import check_gguf_header, read_gguf_layout
 
 __all__ = [

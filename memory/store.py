@@ -17,8 +17,8 @@ from typing import Any
 import sqlite_utils
 
 from aios import paths
-from aios._files import ensure_writable_dir
 from aios.errors import StoreError
+from aios.fileio import ensure_writable_dir
 from memory.migrations import all_migrations
 
 __all__ = ["TERMINAL_STATES", "Store"]
