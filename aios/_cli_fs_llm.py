@@ -30,7 +30,7 @@ def _with_kernel(work: Callable[[Any, Any], Any]) -> Any:
 
     async def main() -> Any:
         async with open_kernel(config, runtime=runtime) as kernel:
-            return await work(semfs_of(kernel), KernelLLM(kernel, "fs-cli"))
+            return await work(semfs_of(kernel), KernelLLM(kernel, kernel.user))
 
     try:
         return anyio.run(main)

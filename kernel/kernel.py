@@ -371,6 +371,8 @@ class Kernel:
             raise ProcessNotFound(f"no process with pid {pid}", "see `aios ps`") from None
 
     def _persist(self, proc: Process) -> None:
+        if proc is self.user:
+            return  # the person at the terminal is not a process row
         record = proc.record(self.boot_id)
         record["residency"] = self.engine.context_info.get(proc.pid, {}).get("residency", "none")
         self._writer.save_process(record)

@@ -15,7 +15,6 @@ from pydantic import Field
 
 from aios.errors import ModelError, UsageError
 from kernel.access import file_grants
-from kernel.backends.base import SamplingParams
 from kernel.blocking import run_blocking
 from kernel.syscalls import Access, Request, syscall
 
@@ -38,30 +37,29 @@ def semfs_of(kernel: Kernel) -> SemFS:
 
 
 class KernelLLM:
-    """``memory.semfs.llm_ops.LLM`` over the kernel's engine (grammar-constrained when given a schema)."""
+    """``memory.semfs.llm_ops.LLM`` for a process: each call is its ``llm.chat`` (model grant and token budget
+    checked, accounted to it, audited), grammar-constrained when given a schema."""
 
-    def __init__(self, kernel: Kernel, key: Any, priority: str = "normal") -> None:
+    def __init__(self, kernel: Kernel, proc: Process) -> None:
         self.kernel = kernel
-        self.key = key
-        self.priority = priority
+        self.proc = proc
         self.model = kernel.model_name
 
     async def __call__(
         self, messages: list[dict[str, str]], *, schema: dict[str, Any] | None = None, max_tokens: int = 256
     ) -> str:
-        from kernel.grammar import schema_to_gbnf
+        from kernel.syscalls import LLMChatRequest
 
-        llm = self.kernel.config.llm
-        params = SamplingParams(
-            max_tokens=max_tokens,
-            temperature=0.0 if schema else llm.temperature,
-            top_p=llm.top_p,
-            repeat_penalty=llm.repeat_penalty,
-            grammar=schema_to_gbnf(schema) if schema else None,
+        request = LLMChatRequest.model_validate(
+            {
+                "messages": messages,
+                "max_tokens": max_tokens,
+                "temperature": 0.0 if schema else None,
+                "json_schema": schema,
+            }
         )
-        generation = self.kernel.engine.submit(self.key, params, messages=messages, priority=self.priority)  # type: ignore[arg-type]
         try:
-            return "".join([piece async for piece in generation])
+            return "".join([piece async for piece in self.kernel.llm_chat(self.proc, request)])
         except UsageError as exc:
             if schema and "grammar" in exc.message:
                 raise ModelError(
@@ -69,8 +67,6 @@ class KernelLLM:
                     "use the bundled llama model or an OpenAI-compatible server",
                 ) from None
             raise
-        finally:
-            self.kernel.engine.release(self.key)
 
 
 class FsFacade:
@@ -384,7 +380,7 @@ async def fs_join(kernel: Kernel, proc: Process, request: JoinRequest) -> dict[s
 
     fs = scoped(kernel, proc)
     if request.merge:
-        text = await merge(fs, KernelLLM(kernel, ("fs", proc.pid), proc.priority), list(request.sources))  # type: ignore[arg-type]
+        text = await merge(fs, KernelLLM(kernel, proc), list(request.sources))  # type: ignore[arg-type]
     else:
         text = await _thread(concat_files, fs, list(request.sources), pool="db")
     outcome = await _thread(fs.write, request.into, text.encode(), source="join", pool="index")
@@ -400,7 +396,7 @@ async def fs_summarize(kernel: Kernel, proc: Process, request: SummarizeRequest)
     """An LLM summary of a file or a view, cached by content hash."""
     from memory.semfs.llm_ops import summarize
 
-    llm = KernelLLM(kernel, ("fs", proc.pid), proc.priority)
+    llm = KernelLLM(kernel, proc)
     return await summarize(scoped(kernel, proc), llm, request.target)  # type: ignore[arg-type]
 
 
@@ -409,7 +405,7 @@ async def fs_compare(kernel: Kernel, proc: Process, request: DiffRequest) -> dic
     """What changed between two versions of a file, in words (cached)."""
     from memory.semfs.llm_ops import compare
 
-    llm = KernelLLM(kernel, ("fs", proc.pid), proc.priority)
+    llm = KernelLLM(kernel, proc)
     return await compare(scoped(kernel, proc), llm, request.path, request.a, request.b)  # type: ignore[arg-type]
 
 
@@ -422,7 +418,7 @@ async def fs_ask(kernel: Kernel, proc: Process, request: AskRequest) -> dict[str
     """Turn a natural-language request into a typed plan of fs operations (not run; see fs.run_plan)."""
     from memory.semfs.llm_ops import plan
 
-    the_plan = await plan(scoped(kernel, proc), KernelLLM(kernel, ("fs", proc.pid), proc.priority), request.request)  # type: ignore[arg-type]
+    the_plan = await plan(scoped(kernel, proc), KernelLLM(kernel, proc), request.request)  # type: ignore[arg-type]
     return {"plan": the_plan.model_dump(), "destructive": the_plan.destructive}
 
 
@@ -469,7 +465,7 @@ async def fs_run_plan(kernel: Kernel, proc: Process, request: RunPlanRequest) ->
     async def confirm(step: Any) -> bool:
         return request.confirmed
 
-    llm = KernelLLM(kernel, ("fs", proc.pid), proc.priority)
+    llm = KernelLLM(kernel, proc)
     the_plan = Plan.model_validate(request.plan)
     return {"results": await run_plan(scoped(kernel, proc), llm, the_plan, confirm=confirm)}  # type: ignore[arg-type]
 

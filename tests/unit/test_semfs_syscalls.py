@@ -129,6 +129,13 @@ async def test_llm_backed_syscalls_go_through_the_engine(tmp_path: Path) -> None
             garden = str(root / "garden.md")
             first = await writer.call("fs.summarize", target=garden)
             assert first["summary"].startswith("echo:") and not first["cached"]
+            # The model is called as the calling process: accounted to it and audited as its llm.chat.
+            info = kernel.info(writer.pid)
+            assert info["llm_calls"] == 1 and info["prompt_tokens"] > 0
+            llm_rows = [
+                r for r in kernel.audit_rows(limit=1000) if r["pid"] == writer.pid and r["syscall"] == "llm.chat"
+            ]
+            assert llm_rows and llm_rows[0]["decision"] == "allow"
             assert (await writer.call("fs.summarize", target=garden))["cached"]
             sources = [str(root / "notes" / "travel.txt"), garden]
             with pytest.raises(PermissionDenied):  # the new file must be inside a write grant
