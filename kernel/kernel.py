@@ -24,7 +24,7 @@ from aios.plugin_manager import PluginManager
 from kernel.access import TOP, AccessGuard, attenuate
 from kernel.approvals import ApprovalBroker
 from kernel.audit import AuditLog
-from kernel.backends.base import Runtime, SamplingParams
+from kernel.backends.base import LLMEngine, Runtime, SamplingParams
 from kernel.blocking import run_blocking
 from kernel.context import ProcessContext
 from kernel.engine import Engine
@@ -101,7 +101,7 @@ class Kernel:
     def __init__(self, *, config: Config, store: Store, runtime: Runtime | None, plugins: PluginManager) -> None:
         self.config = config
         self.store = store
-        self.engine: Engine | RemoteEngine
+        self.engine: LLMEngine
         if runtime is None:
             self.engine = _remote_engine(config)
         else:

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["BatchEntry", "FinishReason", "GenerationStats", "Runtime", "SamplingParams"]
+__all__ = ["BatchEntry", "FinishReason", "GenerationStats", "LLMEngine", "Runtime", "SamplingParams"]
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
@@ -89,3 +89,42 @@ class Runtime(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LLMEngine(Protocol):
+    """What the kernel needs from the shared LLM, whoever serves it: ``kernel.engine.Engine`` (llama.cpp in
+    this process, or the fake runtime for tests) and ``kernel.remote_engine.RemoteEngine`` (any
+    OpenAI-compatible server). Requests are keyed by process (a pid): one context each."""
+
+    model_name: str
+    #: Per key: residency (resident / swapped / dropped / remote), context tokens... for ``ps`` and the TUI.
+    context_info: dict[Any, dict[str, Any]]
+    #: Whether ``count_tokens`` uses the model's own tokenizer (else it estimates).
+    exact_token_count: bool
+
+    def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    def submit(
+        self,
+        key: Any,
+        params: SamplingParams,
+        *,
+        messages: Sequence[Any] | None = None,
+        prompt: str | None = None,
+        priority: str = "normal",
+    ) -> Any:
+        """Queue a request; returns an async iterator of text pieces (``kernel.generation.Generation``)."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def release(self, key: Any) -> None: ...
+
+    def suspend(self, key: Any) -> None: ...
+
+    def resume(self, key: Any) -> None: ...
+
+    def set_priority(self, key: Any, priority: str) -> None: ...

@@ -193,3 +193,11 @@ async def test_cancel_and_release(tmp_path: Path) -> None:
         await engine.run_in_engine(lambda: None)
         assert "b" not in engine.context_info
         assert sorted(engine._free_slots) == list(range(8))
+
+
+async def test_every_engine_serves_the_one_protocol_the_kernel_depends_on() -> None:
+    from kernel.backends.base import LLMEngine
+    from kernel.remote_engine import RemoteEngine
+
+    assert isinstance(Engine(FakeBackend()), LLMEngine)
+    assert isinstance(RemoteEngine("http://127.0.0.1:9", model="m"), LLMEngine)
