@@ -82,7 +82,7 @@ def ls_cmd(namespace: str, kind: str, limit: int, as_json: bool) -> None:
     """
     ns = namespace_of(namespace)
     with _memory() as memory:
-        out = memory.list_items(ns, kind=kind, limit=limit) if memory else {"namespace": ns}
+        out: dict[str, Any] = memory.list_items(ns, kind=kind, limit=limit) if memory else {"namespace": ns}
     if as_json:
         print_json(out)
         return

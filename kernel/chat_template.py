@@ -7,6 +7,7 @@ system prompt share a token prefix the engine can reuse.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from aios.api import ChatMessage
 
@@ -26,4 +27,5 @@ class ChatTemplate:
         self._formatter = Jinja2ChatFormatter(template=self.source, eos_token=eos, bos_token=bos)
 
     def render(self, messages: Sequence[ChatMessage]) -> str:
-        return str(self._formatter(messages=[dict(m) for m in messages]).prompt)
+        plain: list[Any] = [dict(m) for m in messages]  # llama_cpp types each role as its own TypedDict
+        return str(self._formatter(messages=plain).prompt)

@@ -490,8 +490,8 @@ class Engine:
             if len(groups) == 1:
                 self._finish(groups[0][0], error=exc)
                 return
-            for group in groups:  # find the culprit: the others go on
-                self._decode([group])
+            for one in groups:  # find the culprit: the others go on
+                self._decode([one])
             return
         self.steps += 1
         self.batch_tokens += len(entries)

@@ -86,9 +86,13 @@ class ArchiveRequest(_MemRequest):
     source_ref: str = Field("", max_length=500)
 
 
+def _both_kinds() -> list[Literal["recall", "archival"]]:
+    return ["recall", "archival"]
+
+
 class SearchRequest(_MemRequest):
     query: str = Field(min_length=1, max_length=2000)
-    kinds: list[Literal["recall", "archival"]] = Field(default_factory=lambda: ["recall", "archival"], min_length=1)
+    kinds: list[Literal["recall", "archival"]] = Field(default_factory=_both_kinds, min_length=1)
     tags: list[str] = Field(default_factory=list, max_length=20)
     since: float | None = None
     until: float | None = None

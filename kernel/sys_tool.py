@@ -12,6 +12,7 @@ so front ends (the TUI, ``SocketClient.subscribe``) can follow it; ``tool_calls`
 
 from __future__ import annotations
 
+import builtins  # ToolsFacade.list shadows the builtin inside the class
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from kernel.kernel import Kernel
     from kernel.process import Process
     from tools.host import McpHost
+    from tools.results import ErrorKind
 
 
 #: How long a catalog listing waits for servers that are still starting (a failed one is left out).
@@ -192,7 +194,7 @@ async def tool_plan(kernel: Kernel, proc: Process, request: ToolPlanRequest) -> 
         try:
             out = await kernel.dispatch(proc, "tool.call", payload)
         except AiosError as exc:
-            kind = "denied" if exc.exit_code == 3 else "invalid_args"
+            kind: ErrorKind = "denied" if exc.exit_code == 3 else "invalid_args"
             return ToolResult.error(kind, exc.one_line())
         return ToolResult(
             text=out["text"],
@@ -226,7 +228,7 @@ class ToolsFacade:
     async def list(self, *, schemas: bool = False) -> list[dict[str, Any]]:
         return list((await self._ctx.call("tool.list", schemas=schemas))["tools"])
 
-    async def search(self, query: str, *, limit: int = 8) -> list[dict[str, Any]]:
+    async def search(self, query: str, *, limit: int = 8) -> builtins.list[dict[str, Any]]:
         return list((await self._ctx.call("tool.search", query=query, limit=limit))["tools"])
 
     async def call(self, tool: str, timeout_s: float | None = None, /, **args: Any) -> dict[str, Any]:
@@ -236,7 +238,7 @@ class ToolsFacade:
             payload["timeout_s"] = timeout_s
         return dict(await self._ctx.call("tool.call", **payload))
 
-    async def plan(self, steps: list[dict[str, Any]], *, timeout_s: float | None = None) -> dict[str, Any]:
+    async def plan(self, steps: builtins.list[dict[str, Any]], *, timeout_s: float | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {"steps": steps}
         if timeout_s is not None:
             payload["timeout_s"] = timeout_s

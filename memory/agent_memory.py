@@ -152,7 +152,8 @@ class AgentMemory:
 
     def apply_pending(self, *, namespace: str | None = None, pid: int | None = None, everything: bool = False) -> int:
         """Apply staged core edits (in order) for ``pid`` (or all of ``namespace``'s, or all): one transaction."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if not everything:
             if namespace is not None:
                 clauses.append("namespace = ?")

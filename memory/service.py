@@ -70,7 +70,7 @@ def memory_service(kernel: Kernel) -> MemoryService:
     service = kernel.services.get("memory")
     if service is None:
         service = kernel.services["memory"] = MemoryService(kernel)
-    return service  # type: ignore[no-any-return]
+    return service
 
 
 def _turn_upkeep(service: MemoryService, pid: int) -> None:

@@ -154,9 +154,10 @@ class Store:
 
     def add_message(self, pid: int, role: str, content: str) -> int:
         with self.lock, self.db.conn:
-            table = self.db["messages"]
-            table.insert({"pid": pid, "role": role, "content": content, "created_at": time.time()})  # type: ignore[union-attr]
-            return int(table.last_pk)  # type: ignore[union-attr]
+            table = self.db.table("messages")
+            table.insert({"pid": pid, "role": role, "content": content, "created_at": time.time()})
+            assert table.last_pk is not None  # set by the insert just made
+            return int(table.last_pk)
 
     def messages(self, pid: int) -> list[dict[str, Any]]:
         with self.lock:

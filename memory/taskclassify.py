@@ -110,7 +110,7 @@ def parse_classification(raw: str, node_ids: list[int]) -> Classification:
             raise AiosError(f"turn classification names an unknown step {node_ref}")
     title = str(data.get("title", "")).strip()[:MAX_TITLE]
     value = str(data.get("value", "")).strip()[:MAX_VALUE]
-    return Classification(kind, node, title, value)  # type: ignore[arg-type]
+    return Classification(kind, node, title, value)
 
 
 async def classify_turn(chat: ChatFn, steps: list[dict[str, Any]], text: str) -> Classification:
@@ -148,8 +148,8 @@ async def apply_classification(call: CallFn, state: dict[str, Any], c: Classific
     tree = state["tree"]
     live = {s["id"] for s in live_steps(state)}
     if c.kind == "question":
-        return (c.node if c.node in live else tree["active_id"]), False
-    if c.kind == "update" and c.node in live:
+        return (c.node if c.node is not None and c.node in live else tree["active_id"]), False
+    if c.kind == "update" and c.node is not None and c.node in live:
         if c.value.lower() in REMOVED_VALUES:
             await call("task.supersede", tree=tree["id"], node=c.node)
             return tree["root_id"], False

@@ -70,7 +70,8 @@ class TaskTreeStore:
         return row
 
     def trees(self, *, owner: str | None = None, pid: int | None = None) -> list[dict[str, Any]]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if owner is not None:
             clauses.append("owner = ?")
             params.append(owner)
@@ -394,7 +395,7 @@ class TaskTreeStore:
         )
         return nid
 
-    def _write_version(self, node_id: int, new: dict[str, str], actor: str, change: str, *, recheck: bool) -> None:
+    def _write_version(self, node_id: int, new: dict[str, Any], actor: str, change: str, *, recheck: bool) -> None:
         now = time.time()
         (version,) = self.db.execute("SELECT version FROM task_nodes WHERE id = ?", [node_id]).fetchone()
         version += 1

@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema
 
-from aios.api import Context
+from aios.api import ChatMessage, Context
 
 __all__ = ["PlanAttempt", "Planner", "plan_schema"]
 
@@ -85,7 +85,7 @@ def plan_schema(candidates: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-JOIN_SCHEMA = {
+JOIN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"action": {"enum": ["answer", "replan"]}, "answer": {"type": "string", "maxLength": 300}},
     "required": ["action", "answer"],
@@ -148,10 +148,10 @@ class Planner:
         #: Which tools the model may propose: read-only by default, since a small model's plan runs unreviewed.
         self.side_effects = side_effects
 
-    async def _chat(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> str:
+    async def _chat(self, messages: list[ChatMessage], schema: dict[str, Any], max_tokens: int) -> str:
         pieces = [
             p async for p in self.ctx.llm.chat(messages, json_schema=schema, max_tokens=max_tokens, temperature=0.0)
-        ]  # type: ignore[arg-type]
+        ]
         return "".join(pieces)
 
     async def candidates(self, goal: str) -> list[dict[str, Any]]:
@@ -166,7 +166,7 @@ class Planner:
         user = f"Task: {goal}\n\nTools:\n{_tool_lines(candidates)}"
         if feedback:
             user += f"\n\nThe previous plan failed:\n{feedback}\nWrite a corrected plan."
-        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+        messages: list[ChatMessage] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
         attempt.raw = await self._chat(messages, plan_schema(candidates), self.max_tokens)
         try:
             doc = json.loads(attempt.raw, strict=False)  # a raw tab inside a string is still a usable plan
@@ -178,7 +178,7 @@ class Planner:
         ids = [s.get("id") for s in attempt.steps]
         if len(set(ids)) != len(ids):
             # Renumber rather than reject: the grammar cannot express "distinct ids".
-            mapping = {}
+            mapping: dict[str, str] = {}
             for i, step in enumerate(attempt.steps):
                 mapping.setdefault(step["id"], STEP_IDS[i])
                 step["id"] = STEP_IDS[i]

@@ -42,7 +42,11 @@ def export_tools(families: Sequence[str], allow: Sequence[str] = ()) -> list[Any
     for family in families:
         for tool in syscall_tools(family):
             name = f"{family}.{tool.name}"
-            wanted = any(fnmatch.fnmatchcase(name, p) for p in allow) if allow else tool.annotations.read_only_hint
+            wanted = (
+                any(fnmatch.fnmatchcase(name, p) for p in allow)
+                if allow
+                else bool(tool.annotations and tool.annotations.read_only_hint)
+            )
             if wanted:
                 tools.append(tool.model_copy(update={"name": name}))
     return tools

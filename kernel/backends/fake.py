@@ -102,7 +102,7 @@ class FakeBackend:
         head, sep, answered = text.rpartition("<assistant>")
         if not sep:
             return _EOG
-        messages: list[ChatMessage] = [{"role": r, "content": c} for r, c in _TURN_RE.findall(head)]  # type: ignore[misc]
+        messages: list[ChatMessage] = [{"role": r, "content": c} for r, c in _TURN_RE.findall(head)]
         reply = self.tokenize(self.script(messages))
         done = len(self.tokenize(answered)) if answered else 0
         return reply[done] if done < len(reply) else _EOG

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def _quiet_logs() -> None:
     llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
 
 
-_LOG_CALLBACK = None
+_LOG_CALLBACK: Any = None
 
 
 class LlamaRuntime:

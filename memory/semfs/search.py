@@ -79,7 +79,8 @@ class Searcher:
         self.vectors = vectors
 
     def _file_filter(self, filters: Filters) -> tuple[str, list[Any]]:
-        clauses, params = ["f.skipped IS NULL"], []
+        clauses: list[str] = ["f.skipped IS NULL"]
+        params: list[Any] = []
         if filters.mount:
             mount = self.db.mount_by_name(filters.mount)
             clauses.append("f.mount_id = ?")

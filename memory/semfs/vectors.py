@@ -109,7 +109,7 @@ class Vectors:
         vectors = embeddings.embed([embed_text(r["relpath"], r["heading"], r["text"]) for r in rows])
         self.collection.upsert(
             ids=[str(r["id"]) for r in rows],
-            embeddings=vectors,  # type: ignore[arg-type]
+            embeddings=vectors,
             metadatas=[{"mount_id": r["mount_id"], "file_id": r["file_id"], "kind": r["kind"]} for r in rows],
         )
 
