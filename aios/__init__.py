@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["LLM", "Agent", "Capabilities", "ChatMessage", "Context", "Manifest", "__version__", "hookimpl"]
+__all__ = [
+    "LLM",
+    "Agent",
+    "Capabilities",
+    "ChatMessage",
+    "Context",
+    "Manifest",
+    "PluginTool",
+    "__version__",
+    "hookimpl",
+    "tool",
+]
 
 __version__ = "0.1.0"
 
@@ -18,11 +29,13 @@ _LAZY = {
     "Context": "aios.api",
     "LLM": "aios.api",
     "Manifest": "aios.api",
+    "PluginTool": "aios.api",
+    "tool": "aios.api",
     "hookimpl": "aios.hookspecs",
 }
 
 if TYPE_CHECKING:
-    from aios.api import LLM, Agent, Capabilities, ChatMessage, Context, Manifest
+    from aios.api import LLM, Agent, Capabilities, ChatMessage, Context, Manifest, PluginTool, tool
     from aios.hookspecs import hookimpl
 
 

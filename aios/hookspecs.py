@@ -22,7 +22,9 @@ def register_agents() -> list[type[Agent]]:  # type: ignore[empty-body]
 
 @hookspec
 def register_tools() -> list[Any]:  # type: ignore[empty-body]
-    """Return tool definitions (MCP tools) this plugin provides."""
+    """Return the tools this plugin provides: typed functions (``@aios.tool`` sets name and hints) or
+    ``PluginTool`` objects. The kernel serves them as one in-process MCP server named after the plugin, so a
+    tool ``f`` of plugin ``notes`` is ``notes.f`` in the catalog, under the same access control as any tool."""
 
 
 @hookspec

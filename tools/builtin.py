@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PID_META_KEY",
+    "RESERVED_SERVER_NAMES",
     "SYSCALL_FAMILIES",
     "builtin_servers",
     "quiet_mcpserver",
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 PID_META_KEY = "aios/pid"
 SYSCALL_FAMILIES: tuple[str, ...] = ("fs", "mem", "task")
+#: Server names kept for built-ins (the clock and every syscall family): no plugin's tools may take them.
+RESERVED_SERVER_NAMES: frozenset[str] = frozenset({"time", "fs", "mem", "task", "proc", "tool", "llm", "audit"})
 #: Verbs (or their first word) that only read; everything else is marked destructive, MCP's default.
 _READ_VERBS = frozenset(
     {

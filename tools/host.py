@@ -216,12 +216,14 @@ class McpHost:
 
 @asynccontextmanager
 async def open_service(kernel: Kernel) -> AsyncIterator[McpHost]:
-    """The kernel's MCP host: servers from mcp.json plus the built-in in-process servers.
+    """The kernel's MCP host: servers from mcp.json, the built-in in-process servers and one in-process
+    server per plugin that registers tools (``register_tools``; named after the plugin).
 
     The host (and the task group its owners live in) runs in a task of its own in the kernel's task group,
     so its cancel scopes are entered and left in one task whatever order the kernel unwinds in.
     """
-    from tools.builtin import builtin_servers
+    from tools.builtin import RESERVED_SERVER_NAMES, builtin_servers
+    from tools.plugin_tools import plugin_servers
 
     try:
         servers, broken = load_servers_lenient()
@@ -234,7 +236,9 @@ async def open_service(kernel: Kernel) -> AsyncIterator[McpHost]:
 
     async def run_host(*, task_status: anyio.abc.TaskStatus[McpHost] = anyio.TASK_STATUS_IGNORED) -> None:
         try:
-            async with McpHost(servers, inproc=builtin_servers(kernel)) as host:
+            builtins = builtin_servers(kernel)
+            plugins = plugin_servers(kernel.plugins, reserved={*RESERVED_SERVER_NAMES, *builtins})
+            async with McpHost(servers, inproc={**plugins, **builtins}) as host:
                 task_status.started(host)
                 await stop.wait()
         finally:
