@@ -70,13 +70,13 @@ class McpHost:
         self._pending = []
         return self
 
-    async def __aexit__(self, *exc: Any) -> bool | None:
+    async def __aexit__(self, *exc: Any) -> None:
         for owner in self.owners.values():
             owner.stop()
         assert self._tg is not None
         tg, self._tg = self._tg, None
         # Each owner leaves its session in its own task; the SDK bounds every process-tree shutdown.
-        await tg.__aexit__(*exc)  # type: ignore[arg-type]
+        await tg.__aexit__(*exc)
 
     # -- servers ----------------------------------------------------------------------------------
 
@@ -164,7 +164,7 @@ class McpHost:
         """A one-line reason the arguments do not fit the tool's input schema, or None."""
         if not isinstance(arguments, dict):
             return "arguments must be a JSON object"
-        validator = self._validators.get(entry.name)
+        validator: Any = self._validators.get(entry.name)
         if validator is None:
             try:
                 cls = jsonschema.validators.validator_for(entry.input_schema, default=jsonschema.Draft202012Validator)
