@@ -3,7 +3,8 @@
 ``SocketClient`` implements the same ``KernelClient`` protocol as the in-process kernel, so a front end (or
 a test) runs unchanged against either. Given a process token instead of the front-end token it acts as
 that one agent: ``call`` makes syscalls and ``chat`` streams LLM replies, checked against that agent's
-capabilities. ``DaemonClient`` is the small synchronous part the CLI uses.
+capabilities. ``DaemonClient`` is the small synchronous part the CLI uses: it speaks HTTP/1.1 with the
+standard library (no httpx, no anyio on import), so a command answered by the daemon starts fast.
 
     async with SocketClient() as kernel:          # the front-end token from the runtime dir
         pid = await kernel.spawn("chat", "hello")
@@ -15,21 +16,22 @@ from __future__ import annotations
 import json
 import math
 import os
+import select
+import socket
+import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-
-import anyio
-import anyio.abc
-import httpx
+from urllib.parse import urlencode
 
 from aios import paths
 from aios.api import Agent, Context
 from aios.errors import AiosError, BudgetExceeded, PermissionDenied, ProcessNotFound, UnknownSyscall, UsageError
 
-if TYPE_CHECKING:
-    from anyio.abc import TaskGroup
+if TYPE_CHECKING:  # httpx and anyio are imported where the async client needs them (start-up stays light)
+    import httpx
+    from anyio.abc import TaskGroup, TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from kernel.events import KernelEvent
@@ -81,21 +83,105 @@ _ERRORS: dict[str, type[AiosError]] = {
 }
 
 
-def _raise_for(response: httpx.Response) -> Any:
+def _result(status: int, raw: bytes) -> Any:
+    """The ``result`` of a kernel answer, or its error raised as the matching AiosError."""
     try:
-        data = response.json()
+        data = json.loads(raw)
     except ValueError:
-        raise AiosError(f"kernel answered {response.status_code} without JSON") from None
-    if response.status_code >= 400 or "error" in data:
-        error = data.get("error", {})
+        raise AiosError(f"kernel answered {status} without JSON") from None
+    if status >= 400 or (isinstance(data, dict) and "error" in data):
+        error = data.get("error", {}) if isinstance(data, dict) else {}
         by_status = {400: UsageError, 401: AuthError, 403: PermissionDenied, 404: ProcessNotFound, 413: UsageError}
-        cls = _ERRORS.get(error.get("type", "")) or by_status.get(response.status_code, AiosError)
-        raise cls(error.get("message", f"kernel error {response.status_code}"), error.get("hint"))
-    return data.get("result")
+        cls = _ERRORS.get(error.get("type", "")) or by_status.get(status, AiosError)
+        raise cls(error.get("message", f"kernel error {status}"), error.get("hint"))
+    return data.get("result") if isinstance(data, dict) else None
+
+
+def _raise_for(response: httpx.Response) -> Any:
+    return _result(response.status_code, response.content)
+
+
+class _Connection:
+    """One HTTP/1.1 keep-alive connection on the kernel's Unix socket. The standard library's http.client
+    would pull in the email package (tens of ms at start-up); the kernel answers with plain
+    content-length or chunked bodies, which is all this reads."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self._buf = b""
+
+    def stale(self) -> bool:
+        """An idle connection the server has closed (or sent something on) is not reused."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def exchange(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> tuple[int, bytes, bool]:
+        """Send one request; return (status, body, whether the server keeps the connection open)."""
+        lines = [f"{method} {url} HTTP/1.1", "host: aios", f"content-length: {len(body or b'')}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        head = self._until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        parts = head[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise ConnectionError(f"not an HTTP answer: {head[0][:80]!r}")
+        fields: dict[str, str] = {}
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        if "chunked" in fields.get("transfer-encoding", "").lower():
+            data = b""
+            while size := int(self._until(b"\r\n").split(b";")[0], 16):
+                data += self._exactly(size)
+                self._until(b"\r\n")
+            while self._until(b"\r\n"):  # trailers, up to the empty line
+                pass
+        elif "content-length" in fields:
+            data = self._exactly(int(fields["content-length"]))
+        else:  # no length: the body runs to the end of the connection
+            data = self._buf + b"".join(iter(lambda: self.sock.recv(65536), b""))
+            self._buf = b""
+            return int(parts[1]), data, False
+        keep = fields.get("connection", "").lower() != "close" and parts[0] != "HTTP/1.0"
+        return int(parts[1]), data, keep
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the kernel closed the connection")
+        self._buf += chunk
+
+    def _until(self, marker: bytes) -> bytes:
+        while (at := self._buf.find(marker)) < 0:
+            self._fill()
+        out, self._buf = self._buf[:at], self._buf[at + len(marker) :]
+        return out
+
+    def _exactly(self, size: int) -> bytes:
+        while len(self._buf) < size:
+            self._fill()
+        out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+
+def _query_value(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 class DaemonClient:
-    """Synchronous calls to a running kernel."""
+    """Synchronous calls to a running kernel (thread-safe: each call takes its own pooled connection)."""
 
     def __init__(self, path: Path | None = None, token: str | None = None, *, timeout: float = 30.0) -> None:
         self.path = path or default_socket()
@@ -104,23 +190,51 @@ class DaemonClient:
         if not token:
             raise AuthError(f"no front-end token next to {self.path}", "is `aios serve` running as you?")
         self.token = token
+        self.timeout = timeout
         self._headers = {"authorization": f"Bearer {token}"}
-        self._sync = httpx.Client(
-            transport=httpx.HTTPTransport(uds=str(self.path)), base_url=_BASE, headers=self._headers, timeout=timeout
-        )
+        self._idle: list[_Connection] = []
+        self._pool_lock = threading.Lock()
+
+    def _connection(self) -> _Connection:
+        """An idle keep-alive connection still open, else a new one."""
+        with self._pool_lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.stale():
+                    return conn
+                conn.close()
+        return _Connection(str(self.path), self.timeout)
 
     def request(self, method: str, path: str, body: Any = None, *, wait: bool = False, **params: Any) -> Any:
         """One call; ``wait`` lifts the read timeout (for work that takes as long as it takes, like indexing)."""
-        query = {k: v for k, v in params.items() if v is not None}
-        timeout: Any = httpx.Timeout(self._sync.timeout.connect, read=None) if wait else httpx.USE_CLIENT_DEFAULT
+        query = {k: _query_value(v) for k, v in params.items() if v is not None}
+        url = path + ("?" + urlencode(query) if query else "")
+        headers = dict(self._headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["content-type"] = "application/json"
+        conn: _Connection | None = None
         try:
-            response = self._sync.request(method, path, json=body, params=query or None, timeout=timeout)
-        except httpx.TransportError as exc:
+            conn = self._connection()
+            conn.sock.settimeout(None if wait else self.timeout)
+            status, raw, keep = conn.exchange(method, url, headers, data)
+        except (OSError, ValueError) as exc:  # ConnectionError and socket timeouts are OSErrors
+            if conn is not None:
+                conn.close()
             raise AiosError(f"cannot reach the kernel at {self.path}: {exc}", "is `aios serve` running?") from None
-        return _raise_for(response)
+        if keep:
+            with self._pool_lock:
+                self._idle.append(conn)
+        else:
+            conn.close()
+        return _result(status, raw)
 
     def close(self) -> None:
-        self._sync.close()
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     # -- the synchronous half of KernelClient --------------------------------------------------------
 
@@ -137,7 +251,8 @@ class DaemonClient:
         return dict(self.request("GET", "/v1/hello"))
 
     def fs(self, syscall: str, **payload: Any) -> Any:
-        """Run an ``fs.*`` syscall in the kernel for the user (it owns the file index while it runs)."""
+        """Run a syscall in the kernel as the user (``fs.*``, ``tool.*``, ``mem.*``, ``task.*``: checked against
+        ``[access.user]`` and audited as agent "user")."""
         return self.request("POST", "/v1/fs", {"syscall": syscall, "payload": payload}, wait=True)
 
 
@@ -167,6 +282,8 @@ class SocketClient(DaemonClient):
     model_name: str
 
     def __init__(self, path: Path | None = None, token: str | None = None, *, timeout: float = 60.0) -> None:
+        import httpx
+
         super().__init__(path, token, timeout=timeout)
         self._async = httpx.AsyncClient(
             transport=httpx.AsyncHTTPTransport(uds=str(self.path)),
@@ -185,6 +302,8 @@ class SocketClient(DaemonClient):
             await self._async.aclose()
             self.close()
             raise
+        import anyio
+
         self._tg_cm = anyio.create_task_group()
         self._tg = await self._tg_cm.__aenter__()
         self.model_name = hello["model_name"]
@@ -202,6 +321,8 @@ class SocketClient(DaemonClient):
         self.close()
 
     async def arequest(self, method: str, path: str, body: Any = None) -> Any:
+        import httpx
+
         try:
             response = await self._async.request(method, path, json=body)
         except httpx.TransportError as exc:
@@ -250,6 +371,8 @@ class SocketClient(DaemonClient):
         """Kernel events as they happen (server-sent events, turned back into event objects)."""
         if self._tg is None:
             raise UsageError("use the SocketClient as `async with SocketClient() as client:`")
+        import anyio
+
         send, receive = anyio.create_memory_object_stream["KernelEvent"](math.inf)
         self._tg.start_soon(self._pump, send, approver)
         return receive
@@ -258,6 +381,8 @@ class SocketClient(DaemonClient):
         """Like ``subscribe``, but returns once the kernel has registered the subscription (no event missed)."""
         if self._tg is None:
             raise UsageError("use the SocketClient as `async with SocketClient() as client:`")
+        import anyio
+
         send, receive = anyio.create_memory_object_stream["KernelEvent"](math.inf)
         await self._tg.start(self._pump, send, approver)
         return receive
@@ -267,8 +392,10 @@ class SocketClient(DaemonClient):
         send: MemoryObjectSendStream[KernelEvent],
         approver: bool,
         *,
-        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+        task_status: TaskStatus[None] | None = None,
     ) -> None:
+        import anyio
+
         from kernel.events import event_from_dict
 
         params = {"approver": "true"} if approver else None
@@ -277,7 +404,8 @@ class SocketClient(DaemonClient):
                 if response.status_code >= 400:
                     await response.aread()
                     _raise_for(response)
-                task_status.started()
+                if task_status is not None:
+                    task_status.started()
                 async for _, data in _sse_events(response):
                     event = event_from_dict(data)
                     if event is None:  # a type this client does not know (another kernel version): skipped
