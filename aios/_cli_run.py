@@ -90,4 +90,4 @@ async def _follow(
         if stream is not None:
             stream("\n")
         tg.cancel_scope.cancel()
-        return info
+    return info

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from aios import paths
 from aios.errors import ConfigError
@@ -108,7 +109,7 @@ class Config(_Section):
     access: AccessConfig = Field(default_factory=AccessConfig)
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         section = error["loc"][:-1]
