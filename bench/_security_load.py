@@ -260,7 +260,11 @@ def measure_ps_under_load(
     at once (``threads_peak``).
     """
     home, corpus, queries = _home(files, kernel_setup)
-    daemon, sock, token = _start_kernel(home)
+    try:
+        daemon, sock, token = _start_kernel(home)
+    except BaseException:
+        shutil.rmtree(home, ignore_errors=True)
+        raise
     workers: list[subprocess.Popen[str]] = []
     try:
         rss_boot = _status(daemon.pid)[0]
