@@ -277,11 +277,9 @@ def measure_ps_under_load(
                 _result(c.post("/v1/spawn", json={"agent": "load-searcher", "token": True}))["token"]
                 for _ in range(clients)
             ]
-            warm = {"syscall": "fs.search", "payload": {"query": queries[0], "k": 10}}
         with _client(sock, tokens[0]) as c:
             for q in queries[:5]:  # loads the embedding model and chroma before the clock starts
-                warm["payload"]["query"] = q
-                _result(c.post("/v1/call", json=warm))
+                _result(c.post("/v1/call", json={"syscall": "fs.search", "payload": {"query": q, "k": 10}}))
         idle = _idle_ps(sock, token)
 
         start_at = time.time() + 5.0  # workers import httpx and connect first
