@@ -545,7 +545,7 @@ class Kernel:
             proc.pid,
             params,
             messages=[m.model_dump() for m in request.messages],
-            priority=proc.priority,  # type: ignore[misc]
+            priority=proc.priority,
         )
         acct = proc.accounting
         acct.llm_calls += 1

@@ -216,7 +216,7 @@ class _Api:
             except AiosError as exc:
                 yield _sse({"error": {"type": type(exc).__name__, "message": exc.message}}, "error")
             finally:
-                await stream.aclose()
+                await stream.aclose()  # type: ignore[attr-defined]  # an async generator
 
         return StreamingResponse(pieces(), media_type="text/event-stream")
 
@@ -373,7 +373,7 @@ async def serve_socket(kernel: Kernel, path: Path | None = None) -> AsyncIterato
     kernel.tokens.set_frontend(token)
     config = uvicorn.Config(build_app(kernel), log_level="warning", lifespan="off", access_log=False)
     server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # the caller owns signals
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # the caller owns signals
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve, [sock])

@@ -33,7 +33,7 @@ def semfs_of(kernel: Kernel) -> SemFS:
     fs = kernel.services.get("semfs")
     if fs is None:
         raise UsageError("the semantic file system is not running in this kernel", "see the kernel log")
-    return fs  # type: ignore[no-any-return]
+    return fs
 
 
 class KernelLLM:
@@ -194,7 +194,7 @@ class UnmountRequest(Request):
 )
 async def fs_unmount(kernel: Kernel, proc: Process, request: UnmountRequest) -> dict[str, Any]:
     """Forget a mount's index (write access to it needed); its version history is kept for a later mount."""
-    return await _thread(semfs_of(kernel).unmount, request.name, pool="index")  # type: ignore[no-any-return]
+    return await _thread(semfs_of(kernel).unmount, request.name, pool="index")
 
 
 class IndexRequest(Request):
@@ -204,7 +204,7 @@ class IndexRequest(Request):
 @syscall("fs.index", IndexRequest, access=lambda k, p, r: _write(r.path))
 async def fs_index(kernel: Kernel, proc: Process, request: IndexRequest) -> dict[str, Any]:
     """Index a folder now (mounting it if needed: write access to it needed)."""
-    return await _thread(scoped(kernel, proc).index, request.path, pool="index")  # type: ignore[no-any-return]
+    return await _thread(scoped(kernel, proc).index, request.path, pool="index")
 
 
 # -- search and reading ------------------------------------------------------------------------------
@@ -315,7 +315,7 @@ async def fs_rollback(kernel: Kernel, proc: Process, request: RollbackRequest) -
 
     at = parse_since(request.at) if isinstance(request.at, str) else request.at
     fs = scoped(kernel, proc)
-    return await _thread(fs.rollback, request.path, steps=request.steps, at=at, pool="index")  # type: ignore[no-any-return]
+    return await _thread(fs.rollback, request.path, steps=request.steps, at=at, pool="index")
 
 
 # -- views, join, LLM-backed ---------------------------------------------------------------------------
@@ -339,10 +339,10 @@ async def fs_group(kernel: Kernel, proc: Process, request: GroupRequest) -> dict
 
     fs = scoped(kernel, proc)
     if request.clusters:
-        return await _thread(cluster_view, fs.fs, request.name, request.clusters, mount=request.mount)  # type: ignore[no-any-return]
+        return await _thread(cluster_view, fs.fs, request.name, request.clusters, mount=request.mount)
     if not request.query:
         raise UsageError("fs.group needs a query, or clusters=K")
-    return await _thread(  # type: ignore[no-any-return]
+    return await _thread(
         query_view,
         fs,
         request.query,
@@ -480,4 +480,4 @@ async def fs_check(kernel: Kernel, proc: Process, request: CheckRequest) -> dict
     from memory.semfs.check import check, rebuild
 
     fs = semfs_of(kernel)
-    return await _thread(rebuild if request.rebuild else check, fs, pool="index")  # type: ignore[no-any-return]
+    return await _thread(rebuild if request.rebuild else check, fs, pool="index")

@@ -6,6 +6,9 @@ Each domain adds its module here (one line each); a module registers its calls w
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 __all__ = ["SERVICES", "SYSCALL_MODULES", "load_services", "load_syscalls"]
 
@@ -33,9 +36,12 @@ SERVICES: tuple[tuple[str, str], ...] = (
 )
 
 
-def load_services() -> list[tuple[str, object]]:
+ServiceFactory = Callable[[Any], AbstractAsyncContextManager[Any]]
+
+
+def load_services() -> list[tuple[str, ServiceFactory]]:
     """The service factories, imported."""
-    found = []
+    found: list[tuple[str, ServiceFactory]] = []
     for name, dotted in SERVICES:
         module, _, attr = dotted.partition(":")
         found.append((name, getattr(importlib.import_module(module), attr)))

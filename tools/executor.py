@@ -31,7 +31,7 @@ _NO_RETRY = {"invalid_args", "unknown_tool", "denied", "plan", "cancelled"}
 
 class CallFn(Protocol):
     async def __call__(
-        self, tool: str, arguments: dict[str, Any], *, timeout: float | None, progress: ProgressFn | None
+        self, tool: str, arguments: dict[str, Any], /, *, timeout: float | None, progress: ProgressFn | None
     ) -> ToolResult: ...
 
 
