@@ -1,22 +1,32 @@
-"""`aios fs` while a kernel runs (the TUI, `aios serve`): that kernel owns the file index, so the commands
-that change it send their operation over the socket (``POST /v1/fs``, the front-end token) and the kernel
-runs it as the matching ``fs.*`` syscall for the user, audited. Reads stay local (read-only handles)."""
+"""How `aios fs` reaches the semantic file system, decided here and nowhere else in the fs commands.
+
+- **Changes** (mount, unmount, index, write, rollback, group, join, summarize, compare, ask, check --rebuild)
+  are syscalls by the person at the terminal through the one door, ``kernel.connect.run_as_user``: the running
+  kernel over its socket, else a kernel started in this process for the command. Either way they go through
+  ``Kernel.dispatch``: checked against ``[access.user]``, audited as agent "user", confined.
+- **Reads** (search, ls, cat, history, diff, mounts, check) go to the running kernel as the same ``fs.*``
+  syscalls; with no kernel running they open the index read-only here, because starting a kernel would load
+  the model for a read (seconds) where a read-only handle needs none. The daemon path imports neither the
+  kernel nor the index (chromadb, onnxruntime), so ``aios fs search`` answers in the time of one socket call.
+
+``daemon_client()`` (aios.client) is the one test of "is a kernel running", used by the door and by ``read``.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypeVar
 
 from aios._cli_util import status
 
-__all__ = ["absolute", "daemon", "pending", "remote"]
+__all__ = ["absolute", "change", "local_fs", "read", "settle"]
 
+T = TypeVar("T")
 
-def daemon() -> Any:
-    """The running kernel's client, or None (then the command works on the stores directly)."""
-    from aios.client import daemon_client
-
-    return daemon_client()
+_NO_SEMFS = "the semantic file system is not running in this kernel"
 
 
 def absolute(path: str) -> str:
@@ -24,13 +34,126 @@ def absolute(path: str) -> str:
     return path if path.startswith("@") else os.path.abspath(os.path.expanduser(path))
 
 
-def remote(client: Any, syscall: str, label: str, **payload: Any) -> Any:
-    """Run ``syscall`` in the kernel with a spinner (the kernel reports no per-file progress)."""
-    with status(f"{label} (in the running kernel)…"):
+@contextmanager
+def local_fs(*, writer: bool = False) -> Iterator[Any]:
+    """The index opened in this process (reads with no kernel running; ``views --drop`` until the kernel has
+    a syscall for it)."""
+    from memory.semfs import SemFS
+
+    fs = SemFS(writer=writer)
+    try:
+        yield fs
+    finally:
+        fs.close()
+
+
+def read(syscall: str, local: Callable[[Any], T], **payload: Any) -> Any:
+    """``syscall`` in the running kernel (as the user, audited); with none, ``local(fs)`` on a read-only
+    handle, which must return what the syscall returns."""
+    from aios.client import daemon_client
+
+    client = daemon_client()
+    if client is None:
+        with local_fs() as fs:
+            return local(fs)
+    try:
         return client.fs(syscall, **payload)
+    finally:
+        client.close()
 
 
-def pending(client: Any) -> int:
-    """Vectors the kernel still has to embed (it does so in the background)."""
-    rows = client.fs("fs.mounts")["mounts"]
-    return sum(int(r.get("vectors_pending") or 0) for r in rows)
+class Door:
+    """What a change holds while it runs: ``call`` one syscall as the user (with a spinner), and where."""
+
+    def __init__(self, user: Any) -> None:
+        self.user = user
+        #: True when the kernel runs in this process and stops with the command.
+        self.in_process = user.where != "daemon"
+
+    async def call(self, syscall: str, label: str | None = None, **payload: Any) -> Any:
+        if label is None:
+            return await self.user.call(syscall, **payload)
+        where = "" if self.in_process else " (in the running kernel)"
+        with status(f"{label}{where}…"):
+            return await self.user.call(syscall, **payload)
+
+
+def change(work: Callable[[Door], Awaitable[T]]) -> T:
+    """Run ``await work(door)`` through the one door (the running kernel, else one started here)."""
+    from aios.client import daemon_client
+    from aios.errors import UsageError
+    from kernel.connect import run_as_user
+
+    if (client := daemon_client()) is not None:
+        client.close()
+    else:
+        _index_free()  # fail in a moment, before the model loads, if another process writes the index
+
+    async def main(user: Any) -> T:
+        try:
+            return await work(Door(user))
+        except UsageError as exc:
+            if user.where != "daemon" and exc.message.startswith(_NO_SEMFS):
+                _index_free()  # the service lost the writer lock to another process since: say so
+            raise
+
+    return run_as_user(main, loading=status)
+
+
+def _index_free() -> None:
+    """Raise WriterBusy (one line, with what to do) if another process holds the index's writer lock."""
+    from aios import paths
+    from memory.semfs.db import SemDB
+
+    db = SemDB(paths.db_path())
+    try:
+        db.acquire_writer()
+    finally:
+        db.close()
+
+
+async def pending(door: Door) -> int:
+    """Vectors the kernel still has to embed (its background embedder fills them from the outbox)."""
+    return int((await door.call("fs.mounts"))["status"]["vectors_pending"])
+
+
+async def settle(door: Door, stats: dict[str, Any] | None = None, *, embed: bool = True) -> int:
+    """After a change: with a kernel in this process, wait (progress bar on stderr) until its embedder has
+    drained the outbox, since the kernel stops with the command; a running daemon keeps embedding in the
+    background, so nothing is waited for. Returns the vectors still pending; records the embedding rate in
+    ``stats`` when it waited."""
+    import anyio
+
+    left = await pending(door)
+    if not (door.in_process and embed and left):
+        return left
+    started, first, last_progress, seen = time.monotonic(), left, time.monotonic(), left
+    with _progress("embedding") as bar:
+        task = bar.add_task("vectors", total=first, item="Ctrl-C stops; keyword search works already")
+        while left:
+            await anyio.sleep(0.25 if time.monotonic() - started < 2 else 0.5)
+            left = await pending(door)
+            bar.update(task, completed=max(0, first - left), total=max(first, first - left))
+            if left < seen:
+                seen, last_progress = left, time.monotonic()
+            elif time.monotonic() - last_progress > 120:  # the embedder is stuck: the outbox keeps the rest
+                break
+    if stats is not None:
+        done, elapsed = max(0, first - left), max(time.monotonic() - started, 1e-9)
+        stats.update(vectors=done, vectors_seconds=round(elapsed, 2), vectors_per_s=round(done / elapsed, 1))
+    return left
+
+
+def _progress(label: str) -> AbstractContextManager[Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[item]}", style="dim"),
+        console=Console(stderr=True),
+        transient=True,
+    )

@@ -1,81 +1,25 @@
 """`aios fs …`: the semantic file system from the command line.
 
-With no kernel running, these commands work on the stores directly (one writer at a time, guarded by a lock
-file); commands that need the LLM (summarize, compare, ask, join --merge) start an in-process kernel. While a
-kernel runs, the commands that change the index run in it over the socket (aios/_cli_fs_remote.py).
+Every command is parse → one trip through aios/_cli_fs_remote.py → render. Commands that change files or the
+index are syscalls by the user through the one door (the running kernel, else one started for the command):
+checked and audited like any agent's. Reads go to the running kernel too; with none they open the index
+read-only here (no model to load for a read).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from aios._cli_fs_remote import absolute, daemon, pending, remote
+from aios._cli_fs_llm import LLM_COMMANDS
+from aios._cli_fs_remote import Door, absolute, change, local_fs, read, settle
 from aios._cli_util import CONTEXT_SETTINGS, print_json, table
 from aios.errors import UsageError
 
 __all__ = ["fs_group"]
-
-
-@contextmanager
-def _fs(*, writer: bool = True) -> Iterator[Any]:
-    from memory.semfs import SemFS
-
-    fs = SemFS(writer=writer)
-    try:
-        yield fs
-    finally:
-        fs.close()
-
-
-def _progress(label: str) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn(f"[bold]{label}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[item]}", style="dim"),
-        console=Console(stderr=True),
-        transient=True,
-    )
-
-
-def _index_with_progress(fs: Any, path: str, name: str | None, embed: bool) -> dict[str, Any]:
-    with _progress("indexing") as bar:
-        task = bar.add_task("files", total=None, item="")
-        stats = dict(
-            fs.index(path, name=name, progress=lambda i, n, rel: bar.update(task, completed=i, total=n, item=rel[-40:]))
-        )
-    if embed and fs.vectors.pending():
-        started = time.monotonic()
-        done = 0
-
-        def advance(d: int, n: int) -> None:
-            nonlocal done
-            done = d
-            bar.update(task, completed=d, total=n)
-
-        with _progress("embedding") as bar:
-            task = bar.add_task(
-                "vectors", total=fs.vectors.pending(), item="Ctrl-C stops; keyword search works already"
-            )
-            try:
-                fs.embed_pending(progress=advance)
-            except KeyboardInterrupt:  # safe: the outbox keeps the rest for later
-                pass
-        elapsed = max(time.monotonic() - started, 1e-9)
-        stats.update(vectors=done, vectors_seconds=round(elapsed, 2), vectors_per_s=round(done / elapsed, 1))
-    stats["vectors_pending"] = fs.vectors.pending()
-    return stats
 
 
 @click.group("fs", context_settings=CONTEXT_SETTINGS)
@@ -102,16 +46,14 @@ def mount_cmd(path: str, name: str | None, no_embed: bool, as_json: bool) -> Non
     Example:
       aios fs mount ~/notes --name notes
     """
-    client = daemon()
-    if client is not None:
-        out = remote(client, "fs.mount", f"mounting {path}", path=absolute(path), name=name)
-        info, stats = out["mount"], out["stats"]
-        stats["vectors_pending"] = pending(client)
-    else:
-        with _fs() as fs:
-            mount = fs.mount(path, name)
-            stats = _index_with_progress(fs, str(mount.path), None, not no_embed)
-            info = mount.info()
+
+    async def work(door: Door) -> tuple[dict[str, Any], dict[str, Any]]:
+        out = await door.call("fs.mount", f"mounting {path}", path=absolute(path), name=name)
+        stats = out["stats"]
+        stats["vectors_pending"] = await settle(door, stats, embed=not no_embed)
+        return out["mount"], stats
+
+    info, stats = change(work)
     if as_json:
         print_json({"mount": info, "stats": stats})
         return
@@ -143,14 +85,14 @@ def unmount_cmd(name: str) -> None:
     Example:
       aios fs unmount notes
     """
-    client = daemon()
-    if client is not None:
-        target = absolute(name) if os.sep in name or name.startswith(("~", ".")) else name
-        info = remote(client, "fs.unmount", f"unmounting {name}", name=target)
-    else:
-        with _fs() as fs:
-            info = fs.unmount(name)
-            fs.embed_pending()
+    target = absolute(name) if "/" in name or name.startswith(("~", ".")) else name
+
+    async def work(door: Door) -> dict[str, Any]:
+        info = await door.call("fs.unmount", f"unmounting {name}", name=target)
+        await settle(door)  # the mount's vectors leave chroma through the outbox
+        return dict(info)
+
+    info = change(work)
     kept = info.get("versions_kept", 0)
     history = f"; its history ({kept} versions) is kept for a later mount" if kept else ""
     click.echo(f"unmounted {info['name']} ({info['path']}), {info['chunks_removed']} chunks removed{history}")
@@ -165,8 +107,7 @@ def mounts_cmd(as_json: bool) -> None:
     Example:
       aios fs mounts --json
     """
-    with _fs(writer=False) as fs:
-        rows = fs.mounts()
+    rows = read("fs.mounts", lambda fs: {"mounts": fs.mounts()})["mounts"]
     if as_json:
         print_json({"mounts": rows})
         return
@@ -191,33 +132,26 @@ def index_cmd(path: str, name: str | None, no_embed: bool, as_json: bool) -> Non
     Example:
       aios fs index ~/notes && aios fs search "tax return deadline"
     """
-    client = daemon()
-    if client is not None:
-        if name and not _mounted(path):  # --name names a new mount, as locally; mounting indexes it
-            stats = remote(client, "fs.mount", f"indexing {path}", path=absolute(path), name=name)["stats"]
+    folder = absolute(path)
+
+    async def work(door: Door) -> dict[str, Any]:
+        if name and not _mounted(await door.call("fs.mounts"), folder):  # --name names a new mount
+            stats = (await door.call("fs.mount", f"indexing {path}", path=folder, name=name))["stats"]
         else:
-            stats = remote(client, "fs.index", f"indexing {path}", path=absolute(path))
-        stats["vectors_pending"] = pending(client)
-    else:
-        with _fs() as fs:
-            stats = _index_with_progress(fs, path, name, not no_embed)
+            stats = await door.call("fs.index", f"indexing {path}", path=folder)
+        stats["vectors_pending"] = await settle(door, stats, embed=not no_embed)
+        return dict(stats)
+
+    stats = change(work)
     if as_json:
         print_json(stats)
         return
     _print_stats(f"indexed {path}", stats)
 
 
-def _mounted(path: str) -> bool:
-    from pathlib import Path
-
-    from memory.semfs import NotIndexed
-
-    with _fs(writer=False) as fs:
-        try:
-            fs.db.resolve(Path(absolute(path)))
-        except NotIndexed:
-            return False
-    return True
+def _mounted(listing: dict[str, Any], folder: str) -> bool:
+    """Whether ``folder`` is a mount or inside one (of those the user may see)."""
+    return any(folder == m["path"] or folder.startswith(m["path"].rstrip("/") + "/") for m in listing["mounts"])
 
 
 def _excerpt(chunk: str, terms: list[str], lines: int = 6) -> tuple[str, list[str]]:
@@ -256,39 +190,49 @@ def search_cmd(
       aios fs search "notes about renewing the TLS certificate"
       aios fs search --mode keyword --type .py "retry_backoff" --json
     """
-    from memory.semfs import Filters, parse_since
-
     text = " ".join(query)
-    filters = Filters(
-        mount, glob, type_, parse_since(since) if since else None, view.removeprefix("@") if view else None
-    )
-    with _fs(writer=False) as fs:
-        hits = fs.search(text, k=k, filters=filters, mode=mode)  # type: ignore[arg-type]
-    if as_json:
-        print_json({"query": text, "mode": mode, "results": [h.as_dict() for h in hits]})
-        return
-    from rich.console import Console
-    from rich.text import Text
+    views = view.removeprefix("@") if view else None
 
-    console = Console()
+    def local(fs: Any) -> dict[str, Any]:
+        from memory.semfs import Filters, parse_since
+
+        filters = Filters(mount, glob, type_, parse_since(since) if since else None, views)
+        return {"results": [h.as_dict() for h in fs.search(text, k=k, filters=filters, mode=mode)]}
+
+    payload = {"mount": mount, "glob": glob, "type": type_, "since": since, "view": views}
+    hits = read("fs.search", local, query=text, k=k, mode=mode, **{k_: v for k_, v in payload.items() if v})["results"]
+    if as_json:
+        print_json({"query": text, "mode": mode, "results": hits})
+        return
     if not hits:
-        console.print(
+        click.echo(
             f"no results for '{text}'"
             + (" with these filters" if any((mount, glob, type_, since, view)) else "")
             + " (try --mode semantic, or check `aios fs mounts`)"
         )
         return
+    # click.style, not rich: rich's import alone is a fifth of this command's budget when the daemon answers.
+    # (Styles are dropped when stdout is not a terminal.)
     for n, hit in enumerate(hits, start=1):
-        where = f"lines {hit.start_line}-{hit.end_line}" + (f" · {hit.heading}" if hit.heading else "")
-        console.print(
-            Text.assemble((f"{n}. ", "bold"), (hit.path, "bold cyan"), f"  score {hit.score:.4f}  ", (where, "dim"))
+        where = f"lines {hit['start_line']}-{hit['end_line']}" + (f" · {hit['heading']}" if hit["heading"] else "")
+        click.echo(
+            click.style(f"{n}. ", bold=True)
+            + click.style(hit["path"], bold=True, fg="cyan")
+            + f"  score {hit['score']:.4f}  "
+            + click.style(where, dim=True)
         )
-        excerpt, stems = _excerpt(hit.chunk, hit.terms)
-        body = Text(excerpt)
-        for stem in stems:
-            body.highlight_regex(rf"(?i)\b{__import__('re').escape(stem)}\w*", "bold yellow")
-        console.print(body, style=None)
-        console.print()
+        excerpt, stems = _excerpt(hit["chunk"], hit["terms"])
+        click.echo(_highlight(excerpt, stems) + "\n")
+
+
+def _highlight(text: str, stems: list[str]) -> str:
+    """Each word starting with one of ``stems`` in bold yellow (one pass, so styles never nest)."""
+    import re
+
+    if not stems:
+        return text
+    words = re.compile(r"(?i)\b(?:" + "|".join(re.escape(s) for s in stems) + r")\w*")
+    return words.sub(lambda m: click.style(m.group(0), bold=True, fg="yellow"), text)
 
 
 @fs_group.command("ls", context_settings=CONTEXT_SETTINGS)
@@ -302,8 +246,7 @@ def ls_cmd(target: str | None, as_json: bool) -> None:
       aios fs ls notes
       aios fs ls @taxes
     """
-    with _fs(writer=False) as fs:
-        rows = fs.ls(target)
+    rows = read("fs.ls", lambda fs: {"files": fs.ls(target)}, target=_target(target))["files"]
     if as_json:
         print_json({"files": rows})
         return
@@ -324,9 +267,11 @@ def cat_cmd(path: str, version: int | None) -> None:
     Example:
       aios fs cat ~/notes/todo.md --version -1
     """
-    with _fs(writer=False) as fs:
-        data = fs.cat(path, version)
-    click.echo(data.decode("utf-8", errors="replace"), nl=False)
+
+    def local(fs: Any) -> dict[str, Any]:
+        return {"text": fs.cat(path, version).decode("utf-8", errors="replace")}
+
+    click.echo(read("fs.cat", local, path=absolute(path), version=version)["text"], nl=False)
 
 
 @fs_group.command("history", context_settings=CONTEXT_SETTINGS)
@@ -339,8 +284,7 @@ def history_cmd(path: str, as_json: bool) -> None:
     Example:
       aios fs history ~/notes/todo.md
     """
-    with _fs(writer=False) as fs:
-        rows = fs.history(path)
+    rows = read("fs.history", lambda fs: {"versions": fs.history(path)}, path=absolute(path))["versions"]
     if as_json:
         print_json({"path": path, "versions": rows})
         return
@@ -361,8 +305,7 @@ def diff_cmd(path: str, a: int, b: int) -> None:
     Example:
       aios fs diff ~/notes/todo.md 1 3
     """
-    with _fs(writer=False) as fs:
-        out = fs.diff(path, a, b)
+    out = read("fs.diff", lambda fs: {"diff": fs.diff(path, a, b)}, path=absolute(path), a=a, b=b)["diff"]
     click.echo(out or "no differences", nl=not out)
 
 
@@ -379,16 +322,13 @@ def rollback_cmd(path: str, steps: int | None, at: str | None, as_json: bool) ->
       aios fs rollback ~/notes/todo.md --steps 1
       aios fs rollback ~/notes/todo.md --at 2h
     """
-    from memory.semfs import parse_since
 
-    client = daemon()
-    if client is not None:
-        parse_since(at) if at else None  # a malformed time fails here, as it does locally
-        result = remote(client, "fs.rollback", f"rolling back {path}", path=absolute(path), steps=steps, at=at)
-    else:
-        with _fs() as fs:
-            result = fs.rollback(path, steps=steps, at=parse_since(at) if at else None)
-            fs.embed_pending()
+    async def work(door: Door) -> dict[str, Any]:
+        result = await door.call("fs.rollback", f"rolling back {path}", path=absolute(path), steps=steps, at=at)
+        await settle(door)
+        return dict(result)
+
+    result = change(work)
     if as_json:
         print_json(result)
         return
@@ -416,21 +356,10 @@ def group_cmd(
       aios fs group "tax documents" --name taxes && aios fs ls @taxes
       aios fs group --clusters 5 --mount notes --name topics
     """
-    from memory.semfs import Filters
-    from memory.semfs.views import cluster_view, query_view
-
     if not clusters and not query:
         raise UsageError("give a QUERY or --clusters K")
-    client = daemon()
-    if client is not None:
-        payload = {"name": name, "mode": mode, "k": k, "clusters": clusters, "mount": mount}
-        result = remote(client, "fs.group", f"grouping @{name}", query=" ".join(query) or None, **payload)
-    else:
-        with _fs() as fs:
-            if clusters:
-                result = cluster_view(fs, name, clusters, mount=mount)
-            else:
-                result = query_view(fs, " ".join(query), name, mode=mode, k=k, filters=Filters(mount=mount))  # type: ignore[arg-type]
+    payload = {"name": name, "mode": mode, "k": k, "clusters": clusters, "mount": mount}
+    result = change(lambda door: door.call("fs.group", f"grouping @{name}", query=" ".join(query) or None, **payload))
     if as_json:
         print_json(result)
         return
@@ -452,7 +381,9 @@ def views_cmd(drop: str | None, as_json: bool) -> None:
     """
     from memory.semfs.views import drop_view, views
 
-    with _fs(writer=drop is not None) as fs:
+    # No syscall lists or drops views yet: they stay on the index here (a drop needs the writer lock, so it
+    # fails in one line while a kernel runs).
+    with local_fs(writer=drop is not None) as fs:
         if drop:
             drop_view(fs, drop)
             click.echo(f"dropped @{drop.removeprefix('@')}")
@@ -464,18 +395,6 @@ def views_cmd(drop: str | None, as_json: bool) -> None:
     for row in rows:
         row["name"] = "@" + row["name"]
     table(rows, ("name", "kind", "query", "files"), empty="no views (make one with `aios fs group QUERY --name V`)")
-
-
-def _check_local(rebuild: bool) -> dict[str, Any]:
-    from memory.semfs.check import check
-    from memory.semfs.check import rebuild as do_rebuild
-
-    with _fs() as fs:
-        if rebuild:
-            with _progress("re-embedding") as bar:
-                task = bar.add_task("vectors", total=None, item="")
-                return dict(do_rebuild(fs, progress=lambda d, n: bar.update(task, completed=d, total=n)))
-        return dict(check(fs))
 
 
 @fs_group.command("write", context_settings=CONTEXT_SETTINGS)
@@ -490,14 +409,13 @@ def write_cmd(path: str, text: str | None, as_json: bool) -> None:
       echo "buy milk" | aios fs write ~/notes/todo.md
     """
     data = sys.stdin.read() if text is None else text
-    client = daemon()
-    if client is not None:
-        result = remote(client, "fs.write", f"writing {path}", path=absolute(path), text=data)
-    else:
-        with _fs() as fs:
-            outcome = fs.write(path, data.encode(), source="cli")
-            fs.embed_pending()
-        result = {"path": absolute(path), "outcome": outcome.outcome}
+
+    async def work(door: Door) -> dict[str, Any]:
+        result = await door.call("fs.write", f"writing {path}", path=absolute(path), text=data)
+        await settle(door)
+        return dict(result)
+
+    result = change(work)
     if as_json:
         print_json(result)
         return
@@ -514,11 +432,16 @@ def check_cmd(rebuild: bool, as_json: bool) -> None:
     Example:
       aios fs check || aios fs check --rebuild
     """
-    client = daemon()
-    if client is not None:
-        report = remote(client, "fs.check", "rebuilding" if rebuild else "checking", rebuild=rebuild)
+    if rebuild:
+        report = change(lambda door: door.call("fs.check", "rebuilding", rebuild=True))
     else:
-        report = _check_local(rebuild)
+
+        def local(fs: Any) -> dict[str, Any]:
+            from memory.semfs.check import check
+
+            return dict(check(fs))
+
+        report = read("fs.check", local, rebuild=False)
     if as_json:
         print_json(report)
     else:
@@ -532,4 +455,12 @@ def check_cmd(rebuild: bool, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-from aios import _cli_fs_llm  # noqa: E402, F401 (registers join, summarize, compare, ask on fs_group)
+def _target(target: str | None) -> str | None:
+    """A listing target for the kernel: a path made absolute; a mount's name or @VIEW as given."""
+    if target is None or target.startswith("@") or ("/" not in target and not target.startswith(("~", "."))):
+        return target
+    return absolute(target)
+
+
+for _command in LLM_COMMANDS:
+    fs_group.add_command(_command)

@@ -438,7 +438,7 @@ class SocketClient(DaemonClient):
 
 
 async def _sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    event, data = "message", []
+    event, data = "message", list[str]()
     async for line in response.aiter_lines():
         if not line:
             if data:

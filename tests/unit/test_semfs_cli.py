@@ -1,4 +1,5 @@
-"""`aios fs …` end to end through click, on the stores directly (no kernel daemon)."""
+"""`aios fs …` end to end through click with no kernel running: changes run in a kernel started for the
+command (the scripted fake model: no model file is loaded), reads open the index read-only."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ from tests.unit._semfs_kit import write_corpus
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def fake_model(aios_home: Path) -> None:
+    """Each change starts an in-process kernel: give it the scripted echo model, not the bundled GGUF."""
+    aios_home.mkdir(exist_ok=True)
+    (aios_home / "config.toml").write_text('[llm]\nbackend = "fake"\n')
 
 
 def run(runner: CliRunner, *args: str, code: int = 0) -> str:
@@ -69,14 +77,13 @@ def test_errors_are_one_line_with_exit_codes(runner: CliRunner, tmp_path: Path) 
     assert "not a folder" in run(runner, "fs", "index", str(tmp_path / "missing"), code=2)
     assert "give a QUERY" in run(runner, "fs", "group", "--name", "v", code=2)
     assert len(run(runner, "fs", "rollback", str(root / "garden.md"), "--steps", "5", code=2).splitlines()) == 1
-    # Vectors were skipped at mount: check reports them pending, not drift.
+    # Vectors were not waited for at mount; each command's kernel embeds some while it runs (how many are left
+    # depends on timing): check counts those left as pending, never as drift.
     report = json.loads(run(runner, "fs", "check", "--json"))
-    assert report["ok"] and report["vectors_pending"] > 0
+    assert report["ok"] and report["vectors_pending"] >= 0 and report["chunks"] > 0
 
 
 def test_llm_commands_run_an_in_process_kernel(runner: CliRunner, aios_home: Path, tmp_path: Path) -> None:
-    aios_home.mkdir(exist_ok=True)
-    (aios_home / "config.toml").write_text('[llm]\nbackend = "fake"\n')  # the scripted echo model
     root = write_corpus(tmp_path / "docs")
     run(runner, "fs", "mount", str(root), "--no-embed")
     out = json.loads(run(runner, "fs", "summarize", str(root / "garden.md"), "--json"))

@@ -1,5 +1,5 @@
-"""`aios fs` while a kernel serves the socket: the commands that change the index run in that kernel (it owns
-the index and its writer lock) as `fs.*` syscalls for the user, audited, and render as they do locally."""
+"""`aios fs` while a kernel serves the socket: every command runs in that kernel (it owns the index and its
+writer lock) as an `fs.*` syscall for the user, audited, and renders as it does with no kernel running."""
 
 from __future__ import annotations
 
@@ -24,6 +24,13 @@ from kernel import open_kernel
 from kernel.backends.fake import FakeBackend
 from kernel.server import serve_socket
 from tests.unit._semfs_kit import write_corpus
+
+
+@pytest.fixture(autouse=True)
+def fake_model(aios_home: Path) -> None:
+    """With no daemon, a change starts a kernel in the command: the scripted model, not the bundled GGUF."""
+    aios_home.mkdir(exist_ok=True)
+    (aios_home / "config.toml").write_text('[llm]\nbackend = "fake"\n')
 
 
 @dataclass
@@ -72,10 +79,11 @@ def test_mount_index_search_write_rollback_through_the_daemon(monkeypatch: pytes
         assert out.startswith(f"mounted docs at {root}") and "4 files (4 indexed" in out and "files/s" in out
         [row] = user_rows(d, "fs.mount")
         assert row["token_id"] == "frontend" and row["decision"] == "allow" and str(root) in row["resource"]
-        mounts = json.loads(run("fs", "mounts", "--json"))["mounts"]  # reads stay local (read-only handle)
+        mounts = json.loads(run("fs", "mounts", "--json"))["mounts"]  # reads are syscalls in the kernel too
         assert [(m["name"], m["files"]) for m in mounts] == [("docs", 4)]
         text = run("fs", "search", "aphids", "--mode", "keyword")
         assert "garden.md" in text and "Aphids" in text
+        assert user_rows(d, "fs.mounts") and user_rows(d, "fs.search")[-1]["decision"] == "allow"
 
         out = run("fs", "write", str(garden), "--json", stdin="# Garden\n\nOnly herbs this year.\n")
         assert json.loads(out) == {"path": str(garden), "outcome": "indexed"}
