@@ -113,8 +113,14 @@ def _index_free() -> None:
 
 
 async def pending(door: Door) -> int:
-    """Vectors the kernel still has to embed (its background embedder fills them from the outbox)."""
-    return int((await door.call("fs.mounts"))["status"]["vectors_pending"])
+    """Vectors the kernel still has to embed (its background embedder fills them from the outbox); 0 when the
+    user may not list mounts (``[access.user]``): the change is done, only the count is unknown."""
+    from aios.errors import PermissionDenied
+
+    try:
+        return int((await door.call("fs.mounts"))["status"]["vectors_pending"])
+    except PermissionDenied:
+        return 0
 
 
 async def settle(door: Door, stats: dict[str, Any] | None = None, *, embed: bool = True) -> int:

@@ -135,7 +135,7 @@ def index_cmd(path: str, name: str | None, no_embed: bool, as_json: bool) -> Non
     folder = absolute(path)
 
     async def work(door: Door) -> dict[str, Any]:
-        if name and not _mounted(await door.call("fs.mounts"), folder):  # --name names a new mount
+        if name and not await _mounted(door, folder):  # --name names a new mount; mounting indexes it
             stats = (await door.call("fs.mount", f"indexing {path}", path=folder, name=name))["stats"]
         else:
             stats = await door.call("fs.index", f"indexing {path}", path=folder)
@@ -149,9 +149,18 @@ def index_cmd(path: str, name: str | None, no_embed: bool, as_json: bool) -> Non
     _print_stats(f"indexed {path}", stats)
 
 
-def _mounted(listing: dict[str, Any], folder: str) -> bool:
-    """Whether ``folder`` is a mount or inside one (of those the user may see)."""
-    return any(folder == m["path"] or folder.startswith(m["path"].rstrip("/") + "/") for m in listing["mounts"])
+async def _mounted(door: Door, folder: str) -> bool:
+    """Whether ``folder`` is a mount or inside one (of those the user may list)."""
+    import os
+
+    from aios.errors import PermissionDenied
+
+    try:
+        mounts = (await door.call("fs.mounts"))["mounts"]
+    except PermissionDenied:  # the user may not list mounts: fs.mount says whether this one may be made
+        return False
+    names = {folder, os.path.realpath(folder)}
+    return any(n == m["path"] or n.startswith(m["path"].rstrip("/") + "/") for m in mounts for n in names)
 
 
 def _excerpt(chunk: str, terms: list[str], lines: int = 6) -> tuple[str, list[str]]:

@@ -3,7 +3,17 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("engine_baseline", "scheduler", "scheduler_big", "syscalls", "tools", "semfs", "taskmem", "security")
+BENCHMARKS = (
+    "engine_baseline",
+    "scheduler",
+    "scheduler_big",
+    "syscalls",
+    "tools",
+    "semfs",
+    "taskmem",
+    "security",
+    "cli",
+)
 
 
 def main(argv: list[str]) -> int:
