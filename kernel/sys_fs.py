@@ -228,8 +228,12 @@ async def fs_search(kernel: Kernel, proc: Process, request: SearchRequest) -> di
 
     since = parse_since(request.since) if isinstance(request.since, str) else request.since
     filters = Filters(request.mount, request.glob, request.type, since, request.view)
-    hits = await _thread(scoped(kernel, proc).search, request.query, k=request.k, filters=filters, mode=request.mode)
-    return {"results": [h.as_dict() for h in hits]}
+    fs = scoped(kernel, proc)
+
+    def search() -> list[dict[str, Any]]:  # the result dicts are built in the worker too, not on the loop
+        return [h.as_dict() for h in fs.search(request.query, k=request.k, filters=filters, mode=request.mode)]
+
+    return {"results": await _thread(search)}
 
 
 class PathRequest(Request):

@@ -44,6 +44,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 from aios import paths
 from aios.errors import AiosError
+from memory.chroma_lock import CHROMA_LOCK  # re-exported: one lock for every chroma call (see there)
 from memory.embedding_files import embedding_files
 
 if TYPE_CHECKING:
@@ -70,12 +71,6 @@ DIM = 384
 #: The model was trained on 256-token windows (sentence-transformers' max_seq_length); longer input is cut.
 MAX_TOKENS = 256
 BATCH_SIZE = 8
-
-#: Held around every call into chroma, in every thread. chroma's Rust bindings wait for chroma's internal
-#: locks while holding the GIL: a ``count()`` in one thread during a ``query()`` in another stalled every
-#: other Python thread, the kernel's event loop included, for the rest of that query (a thread waking every
-#: 0.2 ms saw p99 gaps of 28 ms; 1 ms with this lock). Waiting on a Python lock releases the GIL.
-CHROMA_LOCK = threading.Lock()
 
 
 class EmbeddingUnavailable(AiosError):

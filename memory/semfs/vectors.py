@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from memory.chroma_lock import CHROMA_LOCK
 from memory.semfs.db import SemDB
 
 __all__ = ["Vectors", "embed_text"]
@@ -41,6 +42,10 @@ class Vectors:
         self._open_lock = threading.Lock()
         self.wake = threading.Event()
         self.stopping = threading.Event()
+        #: The collection's size, cached by the writer between its own changes (a search asked twice).
+        self._count: int | None = None
+        #: Only the writer process changes the collection, so only it may trust the cached count.
+        self.writer = db._lockfile is not None
 
     # chroma is opened on first use, so a kernel with no mounts never loads it.
     @property
@@ -80,7 +85,9 @@ class Vectors:
             if row["op"] == "delete":
                 self._upsert(upserts)
                 upserts = []
-                self.collection.delete(ids=[str(row["chunk_id"])])
+                with CHROMA_LOCK:
+                    self.collection.delete(ids=[str(row["chunk_id"])])
+                self._count = None
             else:
                 upserts.append(row["chunk_id"])
             done.append(row["id"])
@@ -107,11 +114,13 @@ class Vectors:
         from memory import embeddings
 
         vectors = embeddings.embed([embed_text(r["relpath"], r["heading"], r["text"]) for r in rows])
-        self.collection.upsert(
-            ids=[str(r["id"]) for r in rows],
-            embeddings=vectors,
-            metadatas=[{"mount_id": r["mount_id"], "file_id": r["file_id"], "kind": r["kind"]} for r in rows],
-        )
+        with CHROMA_LOCK:  # chroma waits on its own locks holding the GIL: one caller at a time (embeddings.py)
+            self.collection.upsert(
+                ids=[str(r["id"]) for r in rows],
+                embeddings=vectors,
+                metadatas=[{"mount_id": r["mount_id"], "file_id": r["file_id"], "kind": r["kind"]} for r in rows],
+            )
+        self._count = None
 
     def drain(self, *, progress: Callable[[int, int], None] | None = None, stop: threading.Event | None = None) -> int:
         """Apply the whole outbox (foreground); ``progress(done, total)`` after each batch."""
@@ -154,18 +163,27 @@ class Vectors:
     # -- queries ---------------------------------------------------------------------------------
 
     def count(self) -> int:
+        """Vectors in the collection (cached in the writer between its own changes)."""
         if self._collection is None and not self.chroma_path.exists():
             return 0
-        return int(self.collection.count())
+        cached = self._count
+        if cached is not None:
+            return cached
+        with CHROMA_LOCK:
+            found = int(self.collection.count())
+        if self.writer:
+            self._count = found
+        return found
 
     def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None) -> list[tuple[int, float]]:
         """(chunk id, cosine similarity) of the ``n`` nearest chunks, best first."""
         total = self.count()
         if total == 0:
             return []
-        result = self.collection.query(
-            query_embeddings=[vector.tolist()], n_results=min(n, total), where=where or None, include=["distances"]
-        )
+        with CHROMA_LOCK:
+            result = self.collection.query(
+                query_embeddings=[vector.tolist()], n_results=min(n, total), where=where or None, include=["distances"]
+            )
         ids = result["ids"][0]
         dists = (result.get("distances") or [[]])[0]
         return [(int(i), 1.0 - float(d)) for i, d in zip(ids, dists, strict=False)]
@@ -174,7 +192,8 @@ class Vectors:
         out: set[int] = set()
         offset = 0
         while True:
-            page = self.collection.get(include=[], limit=5000, offset=offset)
+            with CHROMA_LOCK:
+                page = self.collection.get(include=[], limit=5000, offset=offset)
             if not page["ids"]:
                 return out
             out.update(int(i) for i in page["ids"])
@@ -184,7 +203,8 @@ class Vectors:
         out: dict[int, np.ndarray] = {}
         for start in range(0, len(chunk_ids), 5000):
             part = [str(i) for i in chunk_ids[start : start + 5000]]
-            got = self.collection.get(ids=part, include=["embeddings"])
+            with CHROMA_LOCK:
+                got = self.collection.get(ids=part, include=["embeddings"])
             embs = got.get("embeddings")
             if embs is None:
                 continue
@@ -194,5 +214,7 @@ class Vectors:
 
     def reset(self) -> None:
         """Drop the collection (for a rebuild from SQLite)."""
-        self.client.delete_collection(self.collection.name)
+        with CHROMA_LOCK:
+            self.client.delete_collection(self.collection.name)
         self._collection = None
+        self._count = None
