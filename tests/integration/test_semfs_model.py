@@ -41,7 +41,7 @@ async def test_plan_is_valid_typed_json_and_summary_is_cached(runtime, tmp_path:
         async with open_kernel(Config(llm=LLMConfig(temperature=0.0)), runtime=runtime, store=store) as kernel:
             fs = kernel.services["semfs"]
             await anyio.to_thread.run_sync(lambda: fs.index(root))
-            llm = KernelLLM(kernel, "semfs-test")
+            llm = KernelLLM(kernel, kernel.user)  # the model as the user principal: checked and accounted
             for request in ("find my notes about the garden", f"undo the last change to {root / 'garden.md'}"):
                 the_plan = await plan(fs, llm, request)
                 assert isinstance(the_plan, Plan) and the_plan.steps  # grammar: always parses and validates
