@@ -50,7 +50,11 @@ def runtime_dir() -> Path:
     home = home_override()
     if home:
         return home / "run"
-    return Path(platformdirs.user_runtime_dir(APP_NAME))
+    import warnings
+
+    with warnings.catch_warnings():  # no XDG_RUNTIME_DIR (ssh, containers): platformdirs warns on every command
+        warnings.simplefilter("ignore")
+        return Path(platformdirs.user_runtime_dir(APP_NAME))
 
 
 def db_path() -> Path:
