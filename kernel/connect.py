@@ -55,7 +55,7 @@ class _LocalUser:
 async def connect(*, loading: Callable[[str], AbstractContextManager[Any]] | None = None) -> AsyncIterator[UserClient]:
     """A ``UserClient`` for the running kernel if there is one, else for a kernel started here (the model
     is loaded; ``loading(label)`` may show a spinner meanwhile). Never a second writer beside a daemon."""
-    from aios.client import daemon_client
+    from kernel.client import daemon_client
 
     daemon = daemon_client()
     if daemon is not None:

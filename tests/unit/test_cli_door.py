@@ -215,8 +215,11 @@ def _probe_search() -> subprocess.CompletedProcess[str]:
         "    main(['fs', 'search', 'aphids', '--mode', 'keyword'])\n"
         "except SystemExit as exc:\n"
         "    assert not exc.code, exc.code\n"
-        "heavy = ('chromadb', 'onnxruntime', 'tokenizers', 'llama_cpp', 'kernel', 'httpx', 'rich', 'memory.semfs')\n"
-        "print(sorted({m for m in sys.modules for h in heavy if m == h or m.startswith(h + '.')}))\n"
+        "heavy = ('chromadb', 'onnxruntime', 'tokenizers', 'llama_cpp', 'httpx', 'rich', 'memory', 'tools', 'mcp')\n"
+        "light = {'kernel', 'kernel.client'}  # the client (stdlib HTTP) is all of the kernel a front end loads\n"
+        "found = {m for m in sys.modules for h in heavy if m == h or m.startswith(h + '.')}\n"
+        "found |= {m for m in sys.modules if m.startswith('kernel') and m not in light}\n"
+        "print(sorted(found))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
