@@ -10,30 +10,24 @@ through the kernel always see every earlier row.
 from __future__ import annotations
 
 import json
-import logging
-import queue
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AuditLog"]
+from memory.batch_writer import BatchWriter
 
-log = logging.getLogger(__name__)
+__all__ = ["AuditLog"]
 
 _COLUMNS = ("ts", "pid", "agent", "token_id", "syscall", "resource", "decision", "reason", "detail")
 _INSERT = f"INSERT INTO audit ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-_BATCH = 1024
 
 
-class AuditLog:
+class AuditLog(BatchWriter):
+    name = "aios-audit"
+
     def __init__(self, db_path: Path) -> None:
-        self._path = db_path
-        self._queue: queue.SimpleQueue[tuple[Any, ...] | threading.Event | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="aios-audit", daemon=True)
-        self._closed = False
-        self._thread.start()
+        super().__init__(db_path, join_timeout=10)
 
     def record(
         self,
@@ -48,46 +42,8 @@ class AuditLog:
         detail: dict[str, Any] | None = None,
     ) -> None:
         detail_json = json.dumps(detail, sort_keys=True) if detail else "{}"
-        self._queue.put((time.time(), pid, agent, token_id, syscall, resource, decision, reason, detail_json))
+        self._put((time.time(), pid, agent, token_id, syscall, resource, decision, reason, detail_json))
 
-    def flush(self, timeout: float = 10.0) -> None:
-        """Block until every row recorded so far is committed."""
-        if self._closed:
-            return
-        done = threading.Event()
-        self._queue.put(done)
-        if not done.wait(timeout):
-            log.warning("audit writer did not flush within %.0fs", timeout)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        conn = sqlite3.connect(self._path, timeout=30)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            stop = False
-            while not stop:
-                items = [self._queue.get()]
-                while len(items) < _BATCH:
-                    try:
-                        items.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                rows = [i for i in items if isinstance(i, tuple)]
-                stop = any(i is None for i in items)
-                if rows:
-                    try:
-                        with conn:
-                            conn.executemany(_INSERT, rows)
-                    except sqlite3.Error:
-                        log.exception("audit writer: %d row(s) could not be written", len(rows))
-                for item in items:
-                    if isinstance(item, threading.Event):
-                        item.set()
-        finally:
-            conn.close()
+    def _commit(self, conn: sqlite3.Connection, items: list[tuple[Any, ...]]) -> None:
+        with conn:
+            conn.executemany(_INSERT, items)

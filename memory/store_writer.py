@@ -15,23 +15,19 @@ that were running anyway.
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from memory.batch_writer import BatchWriter
 from memory.store import _PROCESS_COLUMNS
 
 __all__ = ["StoreWriter"]
 
 log = logging.getLogger(__name__)
 
-_BATCH = 1024
 _MESSAGE = "INSERT INTO messages (pid, role, content, created_at) VALUES (?, ?, ?, ?)"
-
-_Item = tuple[str, Any] | threading.Event | None
 
 
 def _upsert_sql(columns: tuple[str, ...]) -> str:
@@ -42,67 +38,24 @@ def _upsert_sql(columns: tuple[str, ...]) -> str:
     )
 
 
-class StoreWriter:
+class StoreWriter(BatchWriter):
     """Queues writes to the ``processes`` and ``messages`` tables; one thread commits them in batches."""
 
+    name = "aios-store-writer"
+    pragmas = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON")
+
     def __init__(self, db_path: Path) -> None:
-        self._path = db_path
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self._closed = False
         self._sql: dict[tuple[str, ...], str] = {}
-        self._thread = threading.Thread(target=self._run, name="aios-store-writer", daemon=True)
-        self._thread.start()
+        super().__init__(db_path)
 
     def save_process(self, record: dict[str, Any]) -> None:
         """Queue the latest row of one process (``Store.save_process``'s columns)."""
-        self._queue.put(("process", {k: record[k] for k in _PROCESS_COLUMNS if k in record}))
+        self._put(("process", {k: record[k] for k in _PROCESS_COLUMNS if k in record}))
 
     def add_message(self, pid: int, role: str, content: str) -> None:
-        self._queue.put(("message", (pid, role, content, time.time())))
+        self._put(("message", (pid, role, content, time.time())))
 
-    def flush(self, timeout: float = 10.0) -> None:
-        """Block until every write queued so far is committed."""
-        if self._closed:
-            return
-        done = threading.Event()
-        self._queue.put(done)
-        if not done.wait(timeout):
-            log.warning("store writer did not flush within %.0fs", timeout)
-
-    def close(self) -> None:
-        """Commit what is queued and stop (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-
-    # -- the writer thread -----------------------------------------------------------------------
-
-    def _run(self) -> None:
-        conn = sqlite3.connect(self._path, timeout=30)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            stop = False
-            while not stop:
-                items = [self._queue.get()]
-                while len(items) < _BATCH:
-                    try:
-                        items.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                stop = any(i is None for i in items)
-                self._commit(conn, [i for i in items if isinstance(i, tuple)])
-                for item in items:
-                    if isinstance(item, threading.Event):
-                        item.set()
-        finally:
-            conn.close()
-
-    def _commit(self, conn: sqlite3.Connection, items: list[tuple[str, Any]]) -> None:
-        if not items:
-            return
+    def _commit(self, conn: sqlite3.Connection, items: list[tuple[Any, ...]]) -> None:
         latest: dict[int, dict[str, Any]] = {}
         messages = []
         for kind, data in items:
