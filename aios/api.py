@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Literal, Protocol, TypedDict, TypeVar, overload, runtime_checkable
 
+from aios.errors import first_problem
+
 __all__ = [
     "LLM",
     "PRIORITIES",
@@ -295,9 +297,7 @@ class PluginTool:
         try:
             model = self._arguments_model.model_validate(given)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "arguments"
-            raise ValueError(f"{where}: {first['msg']}") from None
+            raise ValueError(first_problem(exc, "arguments")) from None
         return {name: getattr(model, f"p_{name}") for name in inspect.signature(self.fn).parameters}
 
 

@@ -14,6 +14,7 @@ import click
 
 from aios import __version__, paths
 from aios._cli_util import CONTEXT_SETTINGS, cell, err, print_json, status, table
+from aios.api import PRIORITIES
 from aios.errors import AiosError
 
 __all__ = ["cli", "main"]
@@ -106,7 +107,7 @@ def tui() -> None:
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("agent")
 @click.argument("goal", nargs=-1, required=True)
-@click.option("--priority", type=click.Choice(["realtime", "high", "normal", "background"]), help="Scheduling class.")
+@click.option("--priority", type=click.Choice(PRIORITIES), help="Scheduling class.")
 @click.option("--json", "as_json", is_flag=True, help="Print the finished process as JSON instead of streaming.")
 def run(agent: str, goal: tuple[str, ...], priority: str | None, as_json: bool) -> None:
     """Run AGENT on GOAL and stream its output to stdout.

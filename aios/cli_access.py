@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from aios._cli_util import CONTEXT_SETTINGS, err, print_json, table
+from aios.api import PRIORITIES
 from aios.errors import AiosError, UsageError
 
 __all__ = ["ANSWER_KEYS", "access_commands", "prompt_approvals"]
@@ -322,7 +323,7 @@ def resume(pid: int) -> None:
 
 @click.command("nice", context_settings=CONTEXT_SETTINGS)
 @click.argument("pid", type=int)
-@click.argument("priority", type=click.Choice(["realtime", "high", "normal", "background"]))
+@click.argument("priority", type=click.Choice(PRIORITIES))
 def nice(pid: int, priority: str) -> None:
     """Change a process's priority class (capped by its manifest).
 

@@ -14,11 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from aios import paths
+from aios.api import Priority
 from aios.errors import ConfigError
 
 __all__ = ["AccessConfig", "AgentGrant", "Config", "KernelConfig", "LLMConfig", "TUIConfig", "dump_toml", "load_config"]
-
-Priority = Literal["realtime", "high", "normal", "background"]
 
 
 class _Section(BaseModel):

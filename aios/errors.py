@@ -14,6 +14,7 @@ __all__ = [
     "UnknownAgentError",
     "UnknownSyscall",
     "UsageError",
+    "first_problem",
 ]
 
 
@@ -75,3 +76,11 @@ class PermissionDenied(AiosError):
 
 class UnknownSyscall(UsageError):
     """No syscall of that name."""
+
+
+def first_problem(exc: Exception, default: str = "request") -> str:
+    """``where: what`` of a pydantic ``ValidationError``'s first error, for a one-line message."""
+    errors = exc.errors()  # type: ignore[attr-defined]
+    first = errors[0] if errors else {"loc": (), "msg": str(exc)}
+    where = ".".join(str(p) for p in first["loc"]) or default
+    return f"{where}: {first['msg']}"

@@ -18,7 +18,15 @@ from pydantic import ValidationError
 from aios import paths
 from aios.api import PRIORITIES, Agent, Capabilities, Manifest
 from aios.config import Config, load_config
-from aios.errors import AiosError, BudgetExceeded, PermissionDenied, ProcessNotFound, UnknownSyscall, UsageError
+from aios.errors import (
+    AiosError,
+    BudgetExceeded,
+    PermissionDenied,
+    ProcessNotFound,
+    UnknownSyscall,
+    UsageError,
+    first_problem,
+)
 from aios.filemodes import private_umask, secure_home
 from aios.plugin_manager import PluginManager
 from kernel.access import TOP, AccessGuard, attenuate
@@ -453,9 +461,7 @@ class Kernel:
         try:
             request = spec.request.model_validate(payload)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "request"
-            reason = f"{where}: {first['msg']}"
+            reason = first_problem(exc)
             audit("", "deny", reason)
             raise UsageError(f"{name}: invalid request: {reason}") from None
         if not proc.alive:

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from aios import paths
-from aios.errors import AiosError, PermissionDenied, ProcessNotFound, UsageError
+from aios.errors import AiosError, PermissionDenied, ProcessNotFound, UsageError, first_problem
 from kernel.blocking import run_blocking
 from kernel.events import event_to_dict
 from kernel.server_models import BODIES, ChatBody
@@ -99,9 +99,7 @@ def _parse(model: type[BaseModel], data: Any) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise UsageError(f"invalid request: {where}: {first['msg']}") from None
+        raise UsageError(f"invalid request: {first_problem(exc, 'body')}") from None
 
 
 class _Api:

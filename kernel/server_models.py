@@ -6,11 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aios.api import Priority
 from kernel.syscalls import ChatMessageModel
 
 __all__ = ["BODIES", "ChatBody", "FsBody"]
-
-PriorityName = Literal["realtime", "high", "normal", "background"]
 
 
 class _Body(BaseModel):
@@ -45,7 +44,7 @@ class SpawnBody(_Body):
     agent: str = Field(min_length=1, max_length=128)
     goal: str = Field("", max_length=1_000_000)
     interactive: bool | None = None
-    priority: PriorityName | None = None
+    priority: Priority | None = None
     #: Return a process token for this agent (to hand to an out-of-process agent program).
     token: bool = False
 
@@ -61,7 +60,7 @@ class SendBody(_Body):
 
 class NiceBody(_Body):
     pid: int = Field(ge=1)
-    priority: PriorityName
+    priority: Priority
 
 
 class ApproveBody(_Body):

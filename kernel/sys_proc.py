@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from aios.api import PRIORITIES, Capabilities
+from aios.api import PRIORITIES, Capabilities, Priority
 from aios.errors import PermissionDenied
 from kernel.access import attenuate
 from kernel.syscalls import Access, Request, syscall
@@ -49,7 +49,7 @@ class CapsRequest(Request):
 class ProcSpawnRequest(Request):
     agent: str = _NAME
     goal: str = Field("", max_length=1_000_000)
-    priority: Literal["realtime", "high", "normal", "background"] | None = None
+    priority: Priority | None = None
     caps: CapsRequest | None = None
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aios.errors import UsageError
+from aios.errors import UsageError, first_problem
 
 __all__ = ["REF_RE", "Plan", "PlanAnalysis", "Step", "analyse", "find_refs", "load_plan", "ref_text", "resolve_args"]
 
@@ -59,9 +59,7 @@ def load_plan(data: Any, *, source: str = "plan") -> Plan:
     try:
         return Plan.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "plan"
-        raise UsageError(f"{source}: {where}: {first['msg']}") from None
+        raise UsageError(f"{source}: {first_problem(exc, 'plan')}") from None
 
 
 def find_refs(value: Any) -> set[str]:
