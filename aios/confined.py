@@ -30,7 +30,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -360,10 +360,6 @@ class Confined:
                 raise PathDenied(f"{path!r} has {st.st_nlink} hard links: it may be a file from outside, not removed")
             os.unlink(name, dir_fd=fd)
 
-    def listdir(self, path: str | Path = "", *, follow: bool = True) -> list[str]:
-        with self.open(path, _DIR_FLAGS, follow=follow) as fd:
-            return sorted(os.listdir(fd))
-
     def realpath(self, path: str | Path = "", *, follow: bool = True) -> Path:
         """Where ``path`` really is, read off the opened fd (inside the tree by construction)."""
         with self.open(path, _DIR_FLAGS if str(path).endswith("/") else os.O_RDONLY, follow=follow) as fd:
@@ -440,12 +436,9 @@ def open_confined(
     rel = "/".join(p.rstrip("/") for p in parts)
     if parts and parts[-1].endswith("/"):
         flags |= os.O_DIRECTORY
-    try:
-        opened = tree.open(rel, flags, mode)
-        fd = opened.__enter__()
-    except OSError as exc:
-        raise PathDenied(f"{requested!r}: {exc.strerror}") from None
-    try:
+    with ExitStack() as stack:
+        try:
+            fd = stack.enter_context(tree.open(rel, flags, mode))
+        except OSError as exc:  # only the open's own errors: the caller's are its own
+            raise PathDenied(f"{requested!r}: {exc.strerror}") from None
         yield fd
-    finally:
-        opened.__exit__(None, None, None)

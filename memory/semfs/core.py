@@ -49,9 +49,6 @@ def tree_of(mount: Mount, within: Path | None = None) -> Confined:
     raise PathDenied(f"mount '{mount.name}' ({mount.path}) is not inside the granted folder {within}")
 
 
-Scope = tuple[int, str]  # (mount id, folder below the mount: "" for all of it)
-
-
 class IndexStats(dict[str, Any]):
     """Counts and rates of one indexing pass (files/s and chunks/s of the keyword-searchable pass)."""
 
