@@ -10,6 +10,8 @@ import anyio
 import pytest
 from _adversary import corpus, denied_rows, leaked, open_world, run_attempt, snapshot
 
+from aios.errors import PermissionDenied
+
 pytestmark = pytest.mark.anyio
 
 
@@ -65,3 +67,30 @@ async def test_reads_inside_the_grant_still_work(tmp_path: Path) -> None:
             # A hard-linked file is never indexed (it may be a file from outside under a second name).
             hits = (await callers["auditor"].call("fs.search", query="vault code", mode="keyword"))["results"]
             assert [r["relpath"] for r in hits] == ["private/secret.txt"]
+
+
+async def test_views_and_hard_linked_targets_do_not_open_a_way_out(tmp_path: Path) -> None:
+    """A view the user made over the whole mount (private files included) is read as the caller may see it,
+    and a join may not land on a hard-linked name."""
+    from memory.semfs.views import query_view
+
+    with anyio.fail_after(60):
+        async with open_world(tmp_path) as (rig, world, callers):
+            semfs = rig.kernel.services["semfs"]
+            view = await anyio.to_thread.run_sync(
+                lambda: query_view(semfs, "orchard plans apples", "everything", mode="keyword")
+            )
+            assert view["files"] >= 2  # granted/a.txt and private/diary.txt
+            intruder = callers["intruder"]
+            listed = [r["relpath"] for r in (await intruder.call("fs.ls", target="@everything"))["files"]]
+            assert listed == ["granted/a.txt"]
+            found = await intruder.call("fs.search", query="orchard plans", view="everything", mode="keyword")
+            assert found["results"] == []
+            text = (await intruder.call("fs.summarize", target="@everything"))["summary"]
+            assert "orchard" not in text and not leaked(text)
+            before = (world.private / "hard.txt").read_text()
+            sources = [str(world.granted / "a.txt"), str(world.granted / "sub" / "b.txt")]
+            with pytest.raises(PermissionDenied, match="hard links"):
+                await intruder.call("fs.join", sources=sources, into=str(world.granted / "hard_private"))
+            assert (world.private / "hard.txt").read_text() == before
+            assert (world.granted / "hard_private").stat().st_nlink == 2
