@@ -92,7 +92,7 @@ class ApprovalBroker:
         )
         self._pending[request.id] = request
         before = proc.state
-        kernel._set_state(proc, ProcState.WAITING_APPROVAL)
+        kernel.set_state(proc, ProcState.WAITING_APPROVAL)
         kernel.events.publish(
             ApprovalRequested(proc.pid, request.id, proc.agent, syscall, request.resource, reason, timeout)
         )
@@ -105,7 +105,7 @@ class ApprovalBroker:
             raise
         finally:
             self._pending.pop(request.id, None)
-            kernel._set_state(proc, ProcState.RUNNING if before is ProcState.WAITING_APPROVAL else before)
+            kernel.set_state(proc, ProcState.RUNNING if before is ProcState.WAITING_APPROVAL else before)
         if request.answer is None:
             request.answer, request.by = "timeout", "kernel"
         kernel.events.publish(ApprovalResolved(proc.pid, request.id, request.answer, request.by))

@@ -127,7 +127,7 @@ class Kernel:
         self.events = EventBus()
         self._procs: dict[int, Process] = {}
         self._next_pid = 1
-        self._tg: anyio.abc.TaskGroup | None = None
+        self.task_group: anyio.abc.TaskGroup | None = None
         # Access control (issue 5): the guard decides, approvals ask the user, every decision is audited.
         self.guard = AccessGuard(
             policy=PolicyStore(),
@@ -171,7 +171,7 @@ class Kernel:
             # Services live inside the task group (and close before it), so one that opens its own task
             # group or cancel scope nests properly.
             async with anyio.create_task_group() as tg, AsyncExitStack() as services:
-                self._tg = tg
+                self.task_group = tg
                 for name, factory in load_services():
                     try:
                         self.services[name] = await services.enter_async_context(factory(self))
@@ -180,7 +180,7 @@ class Kernel:
                 task_status.started()
                 await anyio.sleep_forever()
         finally:
-            self._tg = None
+            self.task_group = None
             with anyio.CancelScope(shield=True):
                 await self.engine.aclose()
                 self.events.close()
@@ -205,7 +205,7 @@ class Kernel:
     ) -> int:
         """Start ``agent``. Its capabilities are its manifest's narrowed by the config, and by ``caps`` when
         given (a parent's, for a child: attenuation only, never wider)."""
-        if self._tg is None:
+        if self.task_group is None:
             raise UsageError("the kernel is not running")
         cls = self.plugins.agent(agent)
         manifest = cls.manifest
@@ -246,11 +246,11 @@ class Kernel:
         if goal:
             self._writer.add_message(proc.pid, "user", goal)
         self.events.publish(ProcessSpawned(proc.pid, proc.info()))
-        self._tg.start_soon(self._run_process, proc, instance, name=f"aios-pid-{proc.pid}")
+        self.task_group.start_soon(self._run_process, proc, instance, name=f"aios-pid-{proc.pid}")
         return proc.pid
 
     async def send(self, pid: int, text: str) -> None:
-        proc = self._proc(pid)
+        proc = self.process(pid)
         if not proc.alive:
             raise UsageError(f"process {pid} has already ended")
         if not proc.interactive:
@@ -264,10 +264,10 @@ class Kernel:
         await run_blocking(self._writer.flush, pool="db")  # stored when we answer
 
     async def close_input(self, pid: int) -> None:
-        self._proc(pid).inbox_send.close()
+        self.process(pid).inbox_send.close()
 
     async def kill(self, pid: int) -> None:
-        proc = self._proc(pid)
+        proc = self.process(pid)
         if proc.alive:
             if proc.cancel_scope is None:  # not started yet: its task enters this already-cancelled scope
                 proc.cancel_scope = anyio.CancelScope()
@@ -275,31 +275,31 @@ class Kernel:
 
     async def suspend(self, pid: int) -> None:
         """Stop scheduling the agent's LLM work; its context is the first to be swapped out."""
-        proc = self._proc(pid)
+        proc = self.process(pid)
         if not proc.alive:
             raise UsageError(f"process {pid} has already ended")
         self.engine.suspend(pid)
         if not proc.suspended:
             proc.resume_state = proc.state
-            self._set_state(proc, ProcState.SUSPENDED)
+            self.set_state(proc, ProcState.SUSPENDED)
             proc.suspended = True
 
     async def resume(self, pid: int) -> None:
-        proc = self._proc(pid)
+        proc = self.process(pid)
         self.engine.resume(pid)
         if proc.suspended:
             proc.suspended = False
-            self._set_state(proc, proc.resume_state)
+            self.set_state(proc, proc.resume_state)
 
     async def nice(self, pid: int, priority: str) -> None:
         """Change a process's priority class (capped by its manifest)."""
-        proc = self._proc(pid)
+        proc = self.process(pid)
         proc.priority = self._clamp_priority(self.plugins.agent(proc.agent).manifest, priority)
         self.engine.set_priority(pid, proc.priority)
         self._persist(proc)
 
     async def wait(self, pid: int) -> dict[str, Any]:
-        proc = self._proc(pid)
+        proc = self.process(pid)
         await proc.done.wait()
         await run_blocking(self._writer.flush, pool="db")  # its final row and messages are stored too
         return self.info(pid)
@@ -308,7 +308,7 @@ class Kernel:
         return [self.info(pid) for pid in self._procs]
 
     def info(self, pid: int) -> dict[str, Any]:
-        info = self._proc(pid).info()
+        info = self.process(pid).info()
         info.update(self.engine.context_info.get(pid, {"residency": "none"}))
         return info
 
@@ -372,7 +372,7 @@ class Kernel:
             return ceiling  # a manifest caps how urgent its agent may be
         return priority
 
-    def _proc(self, pid: int) -> Process:
+    def process(self, pid: int) -> Process:
         try:
             return self._procs[pid]
         except KeyError:
@@ -385,7 +385,7 @@ class Kernel:
         record["residency"] = self.engine.context_info.get(proc.pid, {}).get("residency", "none")
         self._writer.save_process(record)
 
-    def _set_state(self, proc: Process, state: ProcState) -> None:
+    def set_state(self, proc: Process, state: ProcState) -> None:
         if proc.state.terminal:
             return
         if proc.suspended and state is not ProcState.SUSPENDED:
@@ -399,7 +399,7 @@ class Kernel:
 
     async def _run_process(self, proc: Process, agent: Agent) -> None:
         ctx = ProcessContext(self, proc)
-        self._set_state(proc, ProcState.RUNNING)
+        self.set_state(proc, ProcState.RUNNING)
         try:
             with proc.cancel_scope or anyio.CancelScope() as scope:
                 proc.cancel_scope = scope
@@ -501,13 +501,13 @@ class Kernel:
         self.events.publish(TurnEnded(proc.pid))
 
     async def read_input(self, proc: Process) -> str | None:
-        self._set_state(proc, ProcState.WAITING_INPUT)
+        self.set_state(proc, ProcState.WAITING_INPUT)
         try:
             return await proc.inbox.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             return None
         finally:
-            self._set_state(proc, ProcState.RUNNING)
+            self.set_state(proc, ProcState.RUNNING)
 
     def _audit_llm(self, proc: Process, decision: str, **fields: Any) -> None:
         self.audit.record(
@@ -546,7 +546,7 @@ class Kernel:
             grammar=schema_to_gbnf(request.json_schema) if request.json_schema else None,
         )
         self._audit_llm(proc, "allow", detail={"messages": len(request.messages), "max_tokens": max_tokens})
-        self._set_state(proc, ProcState.WAITING_LLM)
+        self.set_state(proc, ProcState.WAITING_LLM)
         generation = self.engine.submit(
             proc.pid,
             params,
@@ -559,7 +559,7 @@ class Kernel:
             async for piece in generation:
                 if proc.state is ProcState.WAITING_LLM:
                     acct.ttft_s = time.monotonic() - generation.submitted_at
-                    self._set_state(proc, ProcState.RUNNING)
+                    self.set_state(proc, ProcState.RUNNING)
                 yield piece
         finally:
             if generation.first_token_at is not None:
@@ -575,7 +575,7 @@ class Kernel:
                 acct.recomputes += stats.recomputes
                 if stats.mean_tbt_s is not None:
                     acct.tbt_s = stats.mean_tbt_s
-            self._set_state(proc, ProcState.RUNNING)
+            self.set_state(proc, ProcState.RUNNING)
             self._persist(proc)
 
 

@@ -144,7 +144,7 @@ async def tool_call(kernel: Kernel, proc: Process, request: ToolCallRequest) -> 
 
 
 def _show_state(kernel: Kernel, proc: Process, state: ProcState) -> None:
-    """``Kernel._set_state`` without writing the processes row: ``waiting_tool`` is transient, and a SQLite
+    """``Kernel.set_state`` without writing the processes row: ``waiting_tool`` is transient, and a SQLite
     commit on each side of every call cost ~1.8 ms a call (10x the rest of the syscall path). The row keeps
     ``running``; the accounting reaches it with the process's next write."""
     if proc.state.terminal:

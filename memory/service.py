@@ -107,7 +107,7 @@ async def open_service(kernel: Kernel) -> AsyncIterator[MemoryService]:
     events = kernel.subscribe()
     # The follower runs in the kernel's task group: a task group of our own would be entered inside the
     # kernel's and exited after it (services close after the kernel's group), breaking cancel-scope nesting.
-    tg = kernel._tg
+    tg = kernel.task_group
     if tg is None:
         raise RuntimeError("the memory service starts inside a running kernel")
     tg.start_soon(_follow_turns, events, service, name="aios-memory-turns")

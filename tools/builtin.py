@@ -163,7 +163,7 @@ def syscall_server(
         pid = meta.get(PID_META_KEY)
         if isinstance(pid, int):
             try:
-                proc = kernel._proc(pid)
+                proc = kernel.process(pid)
             except AiosError:
                 proc = None
         if proc is None and default_proc is not None:

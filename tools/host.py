@@ -244,7 +244,7 @@ async def open_service(kernel: Kernel) -> AsyncIterator[McpHost]:
         finally:
             done.set()
 
-    tg = getattr(kernel, "_tg", None)
+    tg = kernel.task_group
     if tg is None:
         raise RuntimeError("the MCP host service needs a running kernel")
     host = await tg.start(run_host, name="aios-mcp-host")

@@ -148,7 +148,7 @@ async def _serve(
     async with open_kernel() as kernel:
         kernel.plugins.register(plugin, name="aios-mcp-serve")
         pid = await kernel.spawn("mcp-serve", "serve MCP clients")
-        server = export_server(kernel, lambda: kernel._proc(pid), families, allow)
+        server = export_server(kernel, lambda: kernel.process(pid), families, allow)
         exposed = [t.name for t in export_tools(families, allow)]
         log.info("aios mcp serve: pid %d exposes %s", pid, ", ".join(exposed) or "no tools")
         if listen is not None and sock is not None:
