@@ -104,6 +104,10 @@ class ListRequest(_MemRequest):
     limit: int = Field(50, ge=1, le=1000)
 
 
+class NamespacesRequest(Request):
+    pass
+
+
 class ItemRequest(_MemRequest):
     item: str = Field(min_length=2, max_length=30)
 
@@ -198,6 +202,36 @@ async def mem_list(kernel: Kernel, proc: Process, request: ListRequest) -> dict[
     return await _run(
         kernel, lambda memory: memory.list_items(_ns(proc, request), kind=request.kind, limit=request.limit)
     )
+
+
+_NAMESPACE_COUNTS = (
+    ("core", "SELECT namespace, COUNT(*) FROM mem_core GROUP BY namespace"),
+    ("archival", "SELECT namespace, COUNT(*) FROM mem_archival GROUP BY namespace"),
+    (
+        "recall",
+        "SELECT 'agent:' || p.agent, COUNT(*) FROM messages m JOIN processes p ON p.pid = m.pid GROUP BY p.agent",
+    ),
+)
+
+
+@syscall("mem.namespaces", NamespacesRequest, access=lambda k, p, r: [Access("memory", own_namespace(p.agent))])
+async def mem_namespaces(kernel: Kernel, proc: Process, request: NamespacesRequest) -> list[dict[str, Any]]:
+    """The memory namespaces the caller may read, with how many core, recall and archival items each holds."""
+
+    def counts(memory: AgentMemory) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {}
+        for kind, sql in _NAMESPACE_COUNTS:
+            for namespace, count in memory.db.execute(sql).fetchall():
+                found.setdefault(str(namespace), {"core": 0, "recall": 0, "archival": 0})[kind] = int(count)
+        return found
+
+    found = await _run(kernel, counts)
+    readable = [
+        {"namespace": ns, **found[ns]}
+        for ns in sorted(found)
+        if kernel.guard.decide(proc, proc.caps, Access("memory", ns))[0] == "allow"
+    ]
+    return readable
 
 
 @syscall("mem.get", ItemRequest, access=_read)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field
 
+from aios.errors import AiosError
 from kernel.blocking import run_blocking
 from kernel.syscalls import Access, Request, syscall
 from memory.service import memory_service
@@ -58,6 +59,16 @@ class TaskListRequest(Request):
 
 class TaskTreeRequest(Request):
     tree: int = Field(ge=1)
+
+
+class TaskTreesRequest(Request):
+    pid: int | None = Field(None, ge=1)
+    owner: str | None = Field(None, min_length=1, max_length=200)
+    nodes: bool = False
+
+
+class TaskShowRequest(Request):
+    node: int = NodeId
 
 
 class TaskAddRequest(Request):
@@ -134,6 +145,49 @@ async def task_create(kernel: Kernel, proc: Process, request: TaskCreateRequest)
 async def task_list(kernel: Kernel, proc: Process, request: TaskListRequest) -> list[dict[str, Any]]:
     """The calling agent's task trees (optionally those one process created)."""
     return await _run(kernel, lambda tasks: tasks.trees(owner=proc.agent, pid=request.pid))
+
+
+def _visible(kernel: Kernel, proc: Process, tree: dict[str, Any]) -> bool:
+    """Whether the caller may read this tree (its own, or another agent's through a memory grant)."""
+    kernel.note_task_owner(int(tree["id"]), str(tree["owner"]))
+    decision, _ = kernel.guard.decide(proc, proc.caps, Access("task", f"t{tree['id']}"))
+    return decision == "allow"
+
+
+@syscall("task.trees", TaskTreesRequest, access=lambda k, p, r: [Access("task", "self")])
+async def task_trees(kernel: Kernel, proc: Process, request: TaskTreesRequest) -> list[dict[str, Any]]:
+    """Every task tree the caller may read (its own, and other agents' its memory grants cover), optionally
+    only one process's or one owner's, with their nodes if asked (what `aios tasks` and the TUI list)."""
+    rows = await _run(kernel, lambda tasks: tasks.trees(owner=request.owner, pid=request.pid))
+    visible = [row for row in rows if _visible(kernel, proc, row)]
+    if request.nodes:
+        ids = [int(row["id"]) for row in visible]
+        nodes = await _run(kernel, lambda tasks: {tree: tasks.nodes(tree) for tree in ids})
+        visible = [{**row, "nodes": nodes[int(row["id"])]} for row in visible]
+    return visible
+
+
+def _node_tree(kernel: Kernel, node: int) -> str:
+    """``t<id>`` of the tree holding ``node`` (one indexed read; ``t0`` if there is none: the handler's
+    "not found")."""
+    tasks = getattr(kernel.services.get("memory"), "tasks", None)
+    if tasks is None:
+        return "t0"
+    try:
+        return f"t{int(tasks.node(node)['tree_id'])}"
+    except (AiosError, KeyError):
+        return "t0"
+
+
+@syscall("task.show", TaskShowRequest, access=lambda k, p, r: [Access("task", _node_tree(k, r.node))])
+async def task_show(kernel: Kernel, proc: Process, request: TaskShowRequest) -> dict[str, Any]:
+    """One step by its id alone, with its dependents and every version (its tree checked like task.get)."""
+
+    def body(tasks: TaskTreeStore) -> dict[str, Any]:
+        row = tasks.node(request.node)
+        return {**row, "dependents": tasks.dependents(request.node), "versions": tasks.history(request.node)}
+
+    return await _run(kernel, body)
 
 
 @syscall("task.get", TaskTreeRequest, access=_tree_access(False))
