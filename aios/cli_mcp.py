@@ -301,7 +301,7 @@ def _as_user(work: Any) -> Any:
 def _local_tools(servers: dict[str, Any], query: str | None, schemas: bool) -> list[dict[str, Any]]:
     """``--mcp-config``: the servers of another file, started in this command to try them before adding them
     (nothing of the kernel's is reached)."""
-    from tools.builtin import builtin_servers
+    from kernel.svc_tools import builtin_servers
     from tools.host import McpHost
 
     async def run() -> list[dict[str, Any]]:
@@ -315,7 +315,7 @@ def _local_tools(servers: dict[str, Any], query: str | None, schemas: bool) -> l
 
 
 def _local_call(servers: dict[str, Any], tool: str, args: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-    from tools.builtin import builtin_servers
+    from kernel.svc_tools import builtin_servers
     from tools.host import McpHost
 
     async def run() -> dict[str, Any]:
@@ -364,7 +364,7 @@ def serve(
     """
     from aios.api import Capabilities
     from tools.http_auth import ensure_token, parse_listen
-    from tools.serve import serve_mcp
+    from kernel.mcp_export import serve_mcp
 
     caps = Capabilities(
         tools=tuple(allow),
@@ -483,7 +483,7 @@ def _render_plan(result: dict[str, Any], as_json: bool) -> None:
 
 def _local_plan(plan: Any, servers: dict[str, Any], as_json: bool) -> dict[str, Any]:
     """``--mcp-config`` or servers named in the plan file: run here against those servers (trying them out)."""
-    from tools.builtin import builtin_servers
+    from kernel.svc_tools import builtin_servers
     from tools.executor import Executor
     from tools.host import McpHost
 

@@ -116,7 +116,7 @@ async def tool_search(kernel: Kernel, proc: Process, request: ToolSearchRequest)
 @syscall("tool.call", ToolCallRequest, access=_call_access)
 async def tool_call(kernel: Kernel, proc: Process, request: ToolCallRequest) -> dict[str, Any]:
     """Call one MCP tool; the result (or the error, timeout or cancellation) comes back as a value."""
-    from tools.builtin import PID_META_KEY
+    from kernel.svc_tools import PID_META_KEY
 
     host = _host(kernel)
     call = proc.tool_call_seq = proc.tool_call_seq + 1

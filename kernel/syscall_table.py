@@ -31,8 +31,8 @@ def load_syscalls() -> None:
 #: ``kernel.services[name]``. A service that fails to start is logged and left out; the kernel still boots.
 SERVICES: tuple[tuple[str, str], ...] = (
     ("semfs", "memory.semfs.service:open_service"),
-    ("memory", "memory.service:open_service"),
-    ("mcp", "tools.host:open_service"),
+    ("memory", "kernel.svc_memory:open_service"),
+    ("mcp", "kernel.svc_tools:open_service"),
 )
 
 

@@ -3,7 +3,7 @@
 ``McpHost`` is an async context manager. Servers start at boot (``autostart``, and every in-process built-in)
 or on first use. ``call("server.tool", args)`` validates the arguments against the tool's input schema,
 serialises destructive calls to the same server, and returns a ``ToolResult`` value whatever happens.
-``open_service(kernel)`` is the kernel service (``kernel.services["mcp"]``).
+The kernel runs one as its tool service (``kernel.svc_tools.open_service``, ``kernel.services["mcp"]``).
 """
 
 from __future__ import annotations
@@ -11,22 +11,18 @@ from __future__ import annotations
 import difflib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import anyio
 import jsonschema
 
 from tools.catalog import Catalog, PromptEntry, ResourceEntry, ToolEntry
-from tools.config import Redactor, ServerConfig, load_servers_lenient
+from tools.config import Redactor, ServerConfig
 from tools.owner import ServerOwner
 from tools.results import ProgressFn, ToolResult
 
-if TYPE_CHECKING:
-    from kernel.kernel import Kernel
-
-__all__ = ["McpHost", "open_service"]
+__all__ = ["McpHost"]
 
 log = logging.getLogger(__name__)
 
@@ -212,45 +208,3 @@ class McpHost:
             )
         result.elapsed_s = time.perf_counter() - started
         return result
-
-
-@asynccontextmanager
-async def open_service(kernel: Kernel) -> AsyncIterator[McpHost]:
-    """The kernel's MCP host: servers from mcp.json, the built-in in-process servers and one in-process
-    server per plugin that registers tools (``register_tools``; named after the plugin).
-
-    The host (and the task group its owners live in) runs in a task of its own in the kernel's task group,
-    so its cancel scopes are entered and left in one task whatever order the kernel unwinds in.
-    """
-    from tools.builtin import RESERVED_SERVER_NAMES, builtin_servers
-    from tools.plugin_tools import plugin_servers
-
-    try:
-        servers, broken = load_servers_lenient()
-    except Exception as exc:
-        log.error("mcp.json not loaded: %s", exc)
-        servers, broken = {}, {}
-    for name, reason in broken.items():
-        log.error("MCP server %s left out: %s", name, reason)
-    stop, done = anyio.Event(), anyio.Event()
-
-    async def run_host(*, task_status: anyio.abc.TaskStatus[McpHost] = anyio.TASK_STATUS_IGNORED) -> None:
-        try:
-            builtins = builtin_servers(kernel)
-            plugins = plugin_servers(kernel.plugins, reserved={*RESERVED_SERVER_NAMES, *builtins})
-            async with McpHost(servers, inproc={**plugins, **builtins}) as host:
-                task_status.started(host)
-                await stop.wait()
-        finally:
-            done.set()
-
-    tg = kernel.task_group
-    if tg is None:
-        raise RuntimeError("the MCP host service needs a running kernel")
-    host = await tg.start(run_host, name="aios-mcp-host")
-    try:
-        yield host
-    finally:
-        stop.set()
-        with anyio.CancelScope(shield=True), anyio.move_on_after(20):
-            await done.wait()

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tools.serve import export_tools
+from kernel.mcp_export import export_tools
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ from kernel import open_kernel
 from kernel.backends.fake import FakeBackend
 from memory.store import Store
 from tests.mcp_servers import slow_server_spec
-from tools.builtin import syscall_server, syscall_tools
+from kernel.svc_tools import syscall_server, syscall_tools
 from tools.config import ServerConfig, write_mcp_file
 
 pytestmark = pytest.mark.anyio

@@ -22,7 +22,8 @@ from aios import paths
 from aios.api import Agent, Capabilities, Context, Manifest
 from aios.errors import AiosError, UsageError
 from aios.hookspecs import hookimpl
-from tools.builtin import SYSCALL_FAMILIES, quiet_mcpserver, syscall_tools
+from kernel.svc_tools import SYSCALL_FAMILIES, syscall_tools
+from tools.builtin import quiet_mcpserver
 from tools.http_auth import BearerAuth, Listen, TokenFile, parse_listen
 
 if TYPE_CHECKING:
