@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
 from aios.api import PRIORITIES, Capabilities
 from aios.confined import FileGrant, PathDenied, confine
@@ -22,12 +22,31 @@ from kernel.globs import globs_intersect, globs_may_overlap, matches_any
 from kernel.syscalls import Access
 
 if TYPE_CHECKING:
-    from kernel.policy import PolicyStore
     from kernel.process import Process
 
-__all__ = ["TOP", "AccessGuard", "Decision", "attenuate", "file_grants", "own_namespace", "resource_key"]
+__all__ = [
+    "TOP",
+    "AccessGuard",
+    "Decision",
+    "RememberedDecisions",
+    "attenuate",
+    "file_grants",
+    "own_namespace",
+    "resource_key",
+]
 
 Decision = Literal["allow", "ask", "deny"]
+
+
+class RememberedDecisions(Protocol):
+    """The user's "always" answers, as the guard reads them (``kernel.policy.PolicyStore``)."""
+
+    def lookup(self, agent: str, resource: str) -> Literal["allow", "deny"] | None: ...
+
+
+#: The guard's policy store: ``AccessGuard(policy=PolicyStore())`` is an ``AccessGuard[PolicyStore]``, so its
+#: owner sees the whole store (``remember``, ``rules``, ``revoke``) while the guard needs only ``lookup``.
+P = TypeVar("P", bound=RememberedDecisions)
 
 #: The widest capability set: the identity of ``attenuate`` (config narrowing that narrows nothing).
 TOP = Capabilities(
@@ -121,7 +140,7 @@ def attenuate(a: Capabilities, b: Capabilities) -> Capabilities:
     )
 
 
-class AccessGuard:
+class AccessGuard(Generic[P]):
     """Pure decisions over one process's capability set.
 
     ``processes`` looks a pid up in the process table (for ``proc`` accesses: an agent may only act on its
@@ -131,7 +150,7 @@ class AccessGuard:
     def __init__(
         self,
         *,
-        policy: PolicyStore | None = None,
+        policy: P | None = None,
         processes: Callable[[int], Process | None] | None = None,
         children: Callable[[int], int] | None = None,
         task_owner: Callable[[int], str | None] | None = None,

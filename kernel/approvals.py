@@ -14,22 +14,22 @@ import math
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import anyio
 
 from aios.errors import UsageError
-from kernel.access import Decision, resource_key
+from kernel.access import AccessGuard, Decision, resource_key
 from kernel.blocking import run_blocking
-from kernel.events import ApprovalRequested, ApprovalResolved
+from kernel.events import ApprovalRequested, ApprovalResolved, EventBus
 from kernel.process import ProcState
 from kernel.syscalls import Access
 
 if TYPE_CHECKING:
-    from kernel.kernel import Kernel
+    from aios.config import Config
     from kernel.process import Process
 
-__all__ = ["ANSWERS", "Answer", "ApprovalBroker", "PendingApproval"]
+__all__ = ["ANSWERS", "Answer", "ApprovalBroker", "ApprovalHost", "PendingApproval"]
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,23 @@ class PendingApproval:
         }
 
 
+class ApprovalHost(Protocol):
+    """What the broker needs of the kernel (``kernel.kernel.Kernel``, which imports this module)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def events(self) -> EventBus: ...
+
+    @property
+    def guard(self) -> AccessGuard[Any]: ...
+
+    def set_state(self, proc: Process, state: ProcState) -> None: ...
+
+
 class ApprovalBroker:
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: ApprovalHost) -> None:
         self._kernel = kernel
         self._pending: dict[str, PendingApproval] = {}
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from kernel.kernel import Kernel
     from kernel.process import Process
 
 __all__ = [
@@ -81,8 +80,10 @@ class Access:
         return f"{self.kind}:{self.target}" + (" (write)" if self.write else "")
 
 
-Handler = Callable[["Kernel", "Process", Any], Awaitable[Any]]
-AccessFn = Callable[["Kernel", "Process", Any], Sequence[Access]]
+#: A syscall's handler and its access function take ``(kernel, proc, request)``. The kernel (a
+#: ``kernel.kernel.Kernel``) is ``Any`` here: this module sits below ``kernel.kernel``, which imports it.
+Handler = Callable[[Any, "Process", Any], Awaitable[Any]]
+AccessFn = Callable[[Any, "Process", Any], Sequence[Access]]
 
 
 @dataclass(frozen=True)
