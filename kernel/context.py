@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aios.api import ChatMessage
 from kernel.syscalls import LLMChatRequest
 
 if TYPE_CHECKING:
-    from kernel.kernel import Kernel
     from kernel.process import Process
     from kernel.sys_fs import FsFacade
     from kernel.sys_tool import ToolsFacade
 
-__all__ = ["ProcessContext"]
+__all__ = ["ContextKernel", "ProcessContext"]
+
+
+class ContextKernel(Protocol):
+    """What a process's context calls: ``kernel.kernel.Kernel`` (which imports this module)."""
+
+    def llm_chat(self, proc: Process, request: LLMChatRequest) -> AsyncIterator[str]: ...
+
+    def write_output(self, proc: Process, text: str) -> None: ...
+
+    def end_turn(self, proc: Process) -> None: ...
+
+    async def read_input(self, proc: Process) -> str | None: ...
+
+    async def dispatch(self, proc: Process, name: str, payload: dict[str, Any]) -> Any: ...
 
 
 class _ProcessLLM:
-    def __init__(self, kernel: Kernel, proc: Process) -> None:
+    def __init__(self, kernel: ContextKernel, proc: Process) -> None:
         self._kernel = kernel
         self._proc = proc
 
@@ -50,7 +63,7 @@ class _ProcessLLM:
 
 
 class ProcessContext:
-    def __init__(self, kernel: Kernel, proc: Process) -> None:
+    def __init__(self, kernel: ContextKernel, proc: Process) -> None:
         self._kernel = kernel
         self._proc = proc
         self._llm = _ProcessLLM(kernel, proc)
