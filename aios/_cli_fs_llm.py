@@ -83,7 +83,7 @@ def ask_cmd(request: tuple[str, ...], yes: bool, dry_run: bool, as_json: bool) -
       aios fs ask "find my notes about the garden"
       aios fs ask "undo the last change to ~/notes/todo.md"
     """
-    from memory.semfs.llm_ops import DESTRUCTIVE
+    destructive: set[str] = set()
 
     def show(plan: dict[str, Any]) -> None:
         if as_json:
@@ -93,7 +93,7 @@ def ask_cmd(request: tuple[str, ...], yes: bool, dry_run: bool, as_json: bool) -
             args = {k: v for k, v in step.items() if v not in ("", None) and k != "op"}
             if step["op"] != "rollback":
                 args.pop("steps", None)
-            mark = "  [destructive]" if step["op"] in DESTRUCTIVE else ""
+            mark = "  [destructive]" if step["op"] in destructive else ""
             click.echo(f"  {n}. {step['op']} {args}{mark}")
 
     def confirmed(step: dict[str, Any]) -> bool:
@@ -108,11 +108,13 @@ def ask_cmd(request: tuple[str, ...], yes: bool, dry_run: bool, as_json: bool) -
         """Plan in the kernel; show and confirm here; run step by step there (each step its own syscall)."""
         import anyio
 
-        plan = (await door.call("fs.ask", "planning", request=" ".join(request)))["plan"]
+        asked = await door.call("fs.ask", "planning", request=" ".join(request))
+        plan = asked["plan"]
+        destructive.update(asked["destructive_ops"])
         show(plan)
         results: list[dict[str, Any]] = []
         for step in [] if dry_run else plan["steps"]:
-            if step["op"] in DESTRUCTIVE and not await anyio.to_thread.run_sync(confirmed, step):
+            if step["op"] in destructive and not await anyio.to_thread.run_sync(confirmed, step):
                 results.append({"op": step["op"], "path": step["path"], "status": "skipped", "detail": "not confirmed"})
                 continue
             one = {"steps": [step]}

@@ -1,28 +1,27 @@
-"""How `aios fs` reaches the semantic file system, decided here and nowhere else in the fs commands.
+"""How `aios fs` reaches the semantic file system: every command is ``fs.*`` syscalls by the person at the
+terminal through the one door (``kernel.connect``): the running kernel over its socket, else a kernel started
+in this process for the command. Either way they go through ``Kernel.dispatch``: checked against
+``[access.user]``, audited as agent "user", confined.
 
+- **Reads** (search, ls, cat, history, diff, mounts, views, check) are one call (``read``); with a kernel
+  running that is one socket call that imports neither the kernel nor the index (chromadb, onnxruntime), so
+  ``aios fs search`` answers in the time of one round trip.
 - **Changes** (mount, unmount, index, write, rollback, group, join, summarize, compare, ask, check --rebuild)
-  are syscalls by the person at the terminal through the one door, ``kernel.connect.run_as_user``: the running
-  kernel over its socket, else a kernel started in this process for the command. Either way they go through
-  ``Kernel.dispatch``: checked against ``[access.user]``, audited as agent "user", confined.
-- **Reads** (search, ls, cat, history, diff, mounts, check) go to the running kernel as the same ``fs.*``
-  syscalls; with no kernel running they open the index read-only here, because starting a kernel would load
-  the model for a read (seconds) where a read-only handle needs none. The daemon path imports neither the
-  kernel nor the index (chromadb, onnxruntime), so ``aios fs search`` answers in the time of one socket call.
-
-``daemon_client()`` (aios.client) is the one test of "is a kernel running", used by the door and by ``read``.
+  run in ``change``, which with an in-process kernel also waits for its embedder (the kernel stops with the
+  command).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from aios._cli_util import status
 
-__all__ = ["absolute", "change", "local_fs", "read", "settle"]
+__all__ = ["absolute", "change", "read", "settle"]
 
 T = TypeVar("T")
 
@@ -34,32 +33,11 @@ def absolute(path: str) -> str:
     return path if path.startswith("@") else os.path.abspath(os.path.expanduser(path))
 
 
-@contextmanager
-def local_fs(*, writer: bool = False) -> Iterator[Any]:
-    """The index opened in this process (reads with no kernel running; ``views --drop`` until the kernel has
-    a syscall for it)."""
-    from memory.semfs import SemFS
+def read(syscall: str, **payload: Any) -> Any:
+    """``syscall`` as the user, in the running kernel or one started for the command."""
+    from kernel.connect import call_as_user
 
-    fs = SemFS(writer=writer)
-    try:
-        yield fs
-    finally:
-        fs.close()
-
-
-def read(syscall: str, local: Callable[[Any], T], **payload: Any) -> Any:
-    """``syscall`` in the running kernel (as the user, audited); with none, ``local(fs)`` on a read-only
-    handle, which must return what the syscall returns."""
-    from aios.client import daemon_client
-
-    client = daemon_client()
-    if client is None:
-        with local_fs() as fs:
-            return local(fs)
-    try:
-        return client.fs(syscall, **payload)
-    finally:
-        client.close()
+    return call_as_user(syscall, loading=status, **payload)
 
 
 class Door:
@@ -83,33 +61,22 @@ def change(work: Callable[[Door], Awaitable[T]]) -> T:
     from aios.client import daemon_client
     from aios.errors import UsageError
     from kernel.connect import run_as_user
+    from kernel.launch import index_free
 
     if (client := daemon_client()) is not None:
         client.close()
     else:
-        _index_free()  # fail in a moment, before the model loads, if another process writes the index
+        index_free()  # fail in a moment, before the model loads, if another process writes the index
 
     async def main(user: Any) -> T:
         try:
             return await work(Door(user))
         except UsageError as exc:
             if user.where != "daemon" and exc.message.startswith(_NO_SEMFS):
-                _index_free()  # the service lost the writer lock to another process since: say so
+                index_free()  # the service lost the writer lock to another process since: say so
             raise
 
     return run_as_user(main, loading=status)
-
-
-def _index_free() -> None:
-    """Raise WriterBusy (one line, with what to do) if another process holds the index's writer lock."""
-    from aios import paths
-    from memory.semfs.db import SemDB
-
-    db = SemDB(paths.db_path())
-    try:
-        db.acquire_writer()
-    finally:
-        db.close()
 
 
 async def pending(door: Door) -> int:

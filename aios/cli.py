@@ -90,7 +90,7 @@ def tui() -> None:
     """
     from aios.client import daemon_client
     from aios.config import load_config
-    from kernel.kernel import load_runtime
+    from kernel.launch import load_model
     from tui.app import make_app
 
     config = load_config()
@@ -99,8 +99,7 @@ def tui() -> None:
         daemon.close()
         runtime = None
     else:
-        with status(f"loading model {config.llm.model or 'default'}…"):
-            runtime = load_runtime(config)
+        runtime = load_model(config, loading=status)
     make_app(config=config, runtime=runtime).run()
 
 
@@ -142,17 +141,9 @@ def ps(include_exited: bool, as_json: bool) -> None:
       aios ps
       aios ps --all --json
     """
-    from aios.client import daemon_client
-    from memory.store import Store
+    from kernel.launch import processes
 
-    daemon = daemon_client()  # a running kernel's live table; else the last one recorded in the store
-    if daemon is not None:
-        rows = [p for p in daemon.ps() if include_exited or p["state"] not in ("exited", "failed")]
-    else:
-        store = Store.open_read_only()
-        rows = store.processes(include_exited=include_exited) if store else []
-        if store:
-            store.close()
+    rows = processes(include_exited=include_exited)  # the running kernel's table, else the last one recorded
     if as_json:
         print_json({"processes": rows})
         return
@@ -176,15 +167,9 @@ _TOP_COLUMNS = (
 
 
 def _top_rows() -> list[dict[str, object]]:
-    from memory.store import Store
+    from kernel.launch import processes
 
-    store = Store.open_read_only()
-    if store is None:
-        return []
-    try:
-        rows = store.processes()
-    finally:
-        store.close()
+    rows = processes()
     for row in rows:
         tbt = row.get("tbt_s")
         row["tok_s"] = 1.0 / tbt if tbt else None

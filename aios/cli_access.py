@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import click
@@ -60,38 +59,18 @@ def serve(socket_path: str | None, prompt: bool) -> None:
       aios ps
       aios serve --prompt
     """
-    import signal
     from pathlib import Path
 
-    import anyio
-
     from aios._cli_util import status
-    from aios.config import load_config
-    from kernel.kernel import load_runtime, open_kernel
-    from kernel.server import serve_socket
+    from kernel.launch import serve_daemon
 
-    config = load_config()
     ask = prompt and sys.stdin.isatty()
-    with status(f"loading model {config.llm.model or 'default'}…"):
-        runtime = load_runtime(config)
-
-    async def main() -> None:
-        async with open_kernel(config, runtime=runtime) as kernel:
-            async with serve_socket(kernel, Path(socket_path) if socket_path else None) as (path, _):
-                click.echo(f"aios kernel serving on {path} (model {kernel.model_name}); Ctrl+C stops it", err=True)
-                async with anyio.create_task_group() as tg:
-                    if ask:
-                        tg.start_soon(prompt_approvals, kernel)
-                    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                        async for _ in signals:
-                            break
-                    tg.cancel_scope.cancel()
-        click.echo("aios kernel stopped", err=True)
-
-    try:
-        anyio.run(main)
-    except KeyboardInterrupt:
-        pass
+    serve_daemon(
+        Path(socket_path) if socket_path else None,
+        announce=lambda line: click.echo(line, err=True),
+        approver=prompt_approvals if ask else None,
+        loading=status,
+    )
 
 
 # -- approvals ---------------------------------------------------------------------------------------
@@ -209,13 +188,9 @@ def policy_list(agent: str | None, as_json: bool) -> None:
       aios policy list
       aios policy list --agent chat --json
     """
-    client = _daemon()
-    if client is not None:
-        rows = client.request("GET", "/v1/policy", agent=agent)
-    else:
-        from kernel.policy import PolicyStore
+    from kernel.launch import policy_rules
 
-        rows = [asdict(r) for r in PolicyStore().rules(agent)]
+    rows = policy_rules(agent)
     if as_json:
         print_json({"rules": rows})
     else:
@@ -231,13 +206,9 @@ def policy_revoke(rule_id: int) -> None:
     Example:
       aios policy revoke 3
     """
-    client = _daemon()
-    if client is not None:
-        rule = client.request("POST", "/v1/policy/revoke", {"id": rule_id})
-    else:
-        from kernel.policy import PolicyStore
+    from kernel.launch import policy_revoke
 
-        rule = asdict(PolicyStore().revoke(rule_id))
+    rule = policy_revoke(rule_id)
     click.echo(f"revoked {rule['id']}: always {rule['decision']} {rule['resource']} for {rule['agent']}")
 
 
@@ -257,16 +228,9 @@ def audit(agent: str | None, denied: bool, limit: int, as_json: bool) -> None:
       aios audit --denied
       aios audit --agent chat --json | jq '.rows[] | .resource'
     """
-    client = _daemon()
-    if client is not None:
-        rows = client.request("GET", "/v1/audit", agent=agent, denied="true" if denied else None, limit=limit)
-    else:
-        from memory.store import Store
+    from kernel.launch import audit_rows
 
-        store = Store.open_read_only()
-        rows = store.audit_rows(agent=agent, denied_only=denied, limit=limit) if store else []
-        if store:
-            store.close()
+    rows = audit_rows(agent=agent, denied=denied, limit=limit)
     if as_json:
         print_json({"rows": rows})
         return

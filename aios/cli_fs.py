@@ -1,9 +1,8 @@
 """`aios fs …`: the semantic file system from the command line.
 
-Every command is parse → one trip through aios/_cli_fs_remote.py → render. Commands that change files or the
-index are syscalls by the user through the one door (the running kernel, else one started for the command):
-checked and audited like any agent's. Reads go to the running kernel too; with none they open the index
-read-only here (no model to load for a read).
+Every command is parse → one trip through aios/_cli_fs_remote.py → render: ``fs.*`` syscalls by the user
+through the one door (the running kernel, else one started for the command), checked and audited like any
+agent's.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import Any
 import click
 
 from aios._cli_fs_llm import LLM_COMMANDS
-from aios._cli_fs_remote import Door, absolute, change, local_fs, read, settle
+from aios._cli_fs_remote import Door, absolute, change, read, settle
 from aios._cli_util import CONTEXT_SETTINGS, print_json, table
 from aios.errors import UsageError
 
@@ -107,7 +106,7 @@ def mounts_cmd(as_json: bool) -> None:
     Example:
       aios fs mounts --json
     """
-    rows = read("fs.mounts", lambda fs: {"mounts": fs.mounts()})["mounts"]
+    rows = read("fs.mounts")["mounts"]
     if as_json:
         print_json({"mounts": rows})
         return
@@ -201,15 +200,8 @@ def search_cmd(
     """
     text = " ".join(query)
     views = view.removeprefix("@") if view else None
-
-    def local(fs: Any) -> dict[str, Any]:
-        from memory.semfs import Filters, parse_since
-
-        filters = Filters(mount, glob, type_, parse_since(since) if since else None, views)
-        return {"results": [h.as_dict() for h in fs.search(text, k=k, filters=filters, mode=mode)]}
-
     payload = {"mount": mount, "glob": glob, "type": type_, "since": since, "view": views}
-    hits = read("fs.search", local, query=text, k=k, mode=mode, **{k_: v for k_, v in payload.items() if v})["results"]
+    hits = read("fs.search", query=text, k=k, mode=mode, **{k_: v for k_, v in payload.items() if v})["results"]
     if as_json:
         print_json({"query": text, "mode": mode, "results": hits})
         return
@@ -255,7 +247,7 @@ def ls_cmd(target: str | None, as_json: bool) -> None:
       aios fs ls notes
       aios fs ls @taxes
     """
-    rows = read("fs.ls", lambda fs: {"files": fs.ls(target)}, target=_target(target))["files"]
+    rows = read("fs.ls", target=_target(target))["files"]
     if as_json:
         print_json({"files": rows})
         return
@@ -276,11 +268,7 @@ def cat_cmd(path: str, version: int | None) -> None:
     Example:
       aios fs cat ~/notes/todo.md --version -1
     """
-
-    def local(fs: Any) -> dict[str, Any]:
-        return {"text": fs.cat(path, version).decode("utf-8", errors="replace")}
-
-    click.echo(read("fs.cat", local, path=absolute(path), version=version)["text"], nl=False)
+    click.echo(read("fs.cat", path=absolute(path), version=version)["text"], nl=False)
 
 
 @fs_group.command("history", context_settings=CONTEXT_SETTINGS)
@@ -293,7 +281,7 @@ def history_cmd(path: str, as_json: bool) -> None:
     Example:
       aios fs history ~/notes/todo.md
     """
-    rows = read("fs.history", lambda fs: {"versions": fs.history(path)}, path=absolute(path))["versions"]
+    rows = read("fs.history", path=absolute(path))["versions"]
     if as_json:
         print_json({"path": path, "versions": rows})
         return
@@ -314,7 +302,7 @@ def diff_cmd(path: str, a: int, b: int) -> None:
     Example:
       aios fs diff ~/notes/todo.md 1 3
     """
-    out = read("fs.diff", lambda fs: {"diff": fs.diff(path, a, b)}, path=absolute(path), a=a, b=b)["diff"]
+    out = read("fs.diff", path=absolute(path), a=a, b=b)["diff"]
     click.echo(out or "no differences", nl=not out)
 
 
@@ -388,16 +376,11 @@ def views_cmd(drop: str | None, as_json: bool) -> None:
     Example:
       aios fs views && aios fs views --drop taxes
     """
-    from memory.semfs.views import drop_view, views
-
-    # No syscall lists or drops views yet: they stay on the index here (a drop needs the writer lock, so it
-    # fails in one line while a kernel runs).
-    with local_fs(writer=drop is not None) as fs:
-        if drop:
-            drop_view(fs, drop)
-            click.echo(f"dropped @{drop.removeprefix('@')}")
-            return
-        rows = views(fs)
+    if drop:
+        dropped = change(lambda door: door.call("fs.views", drop=drop))["dropped"]
+        click.echo(f"dropped @{dropped}")
+        return
+    rows = read("fs.views")["views"]
     if as_json:
         print_json({"views": rows})
         return
@@ -444,13 +427,7 @@ def check_cmd(rebuild: bool, as_json: bool) -> None:
     if rebuild:
         report = change(lambda door: door.call("fs.check", "rebuilding", rebuild=True))
     else:
-
-        def local(fs: Any) -> dict[str, Any]:
-            from memory.semfs.check import check
-
-            return dict(check(fs))
-
-        report = read("fs.check", local, rebuild=False)
+        report = read("fs.check", rebuild=False)
     if as_json:
         print_json(report)
     else:

@@ -1,4 +1,9 @@
-"""`aios mcp add|list|remove|test|tools|call|serve|token` and `aios plan run`."""
+"""`aios mcp add|list|remove|test|tools|call|serve|token` and `aios plan run`.
+
+`test`, `tools`, `call` and `plan run` are syscalls by the user through the one door (``tool.*``; a plan run is a
+kernel process): checked, accounted, audited. With `--mcp-config FILE` (or servers named in a plan file) they
+start that file's servers in the command itself, to try them before adding them (``kernel.launch``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import anyio
 import click
 
 from aios import paths
@@ -70,9 +74,9 @@ def add(
       aios mcp add docs --url https://example.com/mcp --header 'Authorization=Bearer ${env:DOCS_TOKEN}'
       aios mcp add --from ~/.config/Claude/claude_desktop_config.json
     """
-    from tools.config import parse_server, parse_servers, read_mcp_file, write_mcp_file
+    from kernel.launch import mcp_file
 
-    doc = read_mcp_file()
+    doc = mcp_file.read()
     servers = doc.setdefault("mcpServers", {})
     if from_file is not None:
         try:
@@ -84,9 +88,9 @@ def add(
             if name not in found:
                 raise UsageError(f"{from_file} has no server {name!r} (it has: {', '.join(found) or 'none'})")
             found = {name: found[name]}
-        parse_servers({"mcpServers": found}, source=str(from_file), environ=_LenientEnv())
+        mcp_file.check_all(found, str(from_file))
         servers.update(found)
-        write_mcp_file(doc)
+        mcp_file.write(doc)
         click.echo(f"added {len(found)} server(s): {', '.join(found) or 'none'}")
         return
     if not name:
@@ -114,23 +118,11 @@ def add(
         spec["autostart"] = True
     if egress:
         spec["egress"] = True
-    parse_server(name, spec, environ=_LenientEnv())
+    mcp_file.check(name, spec)
     replaced = name in servers
     servers[name] = spec
-    write_mcp_file(doc)
+    mcp_file.write(doc)
     click.echo(f"{'replaced' if replaced else 'added'} MCP server {name}")
-
-
-class _LenientEnv(dict[str, str]):
-    """Validation at add time must not need the secrets to be exported yet."""
-
-    def __contains__(self, key: object) -> bool:
-        return True
-
-    def __getitem__(self, key: str) -> str:
-        import os
-
-        return os.environ.get(key, "x")
 
 
 @mcp_group.command("list", context_settings=CONTEXT_SETTINGS)
@@ -142,11 +134,11 @@ def list_servers(as_json: bool) -> None:
     Example:
       aios mcp list --json
     """
-    from tools.config import parse_server, read_mcp_file
+    from kernel.launch import mcp_file
 
     rows = []
-    for name, spec in (read_mcp_file().get("mcpServers") or {}).items():
-        row = parse_server(name, spec, environ=_LenientEnv()).redacted()
+    for name, spec in (mcp_file.read().get("mcpServers") or {}).items():
+        row = mcp_file.check(name, spec)
         row["target"] = row.get("url") or " ".join([row.get("command", ""), *row.get("args", [])])
         rows.append(row)
     if as_json:
@@ -164,29 +156,19 @@ def remove(name: str) -> None:
     Example:
       aios mcp remove git
     """
-    from tools.config import read_mcp_file, write_mcp_file
+    from kernel.launch import mcp_file
 
-    doc = read_mcp_file()
+    doc = mcp_file.read()
     servers = doc.get("mcpServers") or {}
     if name not in servers:
         raise UsageError(f"no MCP server {name!r}", f"configured: {', '.join(servers) or 'none'}")
     del servers[name]
-    write_mcp_file(doc)
+    mcp_file.write(doc)
     click.echo(f"removed MCP server {name}")
 
 
-def _load(mcp_config: Path | None, extra: dict[str, Any] | None = None, *, need: str | None = None) -> dict[str, Any]:
-    """The configured servers; one that does not parse is left out with a warning (or is the error, if needed)."""
-    from tools.config import load_servers_lenient, parse_servers
-
-    servers, broken = load_servers_lenient(mcp_config)
-    if need in broken:
-        raise ConfigError(broken[need])
-    for reason in broken.values():
-        click.echo(f"warning: {reason}; that server is left out", err=True)
-    if extra:
-        servers.update(parse_servers({"mcpServers": extra}, source="plan servers"))
-    return servers
+def _warn(text: str) -> None:
+    click.echo(text, err=True)
 
 
 @mcp_group.command("test", context_settings=CONTEXT_SETTINGS)
@@ -194,31 +176,18 @@ def _load(mcp_config: Path | None, extra: dict[str, Any] | None = None, *, need:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--mcp-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Another mcp.json.")
 def test(name: str, as_json: bool, mcp_config: Path | None) -> None:
-    """Start one server, list its tools, and stop it.
+    """Start one server on its own (apart from the kernel's), list its tools, and stop it.
 
     \b
     Example:
       aios mcp test git
     """
-    import time
+    if mcp_config is None:  # a tool.test syscall by the user: checked and audited
+        info = _as_user(lambda user: user.call("tool.test", server=name))
+    else:
+        from kernel.launch import try_test
 
-    from tools.host import McpHost
-
-    servers = _load(mcp_config, need=name)
-    if name not in servers:
-        raise UsageError(f"no MCP server {name!r}", f"configured: {', '.join(servers) or 'none'}")
-
-    async def run() -> dict[str, Any]:
-        async with McpHost({name: servers[name]}) as host:
-            started = time.perf_counter()
-            await host.start_all()
-            info = host.servers()[0]
-            info["start_s"] = round(time.perf_counter() - started, 3)
-            info["protocol_version"] = host.owners[name].protocol_version
-            info["tool_list"] = [t.to_json() for t in host.catalog.view()]
-            return info
-
-    info = anyio.run(run)
+        info = try_test(mcp_config, name, warn=_warn)
     if as_json:
         print_json(info)
     else:
@@ -250,7 +219,9 @@ def tools_cmd(query: str | None, as_json: bool, mcp_config: Path | None) -> None
 
         rows = _as_user(ask)
     else:
-        rows = _local_tools(_load(mcp_config), query, as_json)
+        from kernel.launch import try_tools
+
+        rows = try_tools(mcp_config, query, as_json, warn=_warn)
     if as_json:
         print_json({"tools": rows})
     else:
@@ -282,7 +253,9 @@ def call(tool: str, arguments: str, timeout: float | None, as_json: bool, mcp_co
             payload["timeout_s"] = timeout
         result = _as_user(lambda user: user.call("tool.call", **payload))
     else:
-        result = _local_call(_load(mcp_config), tool, args, timeout)
+        from kernel.launch import try_call
+
+        result = try_call(mcp_config, tool, args, timeout, warn=_warn)
     if as_json:
         print_json(result)
     else:
@@ -296,33 +269,6 @@ def _as_user(work: Any) -> Any:
     from kernel.connect import run_as_user
 
     return run_as_user(work, loading=status)
-
-
-def _local_tools(servers: dict[str, Any], query: str | None, schemas: bool) -> list[dict[str, Any]]:
-    """``--mcp-config``: the servers of another file, started in this command to try them before adding them
-    (nothing of the kernel's is reached)."""
-    from kernel.svc_tools import builtin_servers
-    from tools.host import McpHost
-
-    async def run() -> list[dict[str, Any]]:
-        async with McpHost(servers, inproc=builtin_servers(None)) as host:
-            await host.start_all()
-            if query:
-                return [{**e.to_json(schema=schemas), "score": s} for e, s in host.catalog.search(query)]
-            return [e.to_json(schema=schemas) for e in host.catalog.view()]
-
-    return anyio.run(run)
-
-
-def _local_call(servers: dict[str, Any], tool: str, args: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-    from kernel.svc_tools import builtin_servers
-    from tools.host import McpHost
-
-    async def run() -> dict[str, Any]:
-        async with McpHost(servers, inproc=builtin_servers(None)) as host:
-            return (await host.call(tool, args, timeout=timeout)).to_json()
-
-    return anyio.run(run)
 
 
 @mcp_group.command("serve", context_settings=CONTEXT_SETTINGS)
@@ -363,8 +309,7 @@ def serve(
       aios mcp serve --http 127.0.0.1:8765 --allow 'mem.*' --memory 'notes'
     """
     from aios.api import Capabilities
-    from tools.http_auth import ensure_token, parse_listen
-    from kernel.mcp_export import serve_mcp
+    from kernel.launch import serve_mcp
 
     caps = Capabilities(
         tools=tuple(allow),
@@ -373,25 +318,13 @@ def serve(
         memory_read=tuple(memory),
         memory_write=tuple(memory),
     )
-    if http is None:
-        anyio.run(lambda: serve_mcp(caps, families=tuple(families) or None))
-        return
-    listen = parse_listen(http, allow_remote=allow_remote)
-    if not listen.loopback:
-        click.echo(
-            f"warning: serving on {listen.host}:{listen.port}, reachable from other machines, over plain HTTP "
-            "(anyone who sees the token can use it; put TLS in front)",
-            err=True,
-        )
-    token, created = ensure_token()
-    if created:
-        _show_token(token, "new bearer token for `aios mcp serve --http` (shown once)")
-
-    def ready(url: str) -> None:
-        click.echo(f"serving MCP on {url} (Authorization: Bearer <token in {paths.mcp_http_token_path()}>)", err=True)
-
-    anyio.run(
-        lambda: serve_mcp(caps, http=http, allow_remote=allow_remote, families=tuple(families) or None, on_ready=ready)
+    serve_mcp(
+        caps,
+        http=http,
+        allow_remote=allow_remote,
+        families=tuple(families) or None,
+        warn=_warn,
+        on_token=lambda token: _show_token(token, "new bearer token for `aios mcp serve --http` (shown once)"),
     )
 
 
@@ -413,10 +346,10 @@ def token_cmd(rotate: bool) -> None:
       aios mcp token --rotate
       curl -H "Authorization: Bearer $(cat "$(aios mcp token)")" ...
     """
-    from tools.http_auth import create_token
+    from kernel.launch import rotate_mcp_token
 
     if rotate:
-        _show_token(create_token(), "new bearer token (the old one no longer works, running servers included)")
+        _show_token(rotate_mcp_token(), "new bearer token (the old one no longer works, running servers included)")
     where = paths.mcp_http_token_path()
     if not where.exists():
         raise UsageError(f"no token yet at {where}", "it is made by the first `aios mcp serve --http`, or --rotate")
@@ -441,24 +374,25 @@ def plan_run(plan_file: Path, mcp_config: Path | None, as_json: bool) -> None:
                  {"id": "e", "tool": "slow.echo", "args": {"text": "${t.iso}"}}]}
       aios plan run plan.json --json
     """
-    from tools.plan import load_plan
+    from kernel.launch import check_plan, plan_servers, try_plan
 
     try:
         data = json.loads(plan_file.read_text())
     except ValueError as exc:
         raise UsageError(f"{plan_file}: not valid JSON: {exc}") from None
-    plan = load_plan(data, source=str(plan_file))
-    if mcp_config is None and not plan.servers:
+    check_plan(data, str(plan_file))
+    if mcp_config is None and not plan_servers(data, str(plan_file)):
         # A kernel process (the built-in `plan` agent): in `aios ps` and the TUI, each call checked and audited.
         _render_plan(_plan_process(data), as_json)
         return
-    _render_plan(_local_plan(plan, _load(mcp_config, plan.servers), as_json), as_json)
+    on_event = None if as_json else _plan_event
+    _render_plan(try_plan(data, str(plan_file), mcp_config, warn=_warn, on_event=on_event), as_json)
 
 
 def _plan_process(data: dict[str, Any]) -> dict[str, Any]:
-    from aios._cli_run import run_agent
+    from kernel.launch import run_agent
 
-    info = run_agent("plan", json.dumps(data), priority=None, stream=None, status=status)
+    info = run_agent("plan", json.dumps(data), priority=None, stream=None, loading=status)
     if not info.get("result"):
         raise UsageError(f"the plan process ended without a result: {info.get('error') or info.get('state')}")
     return dict(json.loads(info["result"]))
@@ -481,28 +415,10 @@ def _render_plan(result: dict[str, Any], as_json: bool) -> None:
         sys.exit(1)
 
 
-def _local_plan(plan: Any, servers: dict[str, Any], as_json: bool) -> dict[str, Any]:
-    """``--mcp-config`` or servers named in the plan file: run here against those servers (trying them out)."""
-    from kernel.svc_tools import builtin_servers
-    from tools.executor import Executor
-    from tools.host import McpHost
-
-    async def on_event(kind: str, step_id: str, data: dict[str, Any]) -> None:
-        if as_json:
-            return
-        if kind == "started":
-            click.echo(f"[{step_id}] {data['tool']} ...", err=True)
-        elif kind == "progress":
-            click.echo(
-                f"[{step_id}] progress {data['progress']:g}/{data['total'] or '?'} {data['message'] or ''}", err=True
-            )
-
-    async def run() -> Any:
-        async with McpHost(servers, inproc=builtin_servers(None)) as host:
-
-            async def call_tool(tool: str, args: dict[str, Any], *, timeout: float | None, progress: Any) -> Any:
-                return await host.call(tool, args, timeout=timeout, progress=progress)
-
-            return await Executor(call_tool, describe=host.resolve, on_event=on_event).run(plan)
-
-    return dict(anyio.run(run).to_json())
+def _plan_event(kind: str, step_id: str, data: dict[str, Any]) -> None:
+    if kind == "started":
+        click.echo(f"[{step_id}] {data['tool']} ...", err=True)
+    elif kind == "progress":
+        click.echo(
+            f"[{step_id}] progress {data['progress']:g}/{data['total'] or '?'} {data['message'] or ''}", err=True
+        )

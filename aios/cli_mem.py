@@ -1,22 +1,18 @@
-"""`aios mem`: inspect agent memory (read-only; the store is opened without writing).
+"""`aios mem`: inspect agent memory through the one door (``mem.*`` syscalls as the user: checked against
+``[access.user]``, audited; the running kernel, else one started for the command).
 
-From the CLI, search ranks by full text (BM25) only; agents' ``mem.search`` inside the kernel is hybrid
-(BM25 + vectors). A namespace is ``agent:<name>`` (``chat`` alone means ``agent:chat``) or any shared name.
+Search is the kernel's hybrid search (BM25 + vectors). A namespace is ``agent:<name>`` (``chat`` alone means
+``agent:chat``) or any shared name.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from aios._cli_util import CONTEXT_SETTINGS, print_json, table
-
-if TYPE_CHECKING:
-    from memory.agent_memory import AgentMemory
+from aios._cli_util import CONTEXT_SETTINGS, print_json, status, table
 
 __all__ = ["mem_group", "namespace_of"]
 
@@ -28,19 +24,10 @@ def namespace_of(text: str) -> str:
     return text if ":" in text else f"agent:{text}"
 
 
-@contextmanager
-def _memory() -> Iterator[AgentMemory | None]:
-    from memory.agent_memory import AgentMemory
-    from memory.store import Store
+def _call(syscall: str, **payload: Any) -> Any:
+    from kernel.connect import call_as_user
 
-    store = Store.open_read_only()
-    if store is None or not store.db["mem_core"].exists():
-        yield None
-        return
-    try:
-        yield AgentMemory(store.db, read_only=True)
-    finally:
-        store.close()
+    return call_as_user(syscall, loading=status, **payload)
 
 
 def _rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -61,10 +48,27 @@ def mem_group() -> None:
 
     \b
     Examples:
+      aios mem namespaces
       aios mem ls chat
       aios mem search chat "hotel in Lisbon"
       aios mem search agent:chat dentist --kind recall --json
     """
+
+
+@mem_group.command("namespaces", context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def namespaces_cmd(as_json: bool) -> None:
+    """List the memory namespaces you may read, with their item counts.
+
+    \b
+    Example:
+      aios mem namespaces --json
+    """
+    rows = list(_call("mem.namespaces"))
+    if as_json:
+        print_json({"namespaces": rows})
+        return
+    table(rows, ("namespace", "core", "recall", "archival"), empty="no memory yet")
 
 
 @mem_group.command("ls", context_settings=CONTEXT_SETTINGS)
@@ -81,8 +85,7 @@ def ls_cmd(namespace: str, kind: str, limit: int, as_json: bool) -> None:
       aios mem ls agent:chat --kind core --json
     """
     ns = namespace_of(namespace)
-    with _memory() as memory:
-        out: dict[str, Any] = memory.list_items(ns, kind=kind, limit=limit) if memory else {"namespace": ns}
+    out: dict[str, Any] = dict(_call("mem.list", namespace=ns, kind=kind, limit=limit))
     if as_json:
         print_json(out)
         return
@@ -115,7 +118,7 @@ def search_cmd(
     limit: int,
     as_json: bool,
 ) -> None:
-    """Search a namespace's recall and archival memory (full text from the CLI).
+    """Search a namespace's recall and archival memory (hybrid: full text and meaning).
 
     \b
     Examples:
@@ -124,14 +127,9 @@ def search_cmd(
     """
     ns = namespace_of(namespace)
     since = time.time() - since_hours * 3600 if since_hours is not None else None
-    with _memory() as memory:
-        hits = (
-            memory.search(
-                ns, " ".join(query), kinds=tuple(kinds) or ("recall", "archival"), tags=tags, since=since, limit=limit
-            )
-            if memory
-            else []
-        )
+    payload: dict[str, Any] = {"kinds": list(kinds)} if kinds else {}
+    text = " ".join(query)
+    hits = list(_call("mem.search", namespace=ns, query=text, tags=list(tags), since=since, limit=limit, **payload))
     if as_json:
         print_json({"namespace": ns, "results": hits})
         return

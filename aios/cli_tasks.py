@@ -1,35 +1,22 @@
-"""`aios tasks`: inspect agents' task-memory trees (read-only; the store is opened without writing)."""
+"""`aios tasks`: inspect agents' task-memory trees, through the one door (``task.*`` syscalls as the user:
+checked against ``[access.user]``, audited; the running kernel, else one started for the command)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from aios._cli_util import CONTEXT_SETTINGS, print_json, table
+from aios._cli_util import CONTEXT_SETTINGS, print_json, status, table
 from aios.errors import UsageError
-
-if TYPE_CHECKING:
-    from memory.tasktree import TaskTreeStore
 
 __all__ = ["parse_ref", "tasks_group"]
 
 
-@contextmanager
-def _tasks() -> Iterator[TaskTreeStore | None]:
-    from memory.store import Store
-    from memory.tasktree import TaskTreeStore
+def _call(syscall: str, **payload: Any) -> Any:
+    from kernel.connect import call_as_user
 
-    store = Store.open_read_only()
-    if store is None or not store.db["task_trees"].exists():
-        yield None
-        return
-    try:
-        yield TaskTreeStore(store.db)
-    finally:
-        store.close()
+    return call_as_user(syscall, loading=status, **payload)
 
 
 def parse_ref(text: str, prefix: str) -> int:
@@ -106,27 +93,23 @@ def tree_cmd(which: str | None, as_json: bool) -> None:
     """
     from rich.console import Console
 
-    with _tasks() as tasks:
-        if which is None:
-            rows = tasks.trees() if tasks else []
-            if as_json:
-                print_json({"trees": rows})
-            else:
-                for row in rows:
-                    row["ref"] = f"t{row['id']}"
-                    row["active"] = f"n{row['active_id']}"
-                table(rows, ("ref", "owner", "pid", "title", "active"), empty="no task trees yet")
-            return
-        if which.isdigit():
-            found = tasks.trees(pid=int(which)) if tasks else []
-            if not found:
-                raise UsageError(f"process {which} has no task tree", "see `aios tasks tree`")
+    if which is None:
+        rows = list(_call("task.trees"))
+        if as_json:
+            print_json({"trees": rows})
         else:
-            tree_id = parse_ref(which, "t")
-            if tasks is None:
-                raise UsageError(f"no task tree t{tree_id}", "see `aios tasks tree`")
-            found = [tasks.tree(tree_id)]
-        trees = [{**t, "nodes": tasks.nodes(t["id"])} for t in found]  # type: ignore[union-attr]
+            for row in rows:
+                row["ref"] = f"t{row['id']}"
+                row["active"] = f"n{row['active_id']}"
+            table(rows, ("ref", "owner", "pid", "title", "active"), empty="no task trees yet")
+        return
+    if which.isdigit():
+        trees = list(_call("task.trees", pid=int(which), nodes=True))
+        if not trees:
+            raise UsageError(f"process {which} has no task tree you may see", "see `aios tasks tree`")
+    else:
+        found = _call("task.get", tree=parse_ref(which, "t"))
+        trees = [{**found["tree"], "nodes": found["nodes"]}]
     if as_json:
         print_json({"trees": trees})
         return
@@ -145,13 +128,7 @@ def show_cmd(node: str, as_json: bool) -> None:
     Example:
       aios tasks show n17
     """
-    node_id = parse_ref(node, "n")
-    with _tasks() as tasks:
-        if tasks is None:
-            raise UsageError(f"no task node n{node_id}", "see `aios tasks tree`")
-        row = tasks.node(node_id)
-        row["dependents"] = tasks.dependents(node_id)
-        row["versions"] = tasks.history(node_id)
+    row = dict(_call("task.show", node=parse_ref(node, "n")))
     if as_json:
         print_json(row)
         return
@@ -174,32 +151,26 @@ def show_cmd(node: str, as_json: bool) -> None:
 @tasks_group.command("prompt", context_settings=CONTEXT_SETTINGS)
 @click.argument("task")
 @click.option("--node", help="The step to build the prompt for (default: the tree's active step).")
-@click.option(
-    "--budget", type=click.IntRange(min=1), default=600, show_default=True, help="Token budget (estimated tokens)."
-)
+@click.option("--budget", type=click.IntRange(min=1), default=600, show_default=True, help="Token budget.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def prompt_cmd(task: str, node: str | None, budget: int, as_json: bool) -> None:
     """Show the task slice an agent's prompt gets for a step: its path from the root plus dependencies.
 
-    Runs without a model, so tokens are an ESTIMATE (characters / 3, on the safe side); inside a running
-    kernel the `task.prompt` syscall counts the same budget with the model's real tokenizer.
+    Tokens are counted with the running model's tokenizer (a remote model's are estimated; the JSON's
+    `counter` says which).
 
     \b
     Examples:
       aios tasks prompt t1
       aios tasks prompt t1 --node n4 --budget 200 --json
     """
-    from memory.taskprompt import synthesize
-
     tree_id = parse_ref(task, "t")
     node_id = parse_ref(node, "n") if node else None
-    with _tasks() as tasks:
-        if tasks is None:
-            raise UsageError(f"no task tree t{tree_id}", "see `aios tasks tree`")
-        prompt = synthesize(tasks, tree_id, budget=budget, node_id=node_id)
+    prompt = dict(_call("task.prompt", tree=tree_id, node=node_id, budget=budget))
     if as_json:
-        print_json(prompt.as_dict())
+        print_json(prompt)
         return
-    click.echo(prompt.text)
-    omitted = f", omitted {', '.join(f'n{n}' for n in prompt.omitted)}" if prompt.omitted else ""
-    click.echo(click.style(f"~{prompt.tokens} of {budget} tokens (estimated){omitted}", dim=True), err=True)
+    click.echo(prompt["text"])
+    omitted = f", omitted {', '.join(f'n{n}' for n in prompt['omitted'])}" if prompt.get("omitted") else ""
+    how = "estimated" if prompt.get("counter") == "estimate" else "counted by the model's tokenizer"
+    click.echo(click.style(f"{prompt['tokens']} of {budget} tokens ({how}){omitted}", dim=True), err=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 
 from aios import paths
 from aios.config import Config, load_config
@@ -32,19 +31,12 @@ def _config() -> tuple[Check, Config | None]:
 
 def _model(config: Config | None) -> Check:
     """Whole-file GGUF check, then a real load: a file whose structure is sound may still fail in llama.cpp."""
-    from aios.models import ModelRegistry, check_gguf
+    from kernel.launch import probe_model
 
     try:
-        info = ModelRegistry().get((config or Config()).llm.model or None)  # a broken config: the default model
-        check_gguf(Path(info.path), full=True)
-        if importlib.util.find_spec("llama_cpp") is not None:
-            from kernel.backends.llama_runtime import LlamaRuntime
-
-            LlamaRuntime(Path(info.path), model_name=info.name, n_seq_max=1, n_ctx_seq=256, n_batch=64).close()
+        return Check("model", True, probe_model((config or Config()).llm.model))  # broken config: the default
     except AiosError as exc:
         return Check("model", False, exc.one_line())
-    size = Path(info.path).stat().st_size / 1e6
-    return Check("model", True, f"{info.name}: {info.path} ({size:.0f} MB, loads)")
 
 
 def _engine() -> Check:
@@ -65,32 +57,21 @@ def _data_dir() -> Check:
 
 
 def _store() -> Check:
-    from memory.migrations import migrations
-    from memory.store import Store
+    from kernel.launch import probe_store
 
     try:
-        store = Store.open_read_only()
+        return Check("store", True, probe_store())
     except AiosError as exc:
         return Check("store", False, exc.one_line())
-    if store is None:
-        return Check("store", True, f"{paths.db_path()} not created yet (made on first run)")
-    try:
-        pending = [m.name for m in migrations.pending(store.db)]
-    finally:
-        store.close()
-    if pending:
-        return Check("store", True, f"{paths.db_path()}: {len(pending)} migration(s) to apply on next start")
-    return Check("store", True, f"{paths.db_path()}: schema up to date")
 
 
 def _embeddings() -> list[Check]:
-    from memory.embedding_files import embedding_files
+    from kernel.launch import probe_embeddings
 
-    checks = []
-    for file in embedding_files():
-        problem = file.problem()
-        checks.append(Check(f"embedding {file.label}", problem is None, problem or f"{file.path} (sha256 ok)"))
-    return checks
+    return [
+        Check(f"embedding {label}", problem is None, problem or f"{path} (sha256 ok)")
+        for label, problem, path in probe_embeddings()
+    ]
 
 
 def _plugins() -> Check:

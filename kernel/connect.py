@@ -17,7 +17,7 @@ import anyio
 
 from aios.errors import AiosError
 
-__all__ = ["UserClient", "connect", "first_error", "run_as_user"]
+__all__ = ["FrontEnd", "UserClient", "call_as_user", "connect", "first_error", "open_frontend", "run_as_user"]
 
 T = TypeVar("T")
 
@@ -103,3 +103,61 @@ def first_error(group: BaseExceptionGroup) -> BaseException:
 
     walk(group)
     return next((e for e in leaves if isinstance(e, AiosError)), leaves[0] if leaves else group)
+
+
+class FrontEnd:
+    """What a full front end (the TUI) holds: the ``KernelClient`` surface (processes, events, approvals) and
+    syscalls as the ``user`` principal, over the socket or in-process alike. ``where`` says which."""
+
+    def __init__(self, client: Any, where: str, call: Callable[..., Awaitable[Any]]) -> None:
+        self.client = client
+        self.where = where
+        self._call = call
+
+    async def call(self, syscall: str, **payload: Any) -> Any:
+        """A syscall as the user: checked against ``[access.user]`` and audited like any."""
+        return await self._call(syscall, **payload)
+
+
+@asynccontextmanager
+async def open_frontend(
+    config: Any = None, *, runtime: Any = None, store: Any = None, plugins: Any = None
+) -> AsyncIterator[FrontEnd]:
+    """The running kernel over its socket if there is one; else an in-process kernel (``config``, ``runtime``,
+    ``store`` and ``plugins`` as ``open_kernel`` takes them), which also serves the socket so other terminals
+    (`aios ps`, `aios approvals watch`) see and drive it."""
+    from kernel.client import SocketClient, daemon_client
+
+    daemon = daemon_client()
+    if daemon is not None:
+        daemon.close()
+        async with SocketClient() as client:
+
+            async def over_socket(syscall: str, **payload: Any) -> Any:
+                return await client.arequest("POST", "/v1/fs", {"syscall": syscall, "payload": payload})
+
+            yield FrontEnd(client, "daemon", over_socket)
+        return
+    from aios.config import load_config
+    from kernel.kernel import open_kernel
+    from kernel.server import serve_if_free
+
+    async with open_kernel(config or load_config(), runtime=runtime, store=store, plugins=plugins) as kernel:
+        async with serve_if_free(kernel):
+            yield FrontEnd(kernel, "in-process", kernel.call)
+
+
+def call_as_user(
+    syscall: str, *, loading: Callable[[str], AbstractContextManager[Any]] | None = None, **payload: Any
+) -> Any:
+    """One syscall as the user, from synchronous code (a CLI command's one client call): a plain socket call
+    when a kernel runs (no event loop, no kernel import: the fast path), else through ``run_as_user``."""
+    from kernel.client import daemon_client
+
+    daemon = daemon_client()
+    if daemon is not None:
+        try:
+            return daemon.fs(syscall, **payload)
+        finally:
+            daemon.close()
+    return run_as_user(lambda user: user.call(syscall, **payload), loading=loading)

@@ -325,6 +325,24 @@ async def fs_rollback(kernel: Kernel, proc: Process, request: RollbackRequest) -
 # -- views, join, LLM-backed ---------------------------------------------------------------------------
 
 
+class ViewsRequest(Request):
+    #: A view to delete (its files are untouched); without one, the views are listed.
+    drop: str | None = Field(None, min_length=1, max_length=200)
+
+
+@syscall("fs.views", ViewsRequest, access=lambda k, p, r: _mount_roots(k, None, write=r.drop is not None))
+async def fs_views(kernel: Kernel, proc: Process, request: ViewsRequest) -> dict[str, Any]:
+    """The named views `fs.group` made (name, kind, query, file count), or drop one."""
+    from memory.semfs.views import drop_view, views
+
+    fs = semfs_of(kernel)
+    if request.drop is not None:
+        name = request.drop.removeprefix("@")
+        await _thread(drop_view, fs, name, pool="index")
+        return {"dropped": name}
+    return {"views": await _thread(views, fs)}
+
+
 class GroupRequest(Request):
     name: str = Field(min_length=1, max_length=64)
     query: str | None = Field(None, max_length=2000)
@@ -423,7 +441,9 @@ async def fs_ask(kernel: Kernel, proc: Process, request: AskRequest) -> dict[str
     from memory.semfs.llm_ops import plan
 
     the_plan = await plan(scoped(kernel, proc), KernelLLM(kernel, proc), request.request)  # type: ignore[arg-type]
-    return {"plan": the_plan.model_dump(), "destructive": the_plan.destructive}
+    from memory.semfs.llm_ops import DESTRUCTIVE
+
+    return {"plan": the_plan.model_dump(), "destructive": the_plan.destructive, "destructive_ops": sorted(DESTRUCTIVE)}
 
 
 class RunPlanRequest(Request):

@@ -219,6 +219,39 @@ async def tool_servers(kernel: Kernel, proc: Process, request: ToolServersReques
     return {"servers": _host(kernel).servers()}
 
 
+class ToolTestRequest(Request):
+    server: str = Field(min_length=1, max_length=100)
+
+
+async def test_server(name: str, config: Any, caps: Any = None) -> dict[str, Any]:
+    """Start one server on its own host (never the kernel's), list its tools (those ``caps`` may see), stop it."""
+    from tools.host import McpHost
+
+    async with McpHost({name: config}) as host:
+        started = time.perf_counter()
+        await host.start_all()
+        info = dict(host.servers()[0])
+        info["start_s"] = round(time.perf_counter() - started, 3)
+        info["protocol_version"] = host.owners[name].protocol_version
+        info["tool_list"] = [t.to_json() for t in host.catalog.view(caps)]
+        return info
+
+
+@syscall("tool.test", ToolTestRequest, access=lambda k, p, r: [Access("tool", f"{r.server}.*")])
+async def tool_test(kernel: Kernel, proc: Process, request: ToolTestRequest) -> dict[str, Any]:
+    """Start one configured server apart from the kernel's host, list its tools, stop it (`aios mcp test`)."""
+    from aios.errors import ConfigError
+    from kernel.blocking import run_blocking
+    from tools.config import load_servers_lenient
+
+    servers, broken = await run_blocking(load_servers_lenient, None, pool="db")
+    if request.server in broken:
+        raise ConfigError(broken[request.server])
+    if request.server not in servers:
+        raise UsageError(f"no MCP server {request.server!r}", f"configured: {', '.join(servers) or 'none'}")
+    return await test_server(request.server, servers[request.server], proc.caps)
+
+
 class ToolsFacade:
     """``ctx.tools``: the ``tool.*`` syscalls with Python signatures (each one ``ctx.call``)."""
 
@@ -243,3 +276,32 @@ class ToolsFacade:
         if timeout_s is not None:
             payload["timeout_s"] = timeout_s
         return dict(await self._ctx.call("tool.plan", **payload))
+
+
+class ToolProposeRequest(Request):
+    goal: str = Field(min_length=1, max_length=4000)
+    candidates: int = Field(3, ge=1, le=8)
+    #: What failed last time (tool errors, invalid steps): the model writes a corrected plan.
+    feedback: str = Field("", max_length=4000)
+    #: Which tools may be proposed, by side effect (read-only by default: a small model's plan runs unreviewed).
+    side_effects: list[str] = Field(default_factory=lambda: ["read_only"], min_length=1, max_length=4)
+
+
+@syscall("tool.propose", ToolProposeRequest, access=lambda k, p, r: [])
+async def tool_propose(kernel: Kernel, proc: Process, request: ToolProposeRequest) -> dict[str, Any]:
+    """A plan for ``goal``, not run: the few tools ``tool.search`` ranks first among those the caller may use,
+    and steps the model writes under a grammar built from their schemas (one ``llm.chat`` of the caller).
+    ``problems`` says what is wrong with it (empty: ``valid``); run it with ``tool.plan``."""
+    from kernel.context import ProcessContext
+    from tools.planner import Planner
+
+    planner = Planner(
+        ProcessContext(kernel, proc), candidates=request.candidates, side_effects=tuple(request.side_effects)
+    )
+    attempt = await planner.write_plan(request.goal, await planner.candidates(request.goal), request.feedback)
+    return {
+        "candidates": attempt.candidates,
+        "steps": attempt.steps,
+        "valid": attempt.valid,
+        "problems": attempt.problems,
+    }

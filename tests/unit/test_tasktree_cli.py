@@ -1,9 +1,9 @@
-"""`aios tasks` and `aios mem` read a real store read-only: tables, JSON, and one-line errors."""
+"""`aios tasks` and `aios mem` through the one door (task.* and mem.* syscalls as the user, in a kernel the
+command starts on the scripted fake model): tables, JSON, audit rows and one-line errors."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,23 @@ from aios.cli import cli
 from memory.agent_memory import AgentMemory
 from memory.store import Store
 from memory.tasktree import TaskTreeStore
+
+
+@pytest.fixture(autouse=True)
+def fake_model(aios_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command starts its own kernel: on the scripted model, never the GGUF; surely no daemon."""
+    aios_home.mkdir(exist_ok=True)
+    (aios_home / "config.toml").write_text('[llm]\nbackend = "fake"\n')
+    monkeypatch.setenv("AIOS_SOCKET", str(aios_home / "run" / "none.sock"))
+
+
+def _user_syscalls() -> list[str]:
+    store = Store.open_read_only()
+    assert store is not None
+    try:
+        return [r["syscall"] for r in store.audit_rows(agent="user", limit=1000)]
+    finally:
+        store.close()
 
 
 @pytest.fixture
@@ -40,9 +57,7 @@ def _json(args: list[str]) -> dict:
     return json.loads(result.stdout)
 
 
-def test_tasks_tree_and_show(filled: dict[str, int], aios_home: Path) -> None:
-    db = aios_home / "aios.db"
-    mtime = os.stat(db).st_mtime_ns
+def test_tasks_tree_and_show(filled: dict[str, int]) -> None:
     listing = _json(["tasks", "tree", "--json"])
     assert [t["title"] for t in listing["trees"]] == ["Plan a trip"]
     by_pid = _json(["tasks", "tree", "12", "--json"])
@@ -55,7 +70,7 @@ def test_tasks_tree_and_show(filled: dict[str, int], aios_home: Path) -> None:
     assert shown["dependents"] == [filled["hotel"]]
     human = CliRunner().invoke(cli, ["tasks", "show", str(filled["dest"])]).stdout
     assert "superseded by" in human and "agent:chat#12" in human
-    assert os.stat(db).st_mtime_ns == mtime  # read-only
+    assert {"task.trees", "task.get", "task.show"} <= set(_user_syscalls())  # each read checked and audited
 
 
 @pytest.mark.parametrize(
@@ -65,6 +80,7 @@ def test_tasks_tree_and_show(filled: dict[str, int], aios_home: Path) -> None:
         (["tasks", "show", "banana"], 2, "not a task node id"),
         (["tasks", "tree", "t404"], 2, "no task tree t404"),
         (["tasks", "tree", "77"], 2, "process 77 has no task tree"),
+        (["mem", "ls", "agent:" + "x" * 300], 2, "invalid request"),
     ],
 )
 def test_tasks_errors_are_one_line(filled: dict[str, int], args: list[str], code: int, message: str) -> None:
@@ -83,6 +99,9 @@ def test_mem_ls_and_search(filled: dict[str, int]) -> None:
     tagged = _json(["mem", "search", "chat", "passport", "--tag", "trip", "--json"])
     assert len(tagged["results"]) == 1
     assert "Likes trains" in CliRunner().invoke(cli, ["mem", "ls", "chat"]).stdout
+    spaces = {row["namespace"]: row for row in _json(["mem", "namespaces", "--json"])["namespaces"]}
+    assert spaces["agent:chat"] == {"namespace": "agent:chat", "core": 1, "recall": 1, "archival": 1}
+    assert {"mem.list", "mem.search", "mem.namespaces"} <= set(_user_syscalls())
 
 
 def test_commands_on_an_empty_home(aios_home: Path) -> None:
