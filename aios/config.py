@@ -55,6 +55,18 @@ class KernelConfig(_Section):
     agent_token_budget: int = Field(
         200_000, ge=0, description="Default LLM tokens (prompt + generated) an agent may use; 0 = unlimited."
     )
+    inprocess_builtin: bool = Field(
+        False, description="Run the built-in agents inside the kernel process instead of confined workers."
+    )
+    unconfined: bool = Field(
+        False, description="Run plugin agents in their own process without Landlock (like `--unconfined`)."
+    )
+    worker_memory_mb: int = Field(2048, ge=0, description="Address-space limit of an agent's process (0 = none).")
+    worker_cpu_s: int = Field(3600, ge=0, description="CPU seconds an agent's process may use (0 = no limit).")
+    worker_nofile: int = Field(256, ge=0, description="Open files an agent's process may hold (0 = no limit).")
+    worker_nproc: int = Field(16, ge=0, description="Processes/threads an agent's process may add (0 = no limit).")
+    worker_kill_grace_s: float = Field(2.0, ge=0, description="Seconds between SIGTERM and SIGKILL on kill.")
+    worker_start_timeout_s: float = Field(15.0, gt=0, description="Seconds a new agent process has to say hello.")
 
 
 class TUIConfig(_Section):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -53,6 +55,8 @@ from kernel.remote_engine import RemoteEngine
 from kernel.syscall_table import load_services, load_syscalls
 from kernel.syscalls import SYSCALLS, Access, LLMChatRequest
 from kernel.tokens import FRONTEND, TokenRegistry
+from kernel.worker_host import AgentFailed, WorkerDied, WorkerRun, run_worker
+from kernel.worker_host import plan as worker_plan
 from memory.store import Store
 from memory.store_writer import StoreWriter
 
@@ -202,13 +206,17 @@ class Kernel:
         ppid: int = 0,
         owner: str = "user",
         caps: Capabilities | None = None,
+        unconfined: bool = False,
     ) -> int:
         """Start ``agent``. Its capabilities are its manifest's narrowed by the config, and by ``caps`` when
-        given (a parent's, for a child: attenuation only, never wider)."""
+        given (a parent's, for a child: attenuation only, never wider). It runs in its own OS process,
+        confined by Landlock and resource limits (``kernel.worker_host.plan``; ``unconfined``: without
+        Landlock, as the user's explicit choice)."""
         if self.task_group is None:
             raise UsageError("the kernel is not running")
         cls = self.plugins.agent(agent)
         manifest = cls.manifest
+        worker_spec, confine = worker_plan(self, cls, unconfined=unconfined)
         granted = narrow(manifest.name, manifest.capabilities, self.config.access)
         if ppid == 0:  # started by the person at the terminal: never more than [access.user] lets them have
             granted = attenuate(granted, self.user.caps)
@@ -230,9 +238,10 @@ class Kernel:
             caps=granted,
         )
         self._next_pid += 1
-        instance = cls()
+        token = self.tokens.mint(proc.pid)
+        # In a worker the plugin's code (even its constructor) runs only in that confined process.
+        instance: Agent | WorkerRun = cls() if worker_spec is None else WorkerRun(cls, worker_spec, token, confine)
         self._procs[proc.pid] = proc
-        self.tokens.mint(proc.pid)
         self._persist(proc)
         self.audit.record(
             pid=ppid or None,
@@ -279,6 +288,9 @@ class Kernel:
         if not proc.alive:
             raise UsageError(f"process {pid} has already ended")
         self.engine.suspend(pid)
+        if proc.os_pid is not None:  # the worker stops too, not just its LLM work
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.os_pid, signal.SIGSTOP)
         if not proc.suspended:
             proc.resume_state = proc.state
             self.set_state(proc, ProcState.SUSPENDED)
@@ -287,6 +299,9 @@ class Kernel:
     async def resume(self, pid: int) -> None:
         proc = self.process(pid)
         self.engine.resume(pid)
+        if proc.os_pid is not None and proc.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.os_pid, signal.SIGCONT)
         if proc.suspended:
             proc.suspended = False
             self.set_state(proc, proc.resume_state)
@@ -397,14 +412,25 @@ class Kernel:
         self._persist(proc)
         self.events.publish(ProcessStateChanged(proc.pid, state.value))
 
-    async def _run_process(self, proc: Process, agent: Agent) -> None:
+    async def _run_process(self, proc: Process, agent: Agent | WorkerRun) -> None:
         ctx = ProcessContext(self, proc)
         self.set_state(proc, ProcState.RUNNING)
         try:
             with proc.cancel_scope or anyio.CancelScope() as scope:
                 proc.cancel_scope = scope
                 try:
-                    result = await agent.run(ctx, proc.goal)
+                    if isinstance(agent, WorkerRun):  # its own OS process; kill reaps it (SIGTERM, SIGKILL)
+                        result = await run_worker(
+                            self, proc, agent.cls, agent.spec, token=agent.token, confine=agent.confine
+                        )
+                    else:
+                        result = await agent.run(ctx, proc.goal)
+                except WorkerDied as exc:
+                    log.warning("agent %s (pid %d, os pid %s) died: %s", proc.agent, proc.pid, proc.os_pid, exc)
+                    self._audit_death(proc, exc.message)
+                    self._finish(proc, ProcState.FAILED, exc.code, error=exc.message)
+                except AgentFailed as exc:
+                    self._finish(proc, ProcState.FAILED, 1, error=exc.message)
                 except Exception as exc:
                     log.exception("agent %s (pid %d) failed", proc.agent, proc.pid)
                     self._finish(proc, ProcState.FAILED, 1, error=f"{type(exc).__name__}: {exc}")
@@ -415,6 +441,17 @@ class Kernel:
         finally:
             # Kernel shutdown cancels every agent from outside its scope.
             self._finish(proc, ProcState.EXITED, KILLED_EXIT_CODE, error="kernel shut down")
+
+    def _audit_death(self, proc: Process, reason: str) -> None:
+        self.audit.record(
+            pid=proc.pid,
+            agent=proc.agent,
+            token_id=self.tokens.token_id(proc.pid),
+            syscall="proc.exit",
+            resource=f"os-pid:{proc.os_pid}",
+            decision="deny",
+            reason=reason,
+        )
 
     def _finish(
         self, proc: Process, state: ProcState, code: int, *, result: str | None = None, error: str | None = None

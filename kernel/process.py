@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -87,6 +88,12 @@ class Process:
     tool_wait_since: float = 0.0
     #: The number of this process's latest tool call (``ToolCallStarted.call``).
     tool_call_seq: int = 0
+    #: The worker's OS pid when the agent runs in its own process (``kernel.worker``); None in-process.
+    os_pid: int | None = None
+    #: How the agent is confined: ``in-process``, ``process`` (own process, no Landlock), ``landlock-N``.
+    confinement: str = "in-process"
+    #: The worker's exit status as ``waitpid`` gave it (negative: killed by that signal).
+    os_exit: int | None = None
 
     def __post_init__(self) -> None:
         self.inbox_send: MemoryObjectSendStream[str]
@@ -138,4 +145,29 @@ class Process:
         info["interactive"] = self.interactive
         info["token_budget"] = self.token_budget
         info["tokens_per_s"] = self.tokens_per_s
+        info["os_pid"] = self.os_pid
+        info["confinement"] = self.confinement
+        info["rss_kb"], info["cpu_s"] = os_usage(self.os_pid) if self.alive else (None, None)
         return info
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE_KB = (os.sysconf("SC_PAGE_SIZE") // 1024) if hasattr(os, "sysconf") else 4
+
+
+def os_usage(os_pid: int | None) -> tuple[int | None, float | None]:
+    """Resident memory (KiB) and CPU time (user + system seconds) of a worker, from ``/proc``."""
+    if os_pid is None:
+        return None, None
+    try:
+        with open(f"/proc/{os_pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None, None
+    # After the command name: state is field 3, utime 14, stime 15, rss (pages) 24 (1-based, see proc(5)).
+    try:
+        cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        rss = int(fields[21]) * _PAGE_KB
+    except (IndexError, ValueError):
+        return None, None
+    return rss, round(cpu, 3)

@@ -1,0 +1,262 @@
+"""A hostile aios plugin, installed as a real one-file plugin (the config dir's ``plugins/`` folder).
+
+``hostile`` runs one escape attempt named by its goal (JSON: ``{"attack": NAME, "arg": ...}``) and returns
+JSON ``{"attack", "escaped", "detail"}``: ``escaped`` is true when the attempt did what it tried to do. The
+resource attacks (``memory``, ``cpu``, ``fork_loop``, ``fd_exhaust``) either fail inside the agent or get
+it killed by its limits. ``calm`` is a well-behaved agent: it makes a syscall and a short LLM call, to show
+the kernel keeps serving others while ``hostile`` misbehaves.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from aios.api import Agent, Capabilities, Context, Manifest
+from aios.hookspecs import hookimpl
+
+
+def _try(fn: Any) -> tuple[bool, str]:
+    try:
+        detail = fn()
+    except (OSError, MemoryError, subprocess.SubprocessError, ValueError) as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, str(detail)[:200]
+
+
+def _read(path: str) -> Any:
+    with open(path, "rb") as f:
+        return f.read(64)
+
+
+def _write(path: str) -> Any:
+    with open(path, "ab") as f:
+        f.write(b"pwned\n")
+    return "wrote"
+
+
+def _scratch(name: str) -> str:
+    return os.path.join(os.getcwd(), name)
+
+
+def _symlink(target: str) -> Any:
+    link = _scratch(f"link-{abs(hash(target))}")
+    if not os.path.lexists(link):
+        os.symlink(target, link)
+    return _read(link)
+
+
+def _hardlink(target: str) -> Any:
+    link = _scratch(f"hard-{abs(hash(target))}")
+    os.link(target, link)
+    return _read(link)
+
+
+def _rename_out(target_dir: str) -> Any:
+    mine = _scratch("payload")
+    with open(mine, "wb") as f:
+        f.write(b"x")
+    os.rename(mine, os.path.join(target_dir, "payload-from-agent"))
+    return "renamed"
+
+
+def _exec(argv: list[str]) -> Any:
+    done = subprocess.run(argv, capture_output=True, timeout=10, check=False)
+    if done.returncode != 0:
+        raise OSError(f"exit {done.returncode}: {done.stderr[-200:]!r}")
+    return done.stdout[:64]
+
+
+def _system(cmd: str) -> Any:
+    status = os.system(cmd)
+    if status != 0:
+        raise OSError(f"os.system returned {status}")
+    return "ran"
+
+
+def _exec_copy() -> Any:
+    """Copy the (readable, executable) interpreter into the scratch dir and run the copy."""
+    copy = _scratch("py-copy")
+    with open(os.path.realpath(sys.executable), "rb") as src, open(copy, "wb") as dst:
+        dst.write(src.read())
+    os.chmod(copy, 0o700)
+    return _exec([copy, "-c", "pass"])
+
+
+def _memfd_exec() -> Any:
+    fd = os.memfd_create("x", 0)
+    with open(os.path.realpath(sys.executable), "rb") as src:
+        os.write(fd, src.read())
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execve(fd, [sys.executable, "-c", "pass"], {})
+        finally:
+            os._exit(99)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise OSError(f"fexecve failed (status {status})")
+    return "executed from a memfd"
+
+
+def _tcp_connect(port: int) -> Any:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        return f"connected to {s.getpeername()}"
+
+
+def _tcp_bind(port: int) -> Any:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        return f"listening on {s.getsockname()}"
+
+
+def _abstract_connect(name: str) -> Any:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect("\0" + name)
+        return "connected to an abstract socket outside the sandbox"
+
+
+def _unix_http(path: str) -> Any:
+    """Talk to the kernel's own socket without a token: the kernel, not the OS, must refuse."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall(b"GET /v1/ps HTTP/1.1\r\nHost: aios\r\n\r\n")
+        head = s.recv(64)
+    if b" 200 " not in head:
+        raise OSError(f"refused by the kernel: {head[:32]!r}")
+    return "listed processes"
+
+
+def _kill(args: dict[str, int]) -> Any:
+    os.kill(int(args["pid"]), int(args.get("sig", 15)))
+    return "signal delivered"
+
+
+def _ptrace(pid: int) -> Any:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.ptrace(16, pid, None, None) != 0:  # PTRACE_ATTACH
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    libc.ptrace(17, pid, None, None)  # PTRACE_DETACH
+    return "attached"
+
+
+def _vm_read(pid: int) -> Any:
+    class IoVec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(16)
+    local = IoVec(ctypes.cast(buf, ctypes.c_void_p), 16)
+    remote = IoVec(0x400000, 16)
+    if libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0) < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return "read the kernel's memory"
+
+
+def _chown() -> Any:
+    mine = _scratch("owned")
+    open(mine, "wb").close()
+    os.chown(mine, 12345, 12345)
+    return "changed owner (a capability survived)"
+
+
+def _memory(mb: int) -> Any:
+    block = bytearray(mb * 2**20)
+    return f"allocated {len(block)} bytes"
+
+
+def _cpu(seconds: float) -> Any:
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return f"spun for {seconds} s"
+
+
+def _fork_loop(most: int) -> Any:
+    children = []
+    try:
+        for _ in range(most):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(30)
+                os._exit(0)
+            children.append(pid)
+    finally:
+        for pid in children:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+    return f"forked {most} processes"
+
+
+def _fd_exhaust(most: int) -> Any:
+    fds = []
+    try:
+        for _ in range(most):
+            fds.append(os.open("/dev/null", os.O_RDONLY))
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return f"opened {most} files"
+
+
+ATTACKS: dict[str, Any] = {
+    "read": _read,
+    "write": _write,
+    "listdir": os.listdir,
+    "symlink": _symlink,
+    "hardlink": _hardlink,
+    "rename_out": _rename_out,
+    "exec": _exec,
+    "system": _system,
+    "exec_copy": lambda arg: _exec_copy(),
+    "memfd_exec": lambda arg: _memfd_exec(),
+    "tcp_connect": _tcp_connect,
+    "tcp_bind": _tcp_bind,
+    "abstract_connect": _abstract_connect,
+    "unix_http": _unix_http,
+    "kill": _kill,
+    "ptrace": _ptrace,
+    "vm_read": _vm_read,
+    "chown": lambda arg: _chown(),
+    "memory": _memory,
+    "cpu": _cpu,
+    "fork_loop": _fork_loop,
+    "fd_exhaust": _fd_exhaust,
+}
+
+
+class HostileAgent(Agent):
+    manifest = Manifest(name="hostile", description="tries to escape its confinement (tests only)")
+    #: Lower than the kernel's defaults, so the resource attacks end quickly.
+    limits = {"memory_mb": 512, "cpu_s": 2, "nproc": 8, "nofile": 64}
+
+    async def run(self, ctx: Context, goal: str) -> str:
+        spec = json.loads(goal)
+        escaped, detail = _try(lambda: ATTACKS[spec["attack"]](spec.get("arg")))
+        return json.dumps({"attack": spec["attack"], "escaped": escaped, "detail": detail})
+
+
+class CalmAgent(Agent):
+    manifest = Manifest(
+        name="calm", description="behaves (tests only)", capabilities=Capabilities(llm_token_budget=10_000)
+    )
+
+    async def run(self, ctx: Context, goal: str) -> str:
+        me = await ctx.call("proc.self")
+        reply = "".join([piece async for piece in ctx.llm.chat([{"role": "user", "content": goal}], max_tokens=8)])
+        await ctx.write(reply)
+        return json.dumps({"pid": me["pid"], "reply": reply, "os_pid": os.getpid()})
+
+
+@hookimpl
+def register_agents() -> list[type[Agent]]:
+    return [HostileAgent, CalmAgent]
