@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aios.api import ChatMessage
+from aios.api import ChatMessage, LLMHelpers, SyscallContext
 from kernel.syscalls import LLMChatRequest
 
 if TYPE_CHECKING:
     from kernel.process import Process
-    from kernel.sys_fs import FsFacade
-    from kernel.sys_tool import ToolsFacade
 
 __all__ = ["ContextKernel", "ProcessContext"]
 
@@ -30,7 +28,7 @@ class ContextKernel(Protocol):
     async def dispatch(self, proc: Process, name: str, payload: dict[str, Any]) -> Any: ...
 
 
-class _ProcessLLM:
+class _ProcessLLM(LLMHelpers):
     def __init__(self, kernel: ContextKernel, proc: Process) -> None:
         self._kernel = kernel
         self._proc = proc
@@ -62,7 +60,10 @@ class _ProcessLLM:
         return self._kernel.llm_chat(self._proc, request)
 
 
-class ProcessContext:
+class ProcessContext(SyscallContext):
+    """``fs``, ``memory``, ``tasks``, ``tools``, ``kill``, ``ask_user`` and ``log`` come from ``SyscallContext``
+    (aios.api): the same facades over ``call`` that an out-of-process agent gets."""
+
     def __init__(self, kernel: ContextKernel, proc: Process) -> None:
         self._kernel = kernel
         self._proc = proc
@@ -96,22 +97,6 @@ class ProcessContext:
     async def call(self, syscall: str, **payload: Any) -> Any:
         """Make any table syscall by name (``await ctx.call("fs.search", query="…")``)."""
         return await self._kernel.dispatch(self._proc, syscall, payload)
-
-    # -- domain facades (each a thin wrapper over ``call``) are attached below by their owners --
-
-    @property
-    def fs(self) -> FsFacade:
-        """The semantic file system: ``await ctx.fs.search("…")``, ``read``, ``write``, ``history``, ``rollback``."""
-        from kernel.sys_fs import FsFacade
-
-        return FsFacade(self)
-
-    @property
-    def tools(self) -> ToolsFacade:
-        """MCP tools: ``await ctx.tools.search("…")``, ``call("server.tool", **args)``, ``plan(steps)``."""
-        from kernel.sys_tool import ToolsFacade
-
-        return ToolsFacade(self)
 
     async def spawn(self, agent: str, goal: str = "", *, caps: dict[str, Any] | None = None) -> int:
         """Start a child agent (``proc.spawn``): it gets at most this agent's capabilities, narrowed further

@@ -168,6 +168,11 @@ class Engine:
 
     # -- loop-side API --------------------------------------------------------------------------------
 
+    @property
+    def busy(self) -> bool:
+        """Whether requests are queued or generating: a hint any thread may read (the semfs embedder yields)."""
+        return bool(self._requests)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="aios-engine", daemon=True)
         self._thread.start()

@@ -324,3 +324,55 @@ async def task_prompt(kernel: Kernel, proc: Process, request: TaskPromptRequest)
             counter=counter,
         ).as_dict(),
     )
+
+
+class TaskClassifyRequest(Request):
+    tree: int = Field(ge=1)
+    message: str = Field(min_length=1, max_length=20_000)
+    #: File the message into the tree (a new step, an update, a restored step) as well as classifying it.
+    apply: bool = False
+    #: Let the message's structure decide where it can (False: always ask the model; for measuring it).
+    rules: bool = True
+
+
+@syscall("task.classify", TaskClassifyRequest, access=lambda k, p, r: [Access("task", f"t{r.tree}", write=r.apply)])
+async def task_classify(kernel: Kernel, proc: Process, request: TaskClassifyRequest) -> dict[str, Any]:
+    """Which kind of turn a user message is (``new_step``, ``update``, ``question``) and which step it is
+    about: decided by the text's structure where it can be (``by: rule``), else by ONE grammar-constrained
+    ``llm.chat`` of the caller (``by: model``); with ``apply`` also filed into the tree through the task
+    syscalls (``about``: the step a reply is about; ``new``: whether that step still needs a value)."""
+    import logging
+
+    from aios.errors import BudgetExceeded, PermissionDenied
+    from kernel.context import ProcessContext
+    from memory.taskclassify import (
+        Classification,
+        apply_classification,
+        classify_turn,
+        live_steps,
+        removed_steps,
+    )
+
+    state: dict[str, Any] = await _run(
+        kernel, lambda tasks: {"tree": tasks.tree(request.tree), "nodes": tasks.nodes(request.tree)}
+    )
+    ctx = ProcessContext(kernel, proc)
+    try:
+        found = await classify_turn(
+            ctx.llm.chat,
+            live_steps(state),
+            request.message,
+            removed=removed_steps(state),
+            active=state["tree"]["active_id"],
+            rules=request.rules,
+        )
+    except (BudgetExceeded, PermissionDenied):
+        raise
+    except AiosError as exc:  # a backend without grammars, or an answer that does not parse
+        logging.getLogger(__name__).info("turn classification failed (%s): filed as a new step", exc.message)
+        found = Classification("new_step", None, "", "", by="fallback")
+    out = found.as_dict()
+    if request.apply:
+        about, new = await apply_classification(ctx.call, state, found, request.message)
+        out.update(about=about, new=new)
+    return out

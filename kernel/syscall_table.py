@@ -30,7 +30,7 @@ def load_syscalls() -> None:
 #: where ``function(kernel)`` returns an async context manager yielding the service object, stored as
 #: ``kernel.services[name]``. A service that fails to start is logged and left out; the kernel still boots.
 SERVICES: tuple[tuple[str, str], ...] = (
-    ("semfs", "memory.semfs.service:open_service"),
+    ("semfs", "kernel.svc_semfs:open_service"),
     ("memory", "kernel.svc_memory:open_service"),
     ("mcp", "kernel.svc_tools:open_service"),
 )

@@ -1,15 +1,21 @@
-"""Filing a user turn into a task tree with ONE grammar-constrained LLM call.
+"""Filing a user turn into a task tree: structure first, ONE grammar-constrained LLM call only where it must.
 
-The model sees the live steps (id, title, value) and the message, and must answer with JSON matching a
-schema whose ``node`` field is an enum of those ids: a new step, an update of an existing step, or a
-question about the state. Applying a question changes nothing; the answer is built from the tree.
+``classify_by_rules`` decides what the text itself says, the way a person reads it: a question mark or a
+leading question word is a question; an edit verb ("change", "replace", "remove", "actually", "correction",
+"make the X Y", "add X to the Y") names an update of the step it refers to; a creation verb or a plain
+statement that refers to no step is a new step. A step is "referred to" when the message shares a content
+word (or its stem) with the step's title or value; "it"/"that" refer to the active step. When the text is
+ambiguous (an edit that refers to no step, or to several equally) the rules give up and ``classify_turn``
+asks the model: it sees the live steps (id, title, value) and the message and must answer with JSON matching
+a schema whose ``node`` field is an enum of those ids. Applying a question changes nothing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,9 +29,11 @@ __all__ = [
     "apply_classification",
     "classification_messages",
     "classification_schema",
+    "classify_by_rules",
     "classify_turn",
     "live_steps",
     "parse_classification",
+    "removed_steps",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,9 +70,153 @@ class Classification:
     node: int | None
     title: str
     value: str
+    #: Who decided: "rule" (the text's structure), "model" (one LLM call) or "fallback" (neither could).
+    by: str = "model"
+    #: For a new step: the existing step it belongs under (``Book a room for the design session``).
+    parent: int | None = None
+    #: For an update of a removed step: bring it back ("keep the milk after all").
+    restore: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "node": self.node, "title": self.title, "value": self.value}
+        return {
+            "kind": self.kind,
+            "node": self.node,
+            "title": self.title,
+            "value": self.value,
+            "by": self.by,
+            "parent": self.parent,
+            "restore": self.restore,
+        }
+
+
+# -- rules: what the text's structure decides ---------------------------------------------------------
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_QUESTION_WORDS = frozenset(
+    "what where which who whom whose when why how is are was were do does did can could should would will "
+    "shall may have has".split()
+)
+#: Verbs (and markers) that change something already there.
+_EDIT = frozenset(
+    "actually correction correct change changed replace swap switch remove delete drop cancel undo raise lower "
+    "increase decrease reduce extend shorten rename move merge split postpone reschedule update instead "
+    "rather keep restore fix make set".split()
+)
+#: Markers that bring a removed step back.
+_RESTORE = frozenset("keep restore undo back".split())
+_REMOVE = frozenset("remove delete drop cancel".split())
+#: Verbs that start something new (a new step, possibly under an existing one).
+_CREATE = frozenset(
+    "add book find buy get need want plan schedule invite put include create start order reserve call email "
+    "write also new first second third next then".split()
+)
+#: Words that refer to the whole task, not one step.
+_WHOLE = frozenset("whole everything all overall total list plan summary status now so far".split())
+_PRONOUNS = frozenset("it that this them those these".split())
+_STOP = frozenset(
+    "a an the and or but of to in on at for with by from as is are be was were it its this that these those "
+    "i we you me us my our your they them their he she his her not no yes please also too now then so just "
+    "into onto about one two some any all up down out off over more less much many very can will would "
+    "should could do does did have has had let lets get got make made put set want need like back well "
+    "instead actually rather each per".split()
+)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _stem(word: str) -> str:
+    """A crude stem, enough to tie "invited"/"invitees", "sessions"/"session", "baking"/"bake"."""
+    for suffix in ("ations", "ation", "ings", "ing", "ees", "ies", "ers", "ed", "es", "er", "s", "e"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _content(text: str) -> set[str]:
+    return {_stem(w) for w in _words(text) if w not in _STOP and len(w) > 2 and not w.isdigit()}
+
+
+def _references(steps: list[dict[str, Any]], words: set[str]) -> list[tuple[float, dict[str, Any]]]:
+    """Steps the message refers to, best first: a shared title word counts twice a shared value word."""
+    scored = []
+    for step in steps:
+        title = _content(step["title"])
+        value = _content(step.get("output") or "")
+        score = 2.0 * len(words & title) + len(words & (value - title))
+        if score:
+            scored.append((score, step))
+    # Ties go to the newest step: it is the one the conversation is most likely about.
+    scored.sort(key=lambda pair: (pair[0], pair[1]["id"]), reverse=True)
+    return scored
+
+
+def _title_for(text: str) -> str:
+    words = [w for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9'-]*", text) if w.lower() not in _STOP]
+    words = [w for w in words if w.lower() not in _CREATE] or words
+    return " ".join(words[:3]).capitalize()[:MAX_TITLE] or "Step"
+
+
+def classify_by_rules(
+    steps: list[dict[str, Any]],
+    text: str,
+    *,
+    removed: Sequence[dict[str, Any]] = (),
+    active: int | None = None,
+) -> Classification | None:
+    """Classify ``text`` from its structure alone, or ``None`` when only the model can tell.
+
+    ``steps`` are the live steps, ``removed`` the superseded ones (a "keep the milk after all" may bring one
+    back), ``active`` the step the conversation is on (what "it" refers to).
+    """
+    words = _words(text)
+    if not words:
+        return None
+    first = words[0]
+    content = _content(text)
+    refs = _references(steps, content)
+    # -- a question: its mark, or a leading question word (and no edit verb leading it)
+    if text.rstrip().endswith("?") or (first in _QUESTION_WORDS and first not in ("do", "can", "will")):
+        if content & {_stem(w) for w in _WHOLE} and not (refs and refs[0][0] >= 2):
+            return Classification("question", None, "", "", by="rule")
+        node = refs[0][1]["id"] if refs and (len(refs) == 1 or refs[0][0] > refs[1][0]) else None
+        if node is None and refs and refs[0][0] == refs[1][0]:
+            node = refs[0][1]["id"]  # equally good matches: the newest, as above
+        return Classification("question", node, "", "", by="rule")
+    lead = set(words[:3])
+    edit = (
+        bool(lead & _EDIT)
+        or bool(set(words) & {"correction", "instead", "actually"})
+        or any(w in _EDIT and nxt in _PRONOUNS for w, nxt in zip(words, words[1:], strict=False))
+    )
+    # "Add lemon zest to the crumble": adding to an existing step changes that step.
+    into = re.search(r"\b(?:to|into|onto)\s+(?:the|my|our)\s+([a-z][a-z\s-]{0,40})", text.lower())
+    if first in ("add", "put", "include") and into and steps:
+        target = _references(steps, _content(into.group(1)))
+        if target:
+            return Classification("update", target[0][1]["id"], target[0][1]["title"], "", by="rule")
+    if edit:
+        if lead & _RESTORE and removed:
+            back = _references(list(removed), content)
+            if back and not (refs and refs[0][0] > back[0][0]):
+                return Classification("update", back[0][1]["id"], back[0][1]["title"], "", by="rule", restore=True)
+        if refs and (len(refs) == 1 or refs[0][0] > refs[1][0] or _merge(words)):
+            step = refs[0][1]
+            value = "removed" if lead & _REMOVE else ""
+            return Classification("update", step["id"], step["title"], value, by="rule")
+        if not refs and set(words) & _PRONOUNS and active is not None and any(s["id"] == active for s in steps):
+            step = next(s for s in steps if s["id"] == active)
+            return Classification("update", active, step["title"], "", by="rule")
+        return None  # an edit of what? only the model can tell
+    if first in _CREATE or not refs:
+        parent = refs[0][1]["id"] if refs and first in _CREATE else None
+        return Classification("new_step", None, _title_for(text), "", by="rule", parent=parent)
+    return None  # a statement about an existing step: new detail or a change? the model decides
+
+
+def _merge(words: list[str]) -> bool:
+    return bool({"merge", "combine", "join", "both"} & set(words))
 
 
 def classification_schema(node_ids: list[int]) -> dict[str, Any]:
@@ -113,11 +265,23 @@ def parse_classification(raw: str, node_ids: list[int]) -> Classification:
     return Classification(kind, node, title, value)
 
 
-async def classify_turn(chat: ChatFn, steps: list[dict[str, Any]], text: str) -> Classification:
-    """ONE grammar-constrained call; ``chat`` is ``ctx.llm.chat`` (or anything with its signature).
-
-    Raises ``AiosError`` when the backend has no grammars or the answer does not parse.
+async def classify_turn(
+    chat: ChatFn,
+    steps: list[dict[str, Any]],
+    text: str,
+    *,
+    removed: Sequence[dict[str, Any]] = (),
+    active: int | None = None,
+    rules: bool = True,
+) -> Classification:
+    """The rules' answer when they have one, else ONE grammar-constrained call (``chat`` is ``ctx.llm.chat``
+    or anything with its signature). Raises ``AiosError`` when the backend has no grammars or the answer
+    does not parse.
     """
+    if rules:
+        decided = classify_by_rules(steps, text, removed=removed, active=active)
+        if decided is not None:
+            return decided
     ids = [s["id"] for s in steps]
     pieces = [
         p
@@ -137,6 +301,11 @@ def live_steps(state: dict[str, Any]) -> list[dict[str, Any]]:
     return [n for n in state["nodes"] if n["status"] != "superseded" and n["id"] != root]
 
 
+def removed_steps(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Steps dropped without a replacement (a turn may bring one back)."""
+    return [n for n in state["nodes"] if n["status"] == "superseded" and not n.get("superseded_by")]
+
+
 async def apply_classification(call: CallFn, state: dict[str, Any], c: Classification, text: str) -> tuple[int, bool]:
     """File a classified turn through the ``task.*`` syscalls (``call`` is ``ctx.call``).
 
@@ -149,6 +318,12 @@ async def apply_classification(call: CallFn, state: dict[str, Any], c: Classific
     live = {s["id"] for s in live_steps(state)}
     if c.kind == "question":
         return (c.node if c.node is not None and c.node in live else tree["active_id"]), False
+    if c.kind == "update" and c.restore and c.node is not None and c.node not in live:
+        versions = [n["version"] for n in state["nodes"] if n["id"] == c.node]
+        if versions and versions[0] > 1:
+            await call("task.rollback", tree=tree["id"], node=c.node, version=versions[0] - 1)
+            await call("task.activate", tree=tree["id"], node=c.node)
+            return c.node, False
     if c.kind == "update" and c.node is not None and c.node in live:
         if c.value.lower() in REMOVED_VALUES:
             await call("task.supersede", tree=tree["id"], node=c.node)
@@ -163,5 +338,6 @@ async def apply_classification(call: CallFn, state: dict[str, Any], c: Classific
         input=text,
         output=c.value,
         status="done" if c.value else "running",
+        **({"parent": c.parent} if c.parent is not None and c.parent in live else {}),
     )
     return node["id"], not c.value

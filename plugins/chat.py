@@ -1,8 +1,9 @@
 """The built-in ``chat`` agent: a conversation with the local model, kept as a task-memory tree.
 
 In a conversation (an interactive process) the first message is the root of the conversation's task tree;
-each later user message is filed into it with ONE grammar-constrained call (a new step,
-an update of a step, or a question about the state; a question changes nothing). The reply's prompt is
+each later user message is filed into it by ``ctx.tasks.file`` (the ``task.classify`` syscall: the text's
+structure decides where it can, one grammar-constrained call where it must: a new step, an update of a step,
+or a question about the state; a question changes nothing). The reply's prompt is
 built prefix-stable: the system prompt, the agent's core memory blocks, the task slice for the step the
 message is about (its root-to-step path and dependencies, no sibling branches, no superseded values), the
 last exchange, and the message. So a correction ("not Rome, Lisbon") replaces the old value instead of
@@ -12,17 +13,12 @@ competing with it in a long transcript, and prompts stay short as the conversati
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from aios.api import Agent, ChatMessage, Context, Manifest
-from aios.errors import AiosError
 from aios.hookspecs import hookimpl
-from memory.taskclassify import Classification, apply_classification, classify_turn, live_steps
 
 __all__ = ["ChatAgent"]
-
-log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = "You are a helpful, concise assistant running inside aios, an agent operating system."
 
@@ -50,7 +46,7 @@ class ChatAgent(Agent):
         # A conversation: its first message is the task tree's root and is answered through the same layout
         # as every later one (system prompt, core blocks, the task slice, the message); it needs no
         # classification, being the root.
-        tree = await ctx.call("task.create", title=first.strip()[:80] or "conversation", input=first)
+        tree = await ctx.tasks.create(first.strip()[:80] or "conversation", first)
         recent: list[ChatMessage] = []
         message: str | None = first
         about, new_node = tree["root_id"], False
@@ -63,7 +59,7 @@ class ChatAgent(Agent):
                 ctx, [{"role": "system", "content": system}, *window, {"role": "user", "content": message}]
             )
             if new_node and answer:
-                await ctx.call("task.update", tree=tree["id"], node=about, output=answer[:500], status="done")
+                await ctx.tasks.update(tree["id"], about, output=answer[:500], status="done")
             recent += [{"role": "user", "content": message}, {"role": "assistant", "content": answer}]
             await ctx.end_turn()
             message = await ctx.input()
@@ -77,19 +73,15 @@ class ChatAgent(Agent):
         return "".join(pieces).strip()
 
     async def _system(self, ctx: Context, tree: int, about: int) -> str:
-        core = (await ctx.call("mem.core_get"))["rendered"]
-        task = await ctx.call("task.prompt", tree=tree, node=about, budget=self.task_budget)
-        return "\n\n".join(part for part in (SYSTEM_PROMPT, core, task["text"]) if part)
+        core = (await ctx.memory.core())["rendered"]
+        task = await ctx.tasks.prompt(tree, about, budget=self.task_budget)
+        return "\n\n".join(part for part in (SYSTEM_PROMPT, core, task) if part)
 
     async def _file(self, ctx: Context, tree: dict[str, Any], message: str) -> tuple[int, bool]:
         """File ``message`` into the tree: returns (the step the reply is about, whether it is a new step)."""
-        state = await ctx.call("task.get", tree=tree["id"])
-        try:
-            c = await classify_turn(ctx.llm.chat, live_steps(state), message)
-        except AiosError as exc:  # a backend without grammars, or an answer that does not parse
-            log.info("turn classification failed (%s); filing the message as a new step", exc.message)
-            c = Classification("new_step", None, "", "")
-        return await apply_classification(ctx.call, state, c, message)
+        filed = await ctx.tasks.file(tree["id"], message)
+        ctx.log.debug("turn filed as %s (by %s)", filed["kind"], filed["by"])
+        return int(filed["about"]), bool(filed["new"])
 
 
 @hookimpl
