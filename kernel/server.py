@@ -115,16 +115,22 @@ class _Api:
         scheme, _, token = header.partition(" ")
         return self.kernel.tokens.resolve(token.strip() if scheme.lower() == "bearer" else None)
 
+    def live_process(self, pid: int) -> Any:
+        try:
+            return self.kernel.process(pid)
+        except ProcessNotFound:
+            return None
+
     def process_of(self, bearer: Bearer) -> Any:
         if bearer.pid is None:
             raise PermissionDenied("the front-end token is not a process: spawn an agent and use its token")
-        proc = self.kernel._procs.get(bearer.pid)
+        proc = self.live_process(bearer.pid)
         if proc is None or not proc.alive:
             raise TokenError("invalid or expired token")
         return proc
 
     def audit_failure(self, request: Request, bearer: Bearer | None, exc: AiosError) -> None:
-        proc = self.kernel._procs.get(bearer.pid) if bearer is not None and bearer.pid is not None else None
+        proc = self.live_process(bearer.pid) if bearer is not None and bearer.pid is not None else None
         self.kernel.audit.record(
             pid=proc.pid if proc else None,
             agent=proc.agent if proc else ("user" if bearer is not None else "?"),
