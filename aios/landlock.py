@@ -30,6 +30,7 @@ __all__ = [
     "Rules",
     "abi_version",
     "confinement_level",
+    "deny_new_processes",
     "drop_capabilities",
     "restrict_self",
     "set_no_new_privs",
@@ -290,3 +291,63 @@ def _add_path(add_rule: int, ruleset: int, path: str, rights: int) -> None:
             raise OSError(exc.errno, f"landlock_add_rule({path}): {exc.strerror}") from None
     finally:
         os.close(fd)
+
+
+# -- seccomp: no new processes ---------------------------------------------------------------------------
+
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7, "arm64": 0xC00000B7}
+#: (fork, vfork, clone, clone3); aarch64 has no fork/vfork (0xFFFFFFFF never matches).
+_PROCESS_SYSCALLS = {"x86_64": (57, 58, 56, 435), "aarch64": (0xFFFFFFFF, 0xFFFFFFFF, 220, 435)}
+_PROCESS_SYSCALLS["arm64"] = _PROCESS_SYSCALLS["aarch64"]
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+_RET_ALLOW, _RET_ERRNO = 0x7FFF0000, 0x00050000
+_CLONE_THREAD = 0x00010000
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def deny_new_processes() -> None:
+    """A seccomp filter: ``fork``, ``vfork`` and a ``clone`` that is not a thread fail with ``EAGAIN``
+    (``clone3`` says ``ENOSYS``, so the C library falls back to ``clone`` for threads).
+
+    For a worker run as root: Linux never applies ``RLIMIT_NPROC`` to uid 0, so a fork loop cannot be
+    bounded by a count there; such a worker may not start processes at all. Sets ``PR_SET_NO_NEW_PRIVS``.
+    """
+    machine = platform.machine()
+    if machine not in _AUDIT_ARCH or platform.system() != "Linux":
+        raise LandlockUnavailable(f"no seccomp filter for {platform.system()}/{machine}")
+    fork, vfork, clone, clone3 = _PROCESS_SYSCALLS[machine]
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    deny, enosys, allow = _RET_ERRNO | errno.EAGAIN, _RET_ERRNO | errno.ENOSYS, _RET_ALLOW
+    program = [
+        (ld, 0, 0, 4),  # 0: arch
+        (jeq, 1, 0, _AUDIT_ARCH[machine]),  # 1: -> 3
+        (ret, 0, 0, _RET_ERRNO | errno.EPERM),  # 2: another ABI (32-bit entry points): refused
+        (ld, 0, 0, 0),  # 3: syscall number
+        (jge, 8, 0, 0x40000000),  # 4: x32 numbers -> 13
+        (jeq, 7, 0, fork),  # 5: -> 13
+        (jeq, 6, 0, vfork),  # 6: -> 13
+        (jeq, 6, 0, clone3),  # 7: -> 14
+        (jeq, 1, 0, clone),  # 8: -> 10
+        (ret, 0, 0, allow),  # 9
+        (ld, 0, 0, 16),  # 10: clone flags (args[0], low word)
+        (jset, 0, 1, _CLONE_THREAD),  # 11: a thread -> 12, else -> 13
+        (ret, 0, 0, allow),  # 12
+        (ret, 0, 0, deny),  # 13
+        (ret, 0, 0, enosys),  # 14
+    ]
+    filters = (_SockFilter * len(program))(*[_SockFilter(*insn) for insn in program])
+    fprog = _SockFprog(len(program), filters)
+    set_no_new_privs()
+    libc = _c()
+    if libc.prctl(
+        _PR_SET_SECCOMP, ctypes.c_ulong(_SECCOMP_MODE_FILTER), ctypes.byref(fprog), ctypes.c_ulong(0), ctypes.c_ulong(0)
+    ):
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_SECCOMP): {os.strerror(err)}")

@@ -62,6 +62,8 @@ def confine(start: dict[str, Any]) -> str:
         return "process"
     rules = start["rules"]
     landlock.drop_capabilities()
+    if os.getuid() == 0 and (start.get("limits") or {}).get("nproc"):
+        landlock.deny_new_processes()  # Linux exempts uid 0 from RLIMIT_NPROC: no forks at all then
     abi = landlock.restrict_self(
         landlock.Rules(
             read=tuple(rules.get("read", ())),

@@ -35,6 +35,11 @@ def _read(path: str) -> Any:
         return f.read(64)
 
 
+def _open(path: str) -> Any:
+    os.close(os.open(path, os.O_RDONLY))
+    return "opened"
+
+
 def _write(path: str) -> Any:
     with open(path, "ab") as f:
         f.write(b"pwned\n")
@@ -210,6 +215,7 @@ def _fd_exhaust(most: int) -> Any:
 
 ATTACKS: dict[str, Any] = {
     "read": _read,
+    "open": _open,
     "write": _write,
     "listdir": os.listdir,
     "symlink": _symlink,

@@ -1,0 +1,196 @@
+"""Agents in their own confined OS processes: a hostile plugin tries to escape, one way per case, and fails.
+
+The plugin (``hostile_plugin/aios_hostile.py``) is installed the way a user installs one: copied into the
+config dir's ``plugins/`` folder, found by the real ``PluginManager``. Each case runs one attempt in a fresh
+worker (Landlock, no capabilities, rlimits) and then checks that the kernel still serves another agent.
+``test_unconfined_reaches_the_file`` runs the same plugin with ``unconfined`` (and one in-process) and sees
+it succeed, so the confined cases can fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from aios import landlock, paths
+from aios.config import Config
+from aios.errors import UsageError
+from aios.plugin_manager import PluginManager
+from kernel import open_kernel
+from kernel.backends.fake import FakeBackend
+from kernel.kernel import Kernel
+from kernel.worker_host import scratch_dir
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(landlock.abi_version() < 6, reason="needs Landlock ABI 6 (signals scoped)"),
+]
+
+PLUGIN = Path(__file__).parent / "hostile_plugin" / "aios_hostile.py"
+
+
+@pytest.fixture
+async def kernel(aios_home: Path) -> AsyncIterator[Kernel]:
+    plugins = paths.plugins_dir()
+    plugins.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PLUGIN, plugins / PLUGIN.name)
+    manager = PluginManager(load_entry_points=False)
+    assert not manager.failures, manager.failures
+    async with open_kernel(Config(), runtime=FakeBackend(), plugins=manager) as k:
+        yield k
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> Path:
+    path = tmp_path / "outside" / "secret.txt"
+    path.parent.mkdir()
+    path.write_text("the secret\n")
+    return path
+
+
+async def attack(kernel: Kernel, name: str, arg: Any = None, *, unconfined: bool = False) -> dict[str, Any]:
+    """Run one attempt in a fresh hostile worker; its final process-table entry (``outcome`` parsed)."""
+    with anyio.fail_after(60):
+        pid = await kernel.spawn("hostile", json.dumps({"attack": name, "arg": arg}), unconfined=unconfined)
+        info = await kernel.wait(pid)
+    info["outcome"] = json.loads(info["result"]) if info["result"] else None
+    return info
+
+
+async def assert_contained(kernel: Kernel, info: dict[str, Any]) -> None:
+    """The attempt failed inside the agent (or the agent died alone), and the kernel serves another agent."""
+    assert info["confinement"].startswith("landlock-"), info
+    if info["outcome"] is not None:
+        assert info["outcome"]["escaped"] is False, info["outcome"]
+    else:
+        assert info["state"] == "failed" and info["error"], info
+    with anyio.fail_after(60):
+        pid = await kernel.spawn("calm", "still there?")
+        calm = await kernel.wait(pid)
+    assert calm["state"] == "exited", calm
+    assert json.loads(calm["result"])["reply"] == "echo: still there?"
+
+
+async def test_read_outside_grants(kernel: Kernel, secret: Path) -> None:
+    await assert_contained(kernel, await attack(kernel, "read", str(secret)))
+
+
+async def test_write_outside_grants(kernel: Kernel, secret: Path) -> None:
+    await assert_contained(kernel, await attack(kernel, "write", str(secret)))
+    assert secret.read_text() == "the secret\n"
+
+
+@pytest.mark.parametrize("name", ["aios.db", "aios.db-wal"])
+async def test_kernel_sqlite_files(kernel: Kernel, name: str) -> None:
+    kernel.flush_writes()
+    target = paths.db_path().parent / name
+    assert target.exists()
+    await assert_contained(kernel, await attack(kernel, "read", str(target)))
+    await assert_contained(kernel, await attack(kernel, "write", str(target)))
+
+
+async def test_another_agents_scratch_dir(kernel: Kernel) -> None:
+    other = scratch_dir(kernel, 999)
+    other.mkdir(parents=True)
+    (other / "notes.txt").write_text("another agent's notes")
+    await assert_contained(kernel, await attack(kernel, "read", str(other / "notes.txt")))
+    await assert_contained(kernel, await attack(kernel, "listdir", str(other)))
+    await assert_contained(kernel, await attack(kernel, "rename_out", str(other)))
+
+
+@pytest.mark.parametrize("what", ["mem", "environ"])
+async def test_kernel_proc_files(kernel: Kernel, what: str) -> None:
+    await assert_contained(kernel, await attack(kernel, "open", f"/proc/{os.getpid()}/{what}"))
+
+
+async def test_symlink_in_scratch(kernel: Kernel, secret: Path) -> None:
+    await assert_contained(kernel, await attack(kernel, "symlink", str(secret)))
+
+
+async def test_hardlink_in_scratch(kernel: Kernel, secret: Path) -> None:
+    await assert_contained(kernel, await attack(kernel, "hardlink", str(secret)))
+
+
+@pytest.mark.parametrize("argv", [["/bin/sh", "-c", "true"], ["/usr/bin/env"]])
+async def test_subprocess_outside_allowed_binaries(kernel: Kernel, argv: list[str]) -> None:
+    await assert_contained(kernel, await attack(kernel, "exec", argv))
+
+
+async def test_os_system(kernel: Kernel) -> None:
+    await assert_contained(kernel, await attack(kernel, "system", "true"))
+
+
+async def test_tcp_connect_to_local_port(kernel: Kernel) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        await assert_contained(kernel, await attack(kernel, "tcp_connect", port))
+
+
+@pytest.mark.parametrize("sig", [15, 9])
+async def test_kill_the_kernel(kernel: Kernel, sig: int) -> None:
+    await assert_contained(kernel, await attack(kernel, "kill", {"pid": os.getpid(), "sig": sig}))
+
+
+async def test_memory_past_its_limit(kernel: Kernel) -> None:
+    info = await attack(kernel, "memory", 1024)  # its limit is 512 MB (the plugin's `limits`)
+    assert "MemoryError" in info["outcome"]["detail"]
+    await assert_contained(kernel, info)
+
+
+async def test_busy_loop_past_its_cpu_limit(kernel: Kernel) -> None:
+    info = await attack(kernel, "cpu", 120)  # its limit is 2 CPU seconds
+    assert info["state"] == "failed" and "CPU time limit" in info["error"], info
+    rows = kernel.audit_rows(denied_only=True)
+    assert any(r["syscall"] == "proc.exit" and "CPU time limit" in (r["reason"] or "") for r in rows)
+    await assert_contained(kernel, info)
+
+
+async def test_fork_loop(kernel: Kernel) -> None:
+    info = await attack(kernel, "fork_loop", 500)  # bounded by its process limit
+    await assert_contained(kernel, info)
+
+
+async def test_unconfined_reaches_the_file(kernel: Kernel, secret: Path) -> None:
+    """The same attempt with ``unconfined``: the file is read, so the confined cases can fail."""
+    info = await attack(kernel, "read", str(secret), unconfined=True)
+    assert info["confinement"] == "process" and info["os_pid"]
+    assert info["outcome"]["escaped"] is True, info["outcome"]
+    kernel.config.kernel.unconfined = True  # [kernel] unconfined = true: the same
+    info = await attack(kernel, "read", str(secret))
+    assert info["outcome"]["escaped"] is True and info["confinement"] == "process"
+
+
+async def test_process_row_and_kill(kernel: Kernel) -> None:
+    """A looping agent shows its OS pid, RSS and CPU time; suspend stops the OS process; kill ends it."""
+    pid = await kernel.spawn("hostile", json.dumps({"attack": "cpu", "arg": 1.5}))
+    with anyio.fail_after(30):
+        while not (row := kernel.info(pid))["rss_kb"] or row["confinement"] == "starting":
+            await anyio.sleep(0.02)
+    assert row["os_pid"] and row["os_pid"] != os.getpid() and row["confinement"].startswith("landlock-")
+    await kernel.suspend(pid)
+    with anyio.fail_after(10):
+        while Path(f"/proc/{row['os_pid']}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+            await anyio.sleep(0.02)
+    await kernel.kill(pid)
+    with anyio.fail_after(30):
+        info = await kernel.wait(pid)
+    assert info["exit_code"] == 143 and info["error"] == "killed"
+    assert not Path(f"/proc/{row['os_pid']}").exists()
+
+
+async def test_plugin_refuses_to_start_without_landlock(kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(landlock, "abi_version", lambda: 0)
+    with pytest.raises(UsageError, match="cannot be confined here"):
+        await kernel.spawn("calm", "hi")
+    pid = await kernel.spawn("calm", "hi", unconfined=True)
+    assert (await kernel.wait(pid))["state"] == "exited"
