@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any, Protocol, TypeVar
 
-import anyio
-
 from aios.errors import AiosError
 
 __all__ = ["FrontEnd", "UserClient", "call_as_user", "connect", "first_error", "open_frontend", "run_as_user"]
@@ -38,6 +36,8 @@ class _DaemonUser:
         self._client = client
 
     async def call(self, syscall: str, **payload: Any) -> Any:
+        import anyio
+
         return await anyio.to_thread.run_sync(lambda: self._client.fs(syscall, **payload))
 
 
@@ -64,6 +64,8 @@ async def connect(*, loading: Callable[[str], AbstractContextManager[Any]] | Non
         finally:
             daemon.close()
         return
+    import anyio
+
     from aios.config import load_config
     from kernel.kernel import load_runtime, open_kernel
 
@@ -83,6 +85,8 @@ def run_as_user(
     async def main() -> T:
         async with connect(loading=loading) as user:
             return await work(user)
+
+    import anyio
 
     try:
         return anyio.run(main)
@@ -148,10 +152,15 @@ async def open_frontend(
 
 
 def call_as_user(
-    syscall: str, *, loading: Callable[[str], AbstractContextManager[Any]] | None = None, **payload: Any
+    syscall: str,
+    *,
+    loading: Callable[[str], AbstractContextManager[Any]] | None = None,
+    before_start: Callable[[], None] | None = None,
+    **payload: Any,
 ) -> Any:
     """One syscall as the user, from synchronous code (a CLI command's one client call): a plain socket call
-    when a kernel runs (no event loop, no kernel import: the fast path), else through ``run_as_user``."""
+    when a kernel runs (no event loop, no kernel import: the fast path), else through ``run_as_user``
+    (``before_start()`` first: it may refuse in a moment what would fail after the model loads)."""
     from kernel.client import daemon_client
 
     daemon = daemon_client()
@@ -160,4 +169,6 @@ def call_as_user(
             return daemon.fs(syscall, **payload)
         finally:
             daemon.close()
+    if before_start is not None:
+        before_start()
     return run_as_user(lambda user: user.call(syscall, **payload), loading=loading)

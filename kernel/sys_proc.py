@@ -8,6 +8,8 @@ signal and kill only its own children.
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
@@ -148,3 +150,99 @@ async def proc_exit(kernel: Kernel, proc: Process, request: ProcSelfRequest) -> 
     finishes, and its token dies with it."""
     await kernel.close_input(proc.pid)
     return {"pid": proc.pid}
+
+
+# -- what front ends show about the kernel itself (the TUI's engine panel and Logs mode) ---------------------
+
+
+class _LogTail(logging.Handler):
+    """The last warnings and errors logged by the kernel and its services (``proc.log``)."""
+
+    def __init__(self, size: int = 500) -> None:
+        super().__init__(level=logging.WARNING)
+        self.records: deque[dict[str, Any]] = deque(maxlen=size)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not break logging
+            message = str(record.msg)
+        self.records.append(
+            {"time": record.created, "level": record.levelname, "logger": record.name, "message": message}
+        )
+
+
+LOG_TAIL = _LogTail()
+for _name in ("kernel", "memory", "tools", "aios"):
+    logging.getLogger(_name).addHandler(LOG_TAIL)
+
+
+class EngineRequest(Request):
+    pass
+
+
+class AuditRequest(Request):
+    agent: str | None = Field(None, min_length=1, max_length=128)
+    syscall: str | None = Field(None, min_length=1, max_length=64)
+    decision: Literal["allow", "deny", "ask"] | None = None
+    limit: int = Field(200, ge=1, le=5000)
+
+
+class LogRequest(Request):
+    limit: int = Field(200, ge=1, le=500)
+
+
+def _user_only(proc: Process, name: str) -> None:
+    if proc.pid != 0:
+        raise PermissionDenied(f"{name} by pid {proc.pid} ({proc.agent}): only the user reads the kernel's records")
+
+
+@syscall("proc.engine", EngineRequest, access=lambda k, p, r: [])
+async def proc_engine(kernel: Kernel, proc: Process, request: EngineRequest) -> dict[str, Any]:
+    """The shared engine's state: model, batch width, contexts by residency, KV tokens held, swaps and
+    restores, tokens per second summed over the running processes."""
+    engine = kernel.engine
+    contexts = list(engine.context_info.values())
+    residency: dict[str, int] = {}
+    for info in contexts:
+        residency[str(info.get("residency", "none"))] = residency.get(str(info.get("residency", "none")), 0) + 1
+    scheduler = getattr(engine, "scheduler", None)
+    return {
+        "model": str(engine.model_name),
+        "max_batch": getattr(scheduler, "max_batch", None) or getattr(engine, "max_concurrency", None),
+        "running": sum(1 for info in kernel.ps() if info["state"] == "waiting_llm"),
+        "steps": int(getattr(engine, "steps", 0)),
+        "batch_tokens": int(getattr(engine, "batch_tokens", 0)),
+        "contexts": residency,
+        "kv_tokens": sum(
+            int(info.get("context_tokens") or 0) for info in contexts if info.get("residency") == "resident"
+        ),
+        "swaps": sum(int(info.get("swaps") or 0) for info in contexts),
+        "restores": sum(int(info.get("restores") or 0) for info in contexts),
+        "tokens_per_s": round(sum(float(info.get("tokens_per_s") or 0) for info in kernel.ps()), 2),
+    }
+
+
+@syscall("proc.audit", AuditRequest, access=lambda k, p, r: [])
+async def proc_audit(kernel: Kernel, proc: Process, request: AuditRequest) -> list[dict[str, Any]]:
+    """The latest audit rows, oldest first, filtered by agent, syscall and decision (the user only)."""
+    from kernel.blocking import run_blocking
+
+    _user_only(proc, "proc.audit")
+
+    def read() -> list[dict[str, Any]]:
+        kernel.audit.flush()
+        rows = kernel.store.audit_rows(agent=request.agent, denied_only=request.decision == "deny", limit=5000)
+        rows = [
+            r for r in rows if request.syscall in (None, r["syscall"]) and request.decision in (None, r["decision"])
+        ]
+        return rows[-request.limit :]
+
+    return await run_blocking(read, pool="db")
+
+
+@syscall("proc.log", LogRequest, access=lambda k, p, r: [])
+async def proc_log(kernel: Kernel, proc: Process, request: LogRequest) -> list[dict[str, Any]]:
+    """The kernel log's latest warnings and errors, oldest first (the user only)."""
+    _user_only(proc, "proc.log")
+    return list(LOG_TAIL.records)[-request.limit :]

@@ -1,31 +1,36 @@
-"""The aios Textual app: a process table and an agent console over an in-process kernel.
+"""The aios Textual desktop: one mode per job (Agents, Console, Files, Memory, Tools, Logs), all over one
+kernel client.
 
-Events flow one way: the kernel worker reads ``kernel.subscribe()`` on the app's event loop and turns each
-event into table updates or transcript text; streamed text is buffered per pid and written to the console
-by a ~30 fps timer. User actions run kernel calls in async workers.
+The app is a client of the kernel like any other (``kernel.connect.open_frontend``): the running kernel's
+socket when `aios serve` is up, else an in-process kernel (which also serves the socket); the header says
+which. It never touches a store, service or engine object: processes, events and approvals come through the
+``KernelClient`` surface, everything else through syscalls made as the ``user`` principal (checked and
+audited like any).
+
+Events flow one way: the kernel worker reads ``subscribe()`` and turns each event into state here (the
+transcripts, tool calls, the running plan) and hands it to each mode screen that exists; streamed text is
+buffered per pid and written by a ~30 fps timer; accounting is re-read every half second off the loop.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import anyio
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Footer, Header, Input
+from textual.screen import Screen
 
-from aios.api import PRIORITIES
 from aios.config import Config, load_config
 from aios.errors import AiosError
-from aios.plugin_manager import PluginManager
 from kernel.client import KernelClient
+from kernel.connect import FrontEnd, open_frontend
 from kernel.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -35,20 +40,28 @@ from kernel.events import (
     ProcessExited,
     ProcessSpawned,
     ProcessStateChanged,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolProgressed,
     TurnEnded,
 )
-from kernel.kernel import open_kernel
-from memory.store import Store
+from tui.agents_screen import AgentsScreen
 from tui.approval import ApprovalScreen
+from tui.common import MODE_KEYS, ModeScreen, ToolCalls
 from tui.console import AgentConsole, tool_status
+from tui.console_screen import ConsoleScreen
+from tui.files_screen import FilesScreen
+from tui.logs_screen import LogsScreen
+from tui.memory_view import MemoryScreen
 from tui.process_table import ProcessTable
+from tui.tools_screen import ToolsScreen
 from tui.transcript import Transcripts
 
 __all__ = ["AiosApp", "make_app"]
 
 log = logging.getLogger(__name__)
 
-#: Screen refresh rate for streamed text, and how often accounting is re-read from ``kernel.ps()``.
+#: Screen refresh rate for streamed text, and how often accounting is re-read from ``ps()``.
 FLUSH_INTERVAL_S = 1 / 30
 PS_INTERVAL_S = 0.5
 #: How long quitting waits for the kernel to stop its agents and the engine thread.
@@ -56,16 +69,22 @@ SHUTDOWN_TIMEOUT_S = 10.0
 
 TERMINAL_STATES = frozenset({"exited", "failed"})
 
+#: The modes: name, key, label, screen.
+MODES: tuple[tuple[str, str, str, type[ModeScreen]], ...] = tuple(
+    (name, key, label, cls)
+    for (name, key, label), cls in zip(
+        MODE_KEYS, (AgentsScreen, ConsoleScreen, FilesScreen, MemoryScreen, ToolsScreen, LogsScreen), strict=True
+    )
+)
+
 
 class AiosApp(App[None]):
     TITLE = "aios"
     CSS_PATH = "aios.tcss"
+    DEFAULT_MODE = "console"
     BINDINGS = [
-        Binding("ctrl+n", "new_agent", "New agent", priority=True),
-        Binding("ctrl+k", "kill", "Kill agent", priority=True),
-        Binding("ctrl+t", "toggle_suspend", "Suspend/resume", priority=True),
-        Binding("ctrl+r", "renice", "Priority", priority=True),
-        Binding("ctrl+o", "memory", "Memory", priority=True),
+        *(Binding(key, f"mode('{name}')", label, priority=True, show=False) for name, key, label, _ in MODES),
+        Binding("f8", "approvals", "Approvals", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -91,8 +110,8 @@ class AiosApp(App[None]):
         *,
         config: Config | None = None,
         runtime: Any = None,
-        store: Store | None = None,
-        plugins: PluginManager | None = None,
+        store: Any = None,
+        plugins: Any = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -100,40 +119,72 @@ class AiosApp(App[None]):
         self._store = store
         self._plugins = plugins
         self.kernel: KernelClient | None = None
+        self.door: FrontEnd | None = None
         self.kernel_error: str | None = None
         self.transcripts = Transcripts()
+        self.tool_calls = ToolCalls()
+        #: Every process seen, by pid (``ps()`` rows, updated by events in between).
+        self.procs: dict[int, dict[str, Any]] = {}
+        #: Summed tokens/s over the last minute of refreshes (the engine panel's sparkline).
+        self.rates: deque[float] = deque([0.0] * 60, maxlen=60)
+        self.engine_stats: dict[str, Any] = {}
+        #: Approval requests waiting for an answer, oldest first, and the dialog showing one of them.
+        self.pending: dict[str, ApprovalRequested] = {}
+        self._dialog: ApprovalScreen | None = None
+        self.mode_screens: dict[str, ModeScreen] = {}
         self._started = anyio.Event()  # set once the kernel is ready or has failed
         self._stopped = anyio.Event()
         self._spawn_lock = anyio.Lock()
-        self._cursor_target: int | None = None  # pid whose row gets the cursor once it appears
-        self._tool_lines: dict[int, str] = {}  # pid -> the status line of its running tool call
+        self._polling = False
+        for name, _key, _label, cls in MODES:
+            self.add_mode(name, self._maker(name, cls))
 
-    # -- layout ------------------------------------------------------------------------------------
+    def _maker(self, name: str, cls: type[ModeScreen]) -> Callable[[], Screen[Any]]:
+        def make() -> Screen[Any]:
+            screen = self.mode_screens[name] = cls()
+            return screen
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal(id="main"):
-            yield ProcessTable(id="processes")
-            with Vertical(id="agent"):
-                yield AgentConsole(id="console")
-                yield Input(placeholder="Message the selected agent (Enter); ctrl+n starts another", id="prompt")
-        yield Footer()
+        return make
+
+    # -- where things are ------------------------------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        return self.door.where if self.door is not None else ""
+
+    @property
+    def console_screen(self) -> ConsoleScreen:
+        screen = self.mode_screens.get("console")
+        assert isinstance(screen, ConsoleScreen)
+        return screen
 
     @property
     def process_table(self) -> ProcessTable:
-        return self.query_one("#processes", ProcessTable)
+        return self.console_screen.process_table
 
     @property
     def agent_console(self) -> AgentConsole:
-        return self.query_one("#console", AgentConsole)
+        return self.console_screen.agent_console
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for name, key, label, cls in MODES:
+            yield SystemCommand(f"{label} mode ({key})", cls.HELP, lambda name=name: self.action_mode(name))
+        yield SystemCommand("Approvals (f8)", "Answer the oldest waiting approval request", self.action_approvals)
+
+    def action_mode(self, name: str) -> None:
+        if isinstance(self.screen, ApprovalScreen):
+            self.notify("answer the approval first", severity="warning")
+            return
+        if self.current_mode != name:
+            self.switch_mode(name)
+
+    # -- life --------------------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.sub_title = "starting the kernel…"
-        self.process_table.border_title = "processes"
-        self.agent_console.border_title = "console"
-        self.query_one("#prompt", Input).focus()
+        self._show_subtitle("starting the kernel…")
         self.set_interval(FLUSH_INTERVAL_S, self._flush_output)
-        self.set_interval(PS_INTERVAL_S, self._refresh_processes)
+        self.set_interval(PS_INTERVAL_S, self._poll)
         self._run_kernel()
 
     async def on_unmount(self) -> None:
@@ -142,20 +193,21 @@ class AiosApp(App[None]):
         with anyio.move_on_after(SHUTDOWN_TIMEOUT_S):
             await self._stopped.wait()
 
-    # -- the kernel --------------------------------------------------------------------------------
-
     @work(exclusive=True, group="kernel")
     async def _run_kernel(self) -> None:
         try:
             config = self.config = self.config or load_config()
             self._apply_theme(config.tui.theme)
-            async with self._connect(config) as kernel:
+            async with open_frontend(config, runtime=self._runtime, store=self._store, plugins=self._plugins) as door:
+                kernel = door.client
                 with kernel.subscribe(approver=True) as events:  # this front end answers approvals
-                    self.kernel = kernel
+                    self.door, self.kernel = door, kernel
                     self._started.set()
-                    model = kernel.model_name
-                    self.sub_title = str(model) if model else ""
+                    self._show_subtitle()
+                    for request in await self.offload(kernel.approvals):
+                        self.pending.setdefault(str(request["id"]), _approval(request))
                     self.post_message(self.KernelReady(kernel))
+                    self._poll()
                     async for event in events:
                         self._on_kernel_event(event)
             self._kernel_failed("the kernel stopped")
@@ -166,25 +218,23 @@ class AiosApp(App[None]):
             self._kernel_failed(f"{type(exc).__name__}: {exc}")
         finally:
             self.kernel = None
+            self.door = None
             self._started.set()
             self._stopped.set()
 
-    @asynccontextmanager
-    async def _connect(self, config: Config) -> AsyncIterator[KernelClient]:
-        """A running daemon's kernel over the socket if there is one; else an in-process kernel, which also
-        serves the socket so other terminals (`aios ps`, `aios approvals watch`) see and drive it."""
-        from aios.client import SocketClient, daemon_client
-        from kernel.server import serve_if_free
+    async def offload(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A synchronous client call: in-process it is a dict lookup; over the socket it is a request, which
+        must not block the screen, so it runs in a worker thread."""
+        if self.where == "daemon":
+            return await anyio.to_thread.run_sync(lambda: fn(*args))
+        return fn(*args)
 
-        daemon = daemon_client()
-        if daemon is not None:
-            daemon.close()
-            async with SocketClient() as client:
-                yield client
-            return
-        async with open_kernel(config, runtime=self._runtime, store=self._store, plugins=self._plugins) as kernel:
-            async with serve_if_free(kernel):
-                yield kernel
+    async def call(self, syscall: str, **payload: Any) -> Any:
+        """A syscall as the user (raises AiosError; UsageError while no kernel runs)."""
+        door = self.door
+        if door is None:
+            raise AiosError(self.kernel_error or "the kernel is not running")
+        return await door.call(syscall, **payload)
 
     def _apply_theme(self, theme: str) -> None:
         if theme in self.available_themes:
@@ -192,13 +242,23 @@ class AiosApp(App[None]):
         else:
             log.warning("unknown theme %r in config; keeping %r", theme, self.theme)
 
+    def _show_subtitle(self, status: str | None = None) -> None:
+        if status is None:
+            where = "attached to aios serve" if self.where == "daemon" else self.where
+            model = str(getattr(self.kernel, "model_name", "") or "")
+            status = " · ".join(part for part in (model, where) if part)
+        if self.pending:
+            status += f" · ⚠ {len(self.pending)} approval{'s' if len(self.pending) > 1 else ''} waiting (f8)"
+        self.sub_title = status
+
     def _kernel_failed(self, error: str) -> None:
         self.kernel_error = error
         if not self.is_running:
             log.error("kernel: %s", error)
             return
         self.sub_title = "kernel not running"
-        self.agent_console.append(f"error: {error}\n")
+        if "console" in self.mode_screens:
+            self.agent_console.append(f"error: {error}\n")
         self.notify(error, title="aios: kernel not running", severity="error", timeout=30)
         self.post_message(self.KernelFailed(error))
 
@@ -211,43 +271,63 @@ class AiosApp(App[None]):
             case OutputWritten(text=text):
                 transcripts.output(pid, text)
             case ProcessStateChanged(state=state):
-                self._show_state(pid, state)
+                if pid in self.procs:
+                    self.procs[pid]["state"] = state
             case ProcessSpawned(info=info):
                 transcripts.started(pid, str(info.get("agent", "")), str(info.get("goal") or ""))
-                self._show_process(info)
+                self.procs[pid] = dict(info)
             case InputSent(text=text):
                 transcripts.user(pid, text)
             case TurnEnded():
                 transcripts.turn_ended(pid)
             case ProcessExited(state=state, exit_code=code, error=error):
                 transcripts.exited(pid, state, code, error)
-                self._show_state(pid, state)
+                if pid in self.procs:
+                    self.procs[pid]["state"] = state
             case ApprovalRequested():
-                self._ask_approval(event)
+                self.pending[event.request_id] = event
+                self._show_subtitle()
+                self._next_approval()
             case ApprovalResolved(request_id=request_id):
-                self._approval_gone(request_id)
-            case _ if (line := tool_status(event)) is not None:
-                if line:
-                    self._tool_lines[pid] = line
-                else:
-                    self._tool_lines.pop(pid, None)
-                if pid == self.selected_pid:
-                    self._update_console_title()
+                self.pending.pop(request_id, None)
+                self._show_subtitle()
+                if self._dialog is not None and self._dialog.request.request_id == request_id:
+                    self._dialog.withdraw()
+            case ToolCallStarted() | ToolProgressed() | ToolCallFinished():
+                self.tool_calls.on_event(event)
+                line = tool_status(event)
+                if line and pid in self.procs:
+                    self.procs[pid]["tool"] = line
+                elif line == "" and pid in self.procs:
+                    self.procs[pid]["tool"] = ""
+        for screen in list(self.mode_screens.values()):
+            if screen.is_mounted:
+                screen.kernel_event(event)
 
-    # -- approvals ---------------------------------------------------------------------------------
+    # -- approvals ---------------------------------------------------------------------------------------
 
-    def _ask_approval(self, request: ApprovalRequested) -> None:
+    def action_approvals(self) -> None:
+        if not self.pending:
+            self.notify("no approval requests are waiting")
+            return
+        self._next_approval()
+
+    def _next_approval(self) -> None:
+        """Show the oldest waiting request, unless a dialog is already open (one at a time)."""
+        if self._dialog is not None or not self.pending:
+            return
+        request = next(iter(self.pending.values()))
+        dialog = self._dialog = ApprovalScreen(request)
+
         def answered(answer: str | None) -> None:
+            self._dialog = None
             if answer is not None:
+                self.pending.pop(request.request_id, None)
                 self._answer_approval(request.request_id, answer)
+            self._show_subtitle()
+            self._next_approval()
 
-        self.push_screen(ApprovalScreen(request), answered)
-
-    def _approval_gone(self, request_id: str) -> None:
-        """Answered elsewhere, timed out or cancelled: close its dialog if it is still open."""
-        for screen in self.screen_stack:
-            if isinstance(screen, ApprovalScreen) and screen.request.request_id == request_id:
-                screen.withdraw()
+        self.push_screen(dialog, answered)
 
     @work(group="input")
     async def _answer_approval(self, request_id: str, answer: str) -> None:
@@ -258,191 +338,110 @@ class AiosApp(App[None]):
         except AiosError as exc:
             self.notify(exc.one_line(), severity="warning")
 
-    def _show_process(self, info: dict[str, Any]) -> None:
-        self.process_table.upsert(info)
-        if info["pid"] == self._cursor_target:
-            self._cursor_target = None
-            self.process_table.show_pid(info["pid"])
+    # -- refreshes -----------------------------------------------------------------------------------------
 
-    def _show_state(self, pid: int, state: str) -> None:
-        self.process_table.set_state(pid, state)
-        if pid == self.selected_pid:
-            self._update_console_title()
-
-    def _refresh_processes(self) -> None:
-        """Accounting (tokens, TTFT) changes without events; re-read it from the kernel."""
-        if self.kernel is not None and self.is_running:
-            for info in self.kernel.ps():
-                self._show_process(info)
-            self._update_console_title()
-            self._show_index_progress()
-
-    def _show_index_progress(self) -> None:
-        """The semantic FS's indexing progress (vectors still to embed) next to the model name."""
-        semfs = getattr(self.kernel, "services", {}).get("semfs")
-        model = str(getattr(self.kernel, "model_name", "") or "")
-        line = semfs.progress_line() if semfs is not None else ""
-        self.sub_title = f"{model} · {line}" if line and model else (line or model)
+    @work(group="poll")
+    async def _poll(self) -> None:
+        """Accounting (tokens, TTFT, residency) changes without events: re-read it; then let the shown mode
+        refresh what it shows. One at a time: a slow kernel skips refreshes rather than queueing them."""
+        kernel = self.kernel
+        if kernel is None or self._polling or not self.is_running:
+            return
+        self._polling = True
+        try:
+            infos = await self.offload(kernel.ps)
+            for info in infos:
+                tool = self.procs.get(int(info["pid"]), {}).get("tool", "")
+                self.procs[int(info["pid"])] = {**info, "tool": tool}
+            self.rates.append(sum(float(p.get("tokens_per_s") or 0) for p in infos if p["state"] == "waiting_llm"))
+            screen = self.mode_screens.get(self.current_mode)
+            if screen is not None and screen.is_mounted:
+                await screen.refresh_data()
+        except AiosError as exc:
+            log.debug("refresh failed: %s", exc.one_line())
+        finally:
+            self._polling = False
 
     def _flush_output(self) -> None:
         if not self.is_running:
             return
         flushed = self.transcripts.flush()
-        if self.selected_pid in flushed:
+        console = self.mode_screens.get("console")
+        if console is not None and console.is_mounted and self.selected_pid in flushed:
             self.agent_console.append(flushed[self.selected_pid])
 
-    # -- selection ---------------------------------------------------------------------------------
-
     def watch_selected_pid(self, pid: int | None) -> None:
-        if not self.is_running:
-            return
-        self._flush_output()
-        self.agent_console.show("" if pid is None else self.transcripts.text(pid))
-        self._update_console_title()
+        console = self.mode_screens.get("console")
+        if isinstance(console, ConsoleScreen) and console.is_mounted:
+            self._flush_output()
+            console.show_selected()
 
-    def _update_console_title(self) -> None:
-        pid = self.selected_pid
-        if pid is None or pid not in self.process_table.pids:
-            title = "console" if pid is None else f"console · pid {pid}"
-        else:
-            table = self.process_table
-            title = f"console · pid {pid} {table.cell(pid, 'agent')} · {table.cell(pid, 'state')}"
-        self.agent_console.border_title = title
-        self.agent_console.border_subtitle = "" if pid is None else self._tool_lines.get(pid, "")
+    # -- shared actions (every mode) -----------------------------------------------------------------------
 
-    def on_process_table_selected(self, message: ProcessTable.Selected) -> None:
-        self.selected_pid = message.pid
-
-    # -- user actions ------------------------------------------------------------------------------
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        event.input.clear()
-        if text:
-            self._send(text)
-
-    def action_memory(self) -> None:
-        """The Memory view (tui/memory_view.py) of the selected process: its task trees and core memory."""
-        from aios import paths
-        from tui.memory_view import MemoryView
-
-        pid = self.selected_pid
-        agent = self.process_table.cell(pid, "agent") if pid in self.process_table.pids else None
-        db = self._store.path if self._store is not None else paths.db_path()
-        self.push_screen(MemoryView(db, pid=pid, agent=str(agent) if agent else None))
-
-    def action_new_agent(self) -> None:
-        self._new_agent()
-
-    def action_kill(self) -> None:
-        if self.selected_pid is None:
-            self.notify("no process selected", severity="warning")
-            return
-        self._kill(self.selected_pid)
-
-    def action_toggle_suspend(self) -> None:
-        if self.selected_pid is not None:
-            self._control(self.selected_pid, "toggle_suspend")
-
-    def action_renice(self) -> None:
-        if self.selected_pid is not None:
-            self._control(self.selected_pid, "renice")
+    async def ready_kernel(self) -> KernelClient | None:
+        if not self._started.is_set():
+            self.notify("the kernel is starting; your request runs when it is ready")
+            await self._started.wait()
+        if self.kernel is None:
+            self.notify(self.kernel_error or "the kernel is not running", severity="error")
+        return self.kernel
 
     @work(group="input")
-    async def _control(self, pid: int, what: str) -> None:
-        """Suspend/resume the selected process, or move it to the next priority class."""
-        kernel = await self._ready_kernel()
+    async def control(self, pid: int, what: str) -> None:
+        """Kill, suspend/resume a process, or move it to the next priority class."""
+        from aios.api import PRIORITIES
+
+        kernel = await self.ready_kernel()
         if kernel is None:
             return
-        info = next((p for p in kernel.ps() if p["pid"] == pid), None)
-        if info is None:
-            return
+        info = self.procs.get(pid)
         try:
-            if what == "toggle_suspend":
+            if what == "kill":
+                await kernel.kill(pid)
+            elif what == "toggle_suspend" and info is not None:
                 await (kernel.resume(pid) if info["state"] == "suspended" else kernel.suspend(pid))
-            else:
+            elif what == "renice" and info is not None:
                 classes = list(PRIORITIES)
                 following = classes[(classes.index(info["priority"]) + 1) % len(classes)]
                 await kernel.nice(pid, following)
                 self.notify(f"pid {pid}: priority {following}")
         except AiosError as exc:
             self.notify(exc.one_line(), severity="error")
-        self._refresh_processes()
+        self._poll()
 
-    async def _ready_kernel(self) -> KernelClient | None:
-        if not self._started.is_set():
-            self.notify("the kernel is starting; your message is sent when it is ready")
-            await self._started.wait()
-        if self.kernel is None:
-            self.notify(self.kernel_error or "the kernel is not running", severity="error")
-        return self.kernel
-
-    async def _spawn_chat(self, kernel: KernelClient) -> int:
-        agent = self.config.tui.default_agent if self.config else "chat"
-        pid = await kernel.spawn(agent, interactive=True)
-        self._select_and_show(pid)
-        return pid
-
-    def _select_and_show(self, pid: int) -> None:
-        """Select ``pid`` from code (not from the table) and put the table cursor on it, now or when its row
-        appears. Only this path moves the cursor: were selection changes echoed back to the cursor, a cursor
-        move in flight would bounce between two rows forever."""
-        if not self.is_running:
-            return
-        self.selected_pid = pid
-        if pid in self.process_table.pids:
-            self._cursor_target = None
-            self.process_table.show_pid(pid)
-        else:
-            self._cursor_target = pid
-
-    @work(group="input")
-    async def _send(self, text: str) -> None:
-        kernel = await self._ready_kernel()
+    async def spawn(self, agent: str, goal: str = "", *, interactive: bool | None = None) -> int | None:
+        kernel = await self.ready_kernel()
         if kernel is None:
-            return
-        try:
-            # One at a time, so two quick messages with no agent alive start one agent, not two.
-            async with self._spawn_lock:
-                pid = self.selected_pid
-                alive = {p["pid"] for p in kernel.ps() if p["state"] not in TERMINAL_STATES and p["interactive"]}
-                if pid is None or pid not in alive:
-                    pid = await self._spawn_chat(kernel)
-                await kernel.send(pid, text)
-        except AiosError as exc:
-            self.notify(exc.one_line(), severity="error")
-
-    @work(group="input")
-    async def _new_agent(self) -> None:
-        kernel = await self._ready_kernel()
-        if kernel is None:
-            return
+            return None
         try:
             async with self._spawn_lock:
-                await self._spawn_chat(kernel)
+                return await kernel.spawn(agent, goal, interactive=interactive)
         except AiosError as exc:
             self.notify(exc.one_line(), severity="error")
-        self.query_one("#prompt", Input).focus()
+            return None
 
-    @work(group="input")
-    async def _kill(self, pid: int) -> None:
-        kernel = await self._ready_kernel()
-        if kernel is None:
-            return
-        try:
-            await kernel.kill(pid)
-        except AiosError as exc:
-            self.notify(exc.one_line(), severity="error")
+
+def _approval(row: dict[str, Any]) -> ApprovalRequested:
+    """A waiting request as ``approvals()`` lists it, as the event that announced it."""
+    return ApprovalRequested(
+        int(row.get("pid") or 0),
+        request_id=str(row["id"]),
+        agent=str(row.get("agent", "")),
+        syscall=str(row.get("syscall", "")),
+        resource=str(row.get("resource", "")),
+        reason=str(row.get("reason", "")),
+        timeout_s=float(row.get("timeout_s") or 0),
+    )
 
 
 def make_app(
     *,
     config: Config | None = None,
     runtime: Any = None,
-    store: Store | None = None,
-    plugins: PluginManager | None = None,
+    store: Any = None,
+    plugins: Any = None,
 ) -> AiosApp:
     """Build the app. Anything not given is made by the kernel: config from config.toml, the configured
-    model, the store in the data dir, and the installed plugins. ``runtime`` is passed to ``open_kernel`` as
-    is (tests give a scripted one)."""
+    model, the store in the data dir, and the installed plugins (``runtime``, ``store`` and ``plugins`` are
+    handed to an in-process kernel as they are: tests give a scripted runtime)."""
     return AiosApp(config=config, runtime=runtime, store=store, plugins=plugins)

@@ -174,7 +174,8 @@ async def test_a_second_tui_drives_the_running_kernel_over_the_socket(
             async with app.run_test(size=(120, 40)) as pilot:
                 await wait_for(pilot, lambda: app.kernel is not None, "the connection")
                 assert isinstance(app.kernel, SocketClient)
-                assert app.sub_title == "fake-model"
+                assert app.sub_title == "fake-model · attached to aios serve"
+                assert app.where == "daemon"
                 app.query_one("#prompt", Input).focus()
                 await pilot.press(*"hello", "enter")
                 await wait_for(pilot, lambda: "chat: echo: hello" in "\n".join(app.agent_console.lines), "the reply")

@@ -1,13 +1,16 @@
-"""The TUI's Memory view (ctrl+o): the selected agent's task tree in a Tree widget, node details, versions."""
+"""The TUI's Memory mode (f4, or ctrl+o from the console): task trees in a Tree widget through ``task.trees``,
+a step's details and versions through ``task.show``, memory namespaces through ``mem.namespaces``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
 from rich.text import Text
-from textual.widgets import Static, Tree
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static, Tree
 
 from aios.config import Config
 from kernel.backends.fake import FakeBackend
@@ -15,50 +18,72 @@ from memory.agent_memory import AgentMemory
 from memory.store import Store
 from memory.tasktree import TaskTreeStore
 from tui import make_app
-from tui.memory_view import MemoryView
+from tui.memory_view import MemoryScreen
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_memory_view_shows_the_selected_agents_tree_and_versions(tmp_path: Path) -> None:
+async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    try:
+        with anyio.fail_after(timeout):
+            while not condition():
+                await pilot.pause(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def test_memory_mode_shows_task_trees_versions_and_namespaces(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "aios.db")
     try:
-        with anyio.fail_after(30):
+        with anyio.fail_after(60):
             app = make_app(config=Config(), runtime=FakeBackend(), store=store)
             async with app.run_test(size=(140, 40)) as pilot:
-                while app.kernel is None:
-                    await pilot.pause(0.05)
+                await wait_for(pilot, lambda: app.kernel is not None, "the kernel")
                 await pilot.press(*"Plan a trip", "enter")
-                while app.selected_pid is None or app.selected_pid not in app.process_table.pids:
-                    await pilot.pause(0.05)
+                await wait_for(
+                    pilot, lambda: app.procs.get(app.selected_pid or 0, {}).get("state") == "waiting_input", "the reply"
+                )
                 pid = app.selected_pid
-                # the chat agent roots its tree at the conversation's first message; once it has answered, give
-                # the tree a step as the agent would leave it after a correction
+                # the chat agent roots its tree at the conversation's first message; give the tree a step as the
+                # agent would leave it after a correction
                 tasks = TaskTreeStore(store.db)
-                while not tasks.trees(pid=pid) or app.kernel.info(pid)["state"] != "waiting_input":
-                    await pilot.pause(0.05)
+                await wait_for(pilot, lambda: bool(tasks.trees(pid=pid)), "the task tree")
                 (tree,) = tasks.trees(pid=pid)
                 assert tree["title"] == "Plan a trip"
                 dest = tasks.add_node(tree["id"], title="Destination", output="Rome", actor="user")
                 tasks.update(dest["id"], output="Lisbon", actor=f"agent:chat#{pid}")
                 AgentMemory(store.db).stage_core("agent:chat", "human", "Likes trains", actor="user")
 
-                await pilot.press("ctrl+o")
+                await pilot.press("ctrl+o")  # from the console: the Memory mode
+                await wait_for(pilot, lambda: isinstance(app.screen, MemoryScreen), "the memory mode")
                 screen = app.screen
-                assert isinstance(screen, MemoryView) and screen.pid == pid and screen.agent == "chat"
+                assert isinstance(screen, MemoryScreen) and app.current_mode == "memory"
                 widget = screen.query_one("#task-tree", Tree)
-                labels = [str(n.label) for n in widget.root.children[0].children[0].children]
-                assert labels == [f"▶ n{dest['id']} [done] Destination: Lisbon".replace("[done]", "[pending]")]
-                assert "Likes trains" in str(screen.query_one("#core-memory", Static).content)
-                detail = Text.from_markup(screen.detail(dest["id"])).plain
-                assert "v1 [pending] Rome · user · create" in detail
-                assert f"v2 [pending] Lisbon · agent:chat#{pid} · update" in detail
-                widget.move_cursor(widget.root.children[0].children[0].children[0])
-                await pilot.pause(0.1)
-                shown = Text.from_markup(str(screen.query_one("#node-detail", Static).content)).plain
-                assert "output: Lisbon" in shown and "versions" in shown
-                await pilot.pause(0.5)  # the main screen's timers keep running underneath
-                await pilot.press("escape")
-                assert not isinstance(app.screen, MemoryView)
+
+                def step_labels() -> list[str]:
+                    branches = [b for b in widget.root.children if f"t{tree['id']}" in str(b.label)]
+                    if not branches or not branches[0].children:
+                        return []
+                    return [str(n.label) for n in branches[0].children[0].children]
+
+                await wait_for(pilot, lambda: bool(step_labels()), "the tree's steps")
+                assert step_labels() == [f"▶ n{dest['id']} [pending] Destination: Lisbon"]
+                namespaces = screen.query_one("#namespaces", DataTable)
+                await wait_for(pilot, lambda: namespaces.row_count > 0, "the namespaces")
+                assert "agent:chat" in [str(namespaces.get_row_at(i)[0]) for i in range(namespaces.row_count)]
+
+                branch = next(b for b in widget.root.children if f"t{tree['id']}" in str(b.label))
+                widget.move_cursor(branch.children[0].children[0])
+
+                def detail() -> str:
+                    return Text.from_markup(str(screen.query_one("#node-detail", Static).content)).plain
+
+                await wait_for(pilot, lambda: "v2 [pending] Lisbon" in detail(), "the step's versions")
+                assert "output: Lisbon" in detail()
+                assert "v1 [pending] Rome · user · create" in detail()
+                assert f"v2 [pending] Lisbon · agent:chat#{pid} · update" in detail()
+
+                await pilot.press("f2")  # back to the console
+                await wait_for(pilot, lambda: app.current_mode == "console", "the console mode")
     finally:
         store.close()

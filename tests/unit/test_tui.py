@@ -71,7 +71,8 @@ async def test_prompt_spawns_chat_and_streams_reply(store: Store) -> None:
         app = make_app(config=Config(), runtime=FakeBackend(token_delay=0.01), store=store)
         async with running(app) as (pilot, messages):
             assert any(isinstance(m, AiosApp.KernelReady) for m in messages)
-            assert app.sub_title == "fake-model"
+            assert app.sub_title == "fake-model · in-process"  # the header says where the kernel runs
+            assert app.where == "in-process"
             assert table_rows(app) == {}
 
             await type_prompt(pilot, "hello there")
