@@ -133,7 +133,8 @@ async def test_interactive_chat_remembers_earlier_turns(store: Store) -> None:
             for text in ("one", "two", "three"):
                 await kernel.send(pid, text)
                 await collect(events, pid, lambda e: isinstance(e, TurnEnded))
-            assert kernel.ps()[0]["state"] == "waiting_input"
+            while kernel.ps()[0]["state"] != "waiting_input":  # a confined agent asks over its socket
+                await anyio.sleep(0.01)
             await kernel.close_input(pid)
             info = await kernel.wait(pid)
     assert info["result"] == "turns=3"
