@@ -13,6 +13,7 @@ BENCHMARKS = (
     "taskmem",
     "security",
     "cli",
+    "agentic",
 )
 
 
