@@ -37,7 +37,13 @@ def read(syscall: str, **payload: Any) -> Any:
     """``syscall`` as the user, in the running kernel or one started for the command."""
     from kernel.connect import call_as_user
 
-    return call_as_user(syscall, loading=status, **payload)
+    return call_as_user(syscall, loading=status, before_start=_index_free, **payload)
+
+
+def _index_free() -> None:
+    from kernel.launch import index_free
+
+    index_free()
 
 
 class Door:
