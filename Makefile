@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # plain AVX2 instead (what every x86-64 server of the last decade has; other architectures ignore these).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-.PHONY: run test test-fast bench lint clean
+.PHONY: run test test-fast bench llama-server lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,11 @@ test: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## every test tier, as CI r
 test-fast: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## skip the slow tier
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## run every benchmark, writing bench/results/*.json
+# Native llama-server for bench/agentic, built once from the pinned llama-cpp-python sdist into a cache (not the repo).
+llama-server: $(VENV)/.installed-test  ## build llama-server for bench/agentic (once; ~/.cache/aios-bench)
+	PYTHON=$(BIN)/python bench/build_llama_server.sh || echo "llama-server build failed: bench/agentic runs without it"
+
+bench: $(VENV)/.installed-test $(MCP_NPM)/.installed llama-server  ## run every benchmark, writing bench/results/*.json
 	$(BIN)/python -m bench all
 
 # Runs every checker even when one fails (so one run lists everything), then fails if any did.
