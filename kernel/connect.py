@@ -118,7 +118,7 @@ class FrontEnd:
         self.where = where
         self._call = call
 
-    async def call(self, syscall: str, **payload: Any) -> Any:
+    async def call(self, syscall: str, /, **payload: Any) -> Any:
         """A syscall as the user: checked against ``[access.user]`` and audited like any."""
         return await self._call(syscall, **payload)
 
@@ -137,7 +137,7 @@ async def open_frontend(
         daemon.close()
         async with SocketClient() as client:
 
-            async def over_socket(syscall: str, **payload: Any) -> Any:
+            async def over_socket(syscall: str, /, **payload: Any) -> Any:
                 return await client.arequest("POST", "/v1/fs", {"syscall": syscall, "payload": payload})
 
             yield FrontEnd(client, "daemon", over_socket)
@@ -148,7 +148,11 @@ async def open_frontend(
 
     async with open_kernel(config or load_config(), runtime=runtime, store=store, plugins=plugins) as kernel:
         async with serve_if_free(kernel):
-            yield FrontEnd(kernel, "in-process", kernel.call)
+
+            async def in_process(syscall: str, /, **payload: Any) -> Any:
+                return await kernel.dispatch(kernel.user, syscall, payload)
+
+            yield FrontEnd(kernel, "in-process", in_process)
 
 
 def call_as_user(

@@ -229,7 +229,7 @@ class AiosApp(App[None]):
             return await anyio.to_thread.run_sync(lambda: fn(*args))
         return fn(*args)
 
-    async def call(self, syscall: str, **payload: Any) -> Any:
+    async def call(self, syscall: str, /, **payload: Any) -> Any:
         """A syscall as the user (raises AiosError; UsageError while no kernel runs)."""
         door = self.door
         if door is None:

@@ -1,0 +1,232 @@
+"""Each TUI mode (Pilot) against a real kernel with the FakeBackend: keys switch modes, every mode shows kernel
+data it reads through syscalls as the user, and its actions reach the kernel (spawn, kill, suspend, renice;
+search, diff and roll back files; dispatch, watch and cancel a tool plan; filter the audit log)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+from _semfs_kit import write_corpus
+from rich.text import Text
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Static, TextArea, Tree
+
+from aios.config import Config
+from kernel.backends.fake import FakeBackend
+from memory.store import Store
+from tui import AiosApp, make_app
+from tui.agents_screen import AgentsScreen, SpawnDialog
+from tui.files_screen import ConfirmDialog, FilesScreen
+from tui.logs_screen import LogsScreen
+from tui.tools_screen import ToolsScreen
+
+pytestmark = pytest.mark.anyio
+
+
+async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    try:
+        with anyio.fail_after(timeout):
+            while not condition():
+                await pilot.pause(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+@asynccontextmanager
+async def running(tmp_path: Path, size: tuple[int, int] = (140, 44)) -> AsyncIterator[tuple[AiosApp, Pilot[None]]]:
+    store = Store.open(tmp_path / "aios.db")
+    try:
+        with anyio.fail_after(90):
+            app = make_app(config=Config(), runtime=FakeBackend(token_delay=0.002), store=store)
+            async with app.run_test(size=size) as pilot:
+                await wait_for(pilot, lambda: app.kernel is not None, "the kernel")
+                yield app, pilot
+    finally:
+        store.close()
+
+
+def rows(table: DataTable[object]) -> list[list[str]]:
+    return [[Text.from_markup(str(c)).plain for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def switch(app: AiosApp, pilot: Pilot[None], key: str, mode: str) -> None:
+    await pilot.press(key)
+    await wait_for(pilot, lambda: app.current_mode == mode and app.screen.is_mounted, f"the {mode} mode")
+
+
+async def test_every_mode_is_on_a_key_and_in_the_command_palette(tmp_path: Path) -> None:
+    async with running(tmp_path) as (app, pilot):
+        for key, mode in (("f1", "agents"), ("f3", "files"), ("f4", "memory"), ("f5", "tools"), ("f6", "logs")):
+            await switch(app, pilot, key, mode)
+            assert app.screen.query_one(".mode-bar")  # the bar showing every mode's key
+        await switch(app, pilot, "f2", "console")
+        commands = [c.title for c in app.get_system_commands(app.screen)]
+        for label in ("Agents mode (f1)", "Console mode (f2)", "Files mode (f3)", "Tools mode (f5)", "Logs mode (f6)"):
+            assert label in commands
+        # The footer shows the current mode's keys.
+        keys = {b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
+        assert {"New agent", "Kill"} <= keys
+        await switch(app, pilot, "f5", "tools")
+        keys = {b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
+        assert {"Run plan", "Cancel plan"} <= keys and "New agent" not in keys
+
+
+async def test_agents_mode_spawns_kills_suspends_renices_and_shows_the_engine(tmp_path: Path) -> None:
+    async with running(tmp_path) as (app, pilot):
+        await switch(app, pilot, "f1", "agents")
+        screen = app.screen
+        assert isinstance(screen, AgentsScreen)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, SpawnDialog), "the spawn dialog")
+        await pilot.press("enter")  # the default agent, no goal: an interactive chat
+        await wait_for(pilot, lambda: screen.table.row_count == 1, "the new process's row")
+        await wait_for(pilot, lambda: rows(screen.table)[0][3] == "waiting_input", "the agent waiting for input")
+        row = rows(screen.table)[0]
+        assert row[:5] == ["1", "-", "chat", "waiting_input", "normal"]
+        tree = screen.query_one("#proc-tree", Tree)
+        assert [str(n.label) for n in tree.root.children] == ["1 chat waiting_input"]
+        engine = screen.query_one("#engine-stats", Static)
+        await wait_for(pilot, lambda: "model fake-model" in str(engine.content), "the engine panel")
+        assert "KV" in str(engine.content) and "batch" in str(engine.content)
+
+        await pilot.press("s")
+        await wait_for(pilot, lambda: rows(screen.table)[0][3] == "suspended", "suspension")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: rows(screen.table)[0][3] == "waiting_input", "resumption")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: rows(screen.table)[0][4] == "background", "the next priority class")
+        await pilot.press("k")
+        await wait_for(pilot, lambda: rows(screen.table)[0][3] == "exited", "the kill")
+        assert app.kernel is not None and app.kernel.ps()[0]["exit_code"] == 143
+
+
+async def test_files_mode_searches_diffs_and_rolls_back_after_confirmation(tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    async with running(tmp_path) as (app, pilot):
+        await app.call("fs.mount", path=str(root))
+        target = root / "notes" / "travel.txt"
+        await app.call("fs.write", path=str(target), text="Renew the passport in May.\n")
+        await switch(app, pilot, "f3", "files")
+        screen = app.screen
+        assert isinstance(screen, FilesScreen)
+        mounts = screen.query_one("#mounts", Static)
+        await wait_for(pilot, lambda: str(root) in str(mounts.content), "the mounts")
+        await pilot.press("ctrl+e")  # hybrid -> keyword (no embedding model needed)
+        assert str(screen.query_one("#search-mode").value) == "keyword"  # type: ignore[attr-defined]
+        await pilot.press(*"passport")  # live: no Enter needed
+        results = screen.query_one("#results", DataTable)
+        await wait_for(pilot, lambda: results.row_count > 0, "live results")
+        assert rows(results)[0][0] == "docs/notes/travel.txt"
+        preview = screen.query_one("#preview", Static)
+        await wait_for(pilot, lambda: "passport" in str(preview.content).lower(), "the preview")
+        versions = screen.query_one("#versions", DataTable)
+        await wait_for(pilot, lambda: versions.row_count == 2, "the file's versions")
+        assert [r[2] for r in rows(versions)] == ["index", "pid:0"]  # the user principal wrote it
+        versions.move_cursor(row=0)
+        diff = screen.query_one("#diff", Static)
+        await wait_for(pilot, lambda: "-Passport renewal" in str(diff.content), "the diff")
+
+        await pilot.press("ctrl+b")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
+        await pilot.press("n")  # no: nothing changes
+        await wait_for(pilot, lambda: app.screen is screen, "the dialog to close")
+        assert target.read_text() == "Renew the passport in May.\n"
+        await pilot.press("ctrl+b")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation again")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: target.read_text().startswith("Passport renewal"), "the rollback")
+        await wait_for(pilot, lambda: versions.row_count == 3, "the rollback's version")
+
+
+async def test_tools_mode_composes_dispatches_watches_and_cancels_plans(tmp_path: Path) -> None:
+    async with running(tmp_path) as (app, pilot):
+        await switch(app, pilot, "f5", "tools")
+        screen = app.screen
+        assert isinstance(screen, ToolsScreen)
+        servers = screen.query_one("#servers", DataTable)
+        tools = screen.query_one("#tools", DataTable)
+        await wait_for(pilot, lambda: tools.row_count > 0 and servers.row_count > 0, "servers and tools")
+        assert "time" in [r[0] for r in rows(servers)]
+        assert "time.now" in [r[0] for r in rows(tools)]
+
+        # Catalog search, then add the best hit to the plan as a step.
+        search = screen.query_one("#tool-search", Input)
+        search.focus()
+        await pilot.press(*"what time is it", "enter")
+        await wait_for(pilot, lambda: tools.row_count and rows(tools)[0][0] == "time.now", "the search result")
+        await pilot.press("ctrl+a")
+        editor = screen.query_one("#plan-json", TextArea)
+        assert [s["tool"] for s in json.loads(editor.text)["steps"]] == ["time.now"]
+
+        # A plan with two parallel steps and one after both: dispatched as tool.plan, watched as a DAG.
+        plan = {
+            "steps": [
+                {"id": "a", "tool": "time.sleep", "args": {"seconds": 0.3}},
+                {"id": "b", "tool": "time.sleep", "args": {"seconds": 0.3}},
+                {"id": "c", "tool": "time.now", "args": {"timezone": "UTC"}, "deps": ["a", "b"]},
+            ]
+        }
+        editor.text = json.dumps(plan)
+        await pilot.press("ctrl+g")
+        dag = screen.query_one("#dag", DataTable)
+        await wait_for(pilot, lambda: screen.plan is not None and screen.plan.running == 2, "two steps running at once")
+        assert [r[3] for r in rows(dag)] == ["running", "running", "waiting"]
+        await wait_for(pilot, lambda: screen.plan is not None and screen.plan.state == "done", "the plan to finish")
+        assert [r[3] for r in rows(dag)] == ["ok", "ok", "ok"]
+        assert screen.plan is not None and screen.plan.width == 2
+        assert "UTC" in rows(dag)[2][5] or rows(dag)[2][5]
+        status = str(screen.query_one("#plan-status", Static).content)
+        assert "plan done · 3/3 steps" in status and "max parallel 2" in status
+
+        # A long plan is cancelled from the keyboard: its steps end cancelled, the kernel's call ends too.
+        editor.text = json.dumps({"steps": [{"id": "long", "tool": "time.sleep", "args": {"seconds": 30}}]})
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: screen.plan is not None and screen.plan.running == 1, "the long step")
+        await pilot.press("ctrl+x")
+        await wait_for(pilot, lambda: screen.plan is not None and screen.plan.state == "cancelled", "the cancel")
+        assert [r[3] for r in rows(dag)] == ["cancelled"]
+        calls = app.tool_calls.of(0)
+        await wait_for(pilot, lambda: not calls[-1].running, "the kernel to end the call")
+        assert calls[-1].outcome == "cancelled"
+
+        # A malformed plan is refused with a clear message and nothing dispatched.
+        editor.text = '{"steps": [{"tool": "time.now"}]}'
+        await pilot.press("ctrl+g")
+        assert screen.plan is not None and screen.plan.state == "cancelled"
+
+
+async def test_logs_mode_filters_the_audit_log(tmp_path: Path) -> None:
+    async with running(tmp_path) as (app, pilot):
+        await app.call("tool.call", tool="time.now", args={"timezone": "UTC"})
+        await switch(app, pilot, "f6", "logs")
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        audit = screen.query_one("#audit", DataTable)
+        await wait_for(pilot, lambda: any(r[3] == "tool.call" for r in rows(audit)), "the tool call's audit row")
+        screen.query_one("#filter-syscall", Input).focus()
+        await pilot.press(*"tool.call")
+        await wait_for(pilot, lambda: {r[3] for r in rows(audit)} == {"tool.call"}, "the syscall filter")
+        assert {r[2] for r in rows(audit)} == {"user"} and {r[5] for r in rows(audit)} == {"allow"}
+        screen.query_one("#filter-decision").value = "deny"  # type: ignore[attr-defined]
+        await wait_for(pilot, lambda: audit.row_count == 0, "the decision filter")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: len({r[3] for r in rows(audit)}) > 1, "the filters cleared")
+
+
+async def test_agents_may_not_read_the_kernels_records(tmp_path: Path) -> None:
+    """proc.audit and proc.log are the user's; an agent's call is refused (and audited)."""
+    from aios.errors import PermissionDenied
+
+    async with running(tmp_path) as (app, pilot):
+        kernel = app.kernel
+        pid = await kernel.spawn("chat", interactive=True)  # type: ignore[union-attr]
+        proc = kernel._procs[pid]  # type: ignore[union-attr]
+        for name in ("proc.audit", "proc.log"):
+            with pytest.raises(PermissionDenied, match="only the user"):
+                await kernel.dispatch(proc, name, {})  # type: ignore[union-attr]
+        assert (await kernel.dispatch(proc, "proc.engine", {}))["model"] == "fake-model"  # type: ignore[union-attr]
