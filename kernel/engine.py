@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 10.0
 #: Shortest common prefix worth copying from another sequence instead of computing it.
 MIN_SHARED_PREFIX = 32
+#: Weight of the latest gap in a context's learned time between requests.
+GAP_ALPHA = 0.5
 
 
 class EngineClosed(RuntimeError):
@@ -54,11 +56,19 @@ class ContextOverflow(UsageError):
 
 
 def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the common prefix. Slice comparisons run in C: the engine asks this for every waiting
+    request against every context each step, and a Python loop over 600-token prompts cost milliseconds."""
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    if list(a[:n]) == list(b[:n]):
+        return n
+    lo, hi = 0, n - 1  # the prefix of length lo matches; the one of length hi + 1 does not
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if list(a[lo:mid]) == list(b[lo:mid]):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 @dataclass(eq=False)
@@ -107,6 +117,22 @@ class _Context:
     swaps: int = 0
     restores: int = 0
     recomputes: int = 0
+    #: When this context (its agent's program) started, and the tokens computed for it since.
+    created: float = field(default_factory=time.monotonic)
+    attained: int = 0
+    #: Tokens computed in its slot since it got the slot (its scheduling quantum so far).
+    served: int = 0
+    #: When its last request ended, and the learned gap until its next one (the agent's tool time).
+    idle_since: float | None = None
+    gap_s: float | None = None
+
+    @property
+    def expected_back(self) -> float:
+        """When this idle context is expected to want its slot again (0: unknown): its agent is usually away
+        ``gap_s`` between requests (a tool call), learned per context as an exponential moving average."""
+        if self.request is not None or self.idle_since is None or self.gap_s is None:
+            return 0.0
+        return self.idle_since + self.gap_s
 
     @property
     def residency(self) -> str:
@@ -129,6 +155,7 @@ class Engine:
         aging_s: float = 10.0,
         share_prefixes: bool = True,
         adapt_threads: bool = False,
+        quantum_tokens: int = 64,
     ) -> None:
         self.runtime = runtime
         self.share_prefixes = share_prefixes
@@ -140,6 +167,7 @@ class Engine:
             slots=runtime.n_seq_max,
             aging_s=aging_s,
             policy=policy,  # type: ignore[arg-type]
+            quantum_tokens=quantum_tokens,
         )
         self.swap = SwapStore(swap_dir or Path("swap"), ram_cap_bytes=swap_ram_bytes)
         self.cost = CostModel()
@@ -343,6 +371,10 @@ class Engine:
             ctx = self._contexts[request.key] = _Context(request.key)
         elif ctx.request is not None:  # the same agent asks twice at once: give the second its own context
             ctx = self._contexts[(request.key, request.id)] = _Context((request.key, request.id), ephemeral=True)
+        if ctx.idle_since is not None:
+            gap = request.arrived - ctx.idle_since
+            ctx.gap_s = gap if ctx.gap_s is None else GAP_ALPHA * gap + (1 - GAP_ALPHA) * ctx.gap_s
+            ctx.idle_since = None
         ctx.request = request
         ctx.priority = request.priority
         request.key = ctx.key
@@ -392,10 +424,14 @@ class Engine:
     def _waits_for_shared_prefix(self, request: _Request, ctx: _Context) -> bool:
         """An unstarted request whose prompt starts like an earlier (or running) request's waits until that
         prefix has been computed once, then copies it: 8 agents with one system prompt prefill it once.
-        It never waits on a lower class (no priority inversion)."""
+        It never waits on a lower class (no priority inversion), on a leader that is out of its slot, or
+        when a resident context already holds that prefix."""
         if not self.share_prefixes:
             return False
-        own = _lcp(ctx.tokens, request.prompt)
+        have = _lcp(ctx.tokens, request.prompt)
+        for other_ctx in self._contexts.values():
+            if other_ctx is not ctx and other_ctx.slot is not None:
+                have = max(have, _lcp(other_ctx.tokens, request.prompt))
         rank = PRIORITY_RANK.get(ctx.priority, 2)
         for other in self._requests.values():
             if other.key == request.key:
@@ -405,10 +441,10 @@ class Engine:
             leader = self._contexts.get(other.key)
             if leader is None or leader.suspended or PRIORITY_RANK.get(leader.priority, 2) > rank:
                 continue
-            shared = _lcp(other.prompt, request.prompt)
-            if shared < MIN_SHARED_PREFIX or shared <= own:
+            if other.started and leader.slot is None:
                 continue
-            if not (other.started and leader.slot is not None and len(leader.tokens) >= shared):
+            shared = _lcp(other.prompt, request.prompt)
+            if shared >= MIN_SHARED_PREFIX and shared > have:
                 return True
         return False
 
@@ -429,10 +465,20 @@ class Engine:
                     ctx.slot is not None,
                     self._needs(request, ctx),
                     request.started,
+                    ctx.attained,
+                    ctx.created,
                 )
             )
         residents = [
-            Resident(c.key, c.priority, c.last_used, c.request is not None and not c.suspended, c.suspended)
+            Resident(
+                c.key,
+                c.priority,
+                c.last_used,
+                c.request is not None and not c.suspended,
+                c.suspended,
+                c.served,
+                c.expected_back,
+            )
             for c in self._contexts.values()
             if c.slot is not None
         ]
@@ -510,6 +556,8 @@ class Engine:
             else:
                 request.stats.prefill_computed += len(decoded)
             ctx.tokens.extend(decoded)
+            ctx.attained += len(decoded)
+            ctx.served += len(decoded)
             if wants:
                 try:
                     self._sample(request, ctx, index - 1)
@@ -561,7 +609,7 @@ class Engine:
             s0, r0, c0 = request.ctx_counts
             stats.swaps, stats.restores, stats.recomputes = ctx.swaps - s0, ctx.restores - r0, ctx.recomputes - c0
             ctx.request = None
-            ctx.last_used = time.monotonic()
+            ctx.last_used = ctx.idle_since = time.monotonic()
             if ctx.ephemeral:
                 self._drop_context(ctx)
             else:
@@ -609,6 +657,7 @@ class Engine:
     def _admit(self, ctx: _Context) -> None:
         slot = self._free_slots.pop(0)
         ctx.slot = slot
+        ctx.served = 0
         self.runtime.seq_rm(slot)
         if ctx.swapped is not None:
             handle, ctx.swapped = ctx.swapped, None

@@ -7,14 +7,21 @@ unit-tested with plain values.
 Rules:
 - Priority classes ``realtime < high < normal < background`` (lower runs first). Waiting lifts a request
   one class per ``aging_s`` seconds, so background work never starves.
-- Among equals, the one served least recently goes first (round robin when the batch is narrower than
-  the crowd), then the earliest arrival.
+- Within a class, programs, not requests (Autellix's discretised least attained service): an agent's whole
+  run counts, so its attained service (tokens computed for it so far) puts it in a level (``levels``). A new
+  arrival (level 0) goes first, so its prefill is admitted promptly; programs that have run longer than the
+  last threshold drop behind. Within a level, the program that started first goes first (it is closest to
+  done), then the one served least recently (round robin when the batch is narrower than the crowd), then
+  the earliest request.
 - At most ``max_batch`` sequences per step. A running sequence that no longer makes the cut is preempted at
   this token boundary; it keeps its KV unless its slot is needed.
+- Working sets: a request that has no slot takes a free one, else an idle context's (one with no runnable
+  request: suspended, then lowest class, then the one expected back last, then least recently used), else a
+  running context's, but only one ordered after it that has used its quantum (``quantum_tokens`` since it got
+  its slot) or is of a lower class. So 32 agents over 8 slots run in sets that fit for a quantum, instead of
+  trading slots token by token.
 - Decode tokens are placed before prefill, and prefill is chunked into what is left of ``token_budget``,
   so a long prompt never stalls the agents that are already generating.
-- Slot victims: contexts with no runnable request first (suspended, then waiting on tools), then the lowest
-  class, then the least recently used.
 - ``policy="fifo"`` is the baseline: arrival order, no priorities, no preemption of running work.
 """
 
@@ -42,6 +49,10 @@ class Candidate:
     resident: bool
     prefill_left: int
     started: bool = False
+    #: Tokens computed for this request's program (its agent's context) over its whole run so far.
+    attained: int = 0
+    #: When the program (the agent's context) started; ``None``: when this request arrived.
+    program_start: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,10 @@ class Resident:
     last_used: float
     active: bool
     suspended: bool = False
+    #: Tokens computed in this slot since the context got it (its quantum so far).
+    served: int = 0
+    #: When an idle context is expected to want its slot again (its agent waits on a tool); 0: unknown.
+    expected_back: float = 0.0
 
 
 @dataclass
@@ -77,6 +92,8 @@ class Scheduler:
         slots: int,
         aging_s: float = 10.0,
         policy: Literal["priority", "fifo"] = "priority",
+        quantum_tokens: int = 64,
+        levels: Sequence[int] = (64, 16384),
     ) -> None:
         if max_batch < 1 or token_budget < 1 or slots < 1:
             raise ValueError("max_batch, token_budget and slots must be positive")
@@ -85,6 +102,8 @@ class Scheduler:
         self.slots = slots
         self.aging_s = aging_s
         self.policy = policy
+        self.quantum_tokens = quantum_tokens
+        self.levels = tuple(levels)
 
     def effective_rank(self, candidate: Candidate, now: float) -> int:
         rank = PRIORITY_RANK.get(candidate.priority, PRIORITY_RANK["normal"])
@@ -92,21 +111,60 @@ class Scheduler:
             rank -= int(max(0.0, now - candidate.arrived) // self.aging_s)
         return max(rank, 0 if candidate.priority == "realtime" else 1)
 
+    def level(self, candidate: Candidate) -> int:
+        return sum(1 for threshold in self.levels if candidate.attained >= threshold)
+
     def order(self, candidates: Sequence[Candidate], now: float) -> list[Candidate]:
         if self.policy == "fifo":
             return sorted(candidates, key=lambda c: (not c.started, c.arrived, c.id))
-        return sorted(candidates, key=lambda c: (self.effective_rank(c, now), c.last_served, c.arrived, c.id))
+        return sorted(
+            candidates,
+            key=lambda c: (
+                self.effective_rank(c, now),
+                self.level(c),
+                c.arrived if c.program_start is None else c.program_start,
+                c.last_served,
+                c.arrived,
+                c.id,
+            ),
+        )
 
     def plan(self, candidates: Sequence[Candidate], residents: Sequence[Resident], now: float) -> Plan:
         plan = Plan()
         ordered = self.order(candidates, now)
+        wanted = {c.key for c in candidates}
+        by_key = {r.key: r for r in residents}
+        free = self.slots - len(residents)
+        # Idle contexts (no runnable request this step) are the first victims, best victim first.
+        idle = sorted(
+            (r for r in residents if r.key not in wanted),
+            key=lambda r: (r.active, not r.suspended, -PRIORITY_RANK.get(r.priority, 2), -r.expected_back, r.last_used),
+        )
+        rank = {c.key: self.effective_rank(c, now) for c in ordered}
         chosen: list[Candidate] = []
         seen_keys: set[Hashable] = set()
-        for c in ordered:
+        evicted: set[Hashable] = set()
+        caused: dict[Hashable, Hashable | None] = {}  # admitted key -> the context it evicted
+        for i, c in enumerate(ordered):
             if len(chosen) == self.max_batch:
                 break
-            if c.key in seen_keys:  # one request per context per step
+            if c.key in seen_keys or c.key in evicted:  # one request per context per step
                 continue
+            if not c.resident:
+                victim: Hashable | None = None
+                if free > 0:
+                    free -= 1
+                elif idle:
+                    victim = idle.pop(0).key
+                else:
+                    victim = self._preempt(c, ordered[i + 1 :], by_key, seen_keys | evicted, rank)
+                    if victim is None:
+                        continue  # no slot for it this step; it does not take a place in the batch
+                if victim is not None:
+                    plan.evict.append(victim)
+                    evicted.add(victim)
+                caused[c.key] = victim
+                plan.admit.append(c.key)
             chosen.append(c)
             seen_keys.add(c.key)
 
@@ -121,23 +179,33 @@ class Scheduler:
             if c.prefill_left > 0 and budget > 0:
                 allotted[c.id] = min(c.prefill_left, budget)
                 budget -= allotted[c.id]
-        running = [c for c in chosen if c.id in allotted]
-
-        # Slots: residents not running this step are victims, best victim first.
-        free = self.slots - len(residents)
-        running_keys = {c.key for c in running}
-        victims = sorted(
-            (r for r in residents if r.key not in running_keys),
-            key=lambda r: (r.active, not r.suspended, -PRIORITY_RANK.get(r.priority, 2), r.last_used),
-        )
-        for c in running:
-            if not c.resident:
-                if free > 0:
-                    free -= 1
-                elif victims:
-                    plan.evict.append(victims.pop(0).key)
-                else:
-                    continue  # no slot for it this step
-                plan.admit.append(c.key)
-            plan.run.append((c.id, allotted[c.id]))
+        for c in chosen:
+            if c.id in allotted:
+                plan.run.append((c.id, allotted[c.id]))
+            elif not c.resident:  # no tokens for it this step: leave the slots as they were
+                plan.admit.remove(c.key)
+                victim = caused[c.key]
+                if victim is not None:
+                    plan.evict.remove(victim)
         return plan
+
+    def _preempt(
+        self,
+        c: Candidate,
+        later: Sequence[Candidate],
+        residents: dict[Hashable, Resident],
+        taken: set[Hashable],
+        rank: dict[Hashable, int],
+    ) -> Hashable | None:
+        """A running context ordered after ``c`` that may give up its slot: one of a lower class at once,
+        one of ``c``'s class once it has used its quantum. The last in order goes first."""
+        if self.policy == "fifo":
+            return None
+        mine = rank[c.key]
+        for other in reversed(later):
+            r = residents.get(other.key)
+            if r is None or other.key in taken or not other.resident:
+                continue
+            if rank[other.key] > mine or r.served >= self.quantum_tokens:
+                return other.key
+        return None

@@ -80,7 +80,8 @@ async def test_next_turn_reuses_the_context_kv(tmp_path: Path) -> None:
 
 async def test_slot_pressure_swaps_and_outputs_stay_right(tmp_path: Path) -> None:
     fake = FakeBackend(script=lambda m: " ".join(["w"] * 20) + " " + m[-1]["content"], n_seq_max=1)
-    async with engine_for(fake, tmp_path) as engine:
+    async with engine_for(fake, tmp_path, quantum_tokens=1) as engine:
+        engine.scheduler.levels = (1,)  # each new arrival takes the slot from a started agent
         engine.cost.rates["prefill"] = 1.0  # make recompute look expensive: always swap
         results = await gather(engine, [("a", "alpha", "normal"), ("b", "beta", "normal"), ("c", "gamma", "normal")])
     for key, word in (("a", "alpha"), ("b", "beta"), ("c", "gamma")):
@@ -94,7 +95,8 @@ async def test_dropped_context_is_recomputed_when_swap_is_impossible(tmp_path: P
     blocker = tmp_path / "file"
     blocker.write_text("")
     fake = FakeBackend(script=lambda m: " ".join(["w"] * 10) + " " + m[-1]["content"], n_seq_max=1)
-    engine = Engine(fake, swap_dir=blocker / "swap", swap_ram_bytes=0)
+    engine = Engine(fake, swap_dir=blocker / "swap", swap_ram_bytes=0, quantum_tokens=1)
+    engine.scheduler.levels = (1,)
     engine.cost.rates["prefill"] = 1.0
     engine.start()
     try:
