@@ -528,7 +528,7 @@ class Agent:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         run = cls.__dict__.get("run")
-        if run is not None and not getattr(run, "__aios_adapted__", False):
+        if inspect.iscoroutinefunction(run) and not getattr(run, "__aios_adapted__", False):
 
             @functools.wraps(run)
             async def adapted(self: Agent, ctx: Any, goal: str) -> str | None:

@@ -313,9 +313,11 @@ def _add_groups() -> None:
     from aios.cli_mcp import mcp_group, plan_group
     from aios.cli_mem import mem_group
     from aios.cli_models import models_group
+    from aios.cli_plugins import agent_group, plugins_group
     from aios.cli_tasks import tasks_group
 
     groups = (config_group, models_group, *access_commands(), fs_group, tasks_group, mem_group, mcp_group, plan_group)
+    groups += (plugins_group, agent_group)
     for command in groups:
         cli.add_command(command)
 

@@ -1,16 +1,20 @@
 """Finds plugins and the agents and tools they register.
 
 Sources, in order: the built-in plugins shipped in ``plugins/``, installed distributions exposing the
-``aios`` entry-point group, and one-file plugins (``*.py``) in the config dir's ``plugins/`` folder. A plugin
-that fails to load, or whose ``register_tools`` raises or returns something that is not a tool, is recorded
-(``failures``) and logged; it never stops the others.
+``aios`` entry-point group (``AIOS_LOAD_PLUGINS=a,b`` loads only those entry points or distributions, and an
+empty value none), and one-file plugins (``*.py``) in the config dir's ``plugins/`` folder. A plugin that
+fails to import, whose agent has an invalid manifest, or whose ``register_tools`` raises or returns something
+that is not a tool, is recorded by name (``failures``) and logged; it never stops the others.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
+import inspect
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +24,25 @@ from typing import Any
 import pluggy
 
 from aios import hookspecs, paths
-from aios.api import Agent, Manifest, PluginTool
+from aios.api import PRIORITIES, Agent, Capabilities, Manifest, PluginTool
 from aios.errors import UnknownAgentError
 
-__all__ = ["BUILTIN_PLUGINS", "PluginFailure", "PluginManager", "tool_server_name"]
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "PluginFailure",
+    "PluginManager",
+    "PluginSource",
+    "agent_problem",
+    "capabilities_summary",
+    "tool_server_name",
+]
 
 log = logging.getLogger(__name__)
 
 BUILTIN_PLUGINS = ("plugins.chat", "plugins.files", "plugins.planner", "plugins.plan_runner")
+
+
+_AGENT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
 @dataclass(frozen=True)
@@ -36,39 +51,71 @@ class PluginFailure:
     error: str
 
 
+@dataclass(frozen=True)
+class PluginSource:
+    """Where a registered plugin came from (what ``aios plugins list`` shows)."""
+
+    kind: str  # "builtin", "entry point", "file" or "registered"
+    module: str
+    distribution: str = ""
+    version: str = ""
+
+
 class PluginManager:
     def __init__(self, *, load_entry_points: bool = True, plugins_dir: Path | None = None) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.failures: list[PluginFailure] = []
         self._agents: dict[str, type[Agent]] | None = None
+        self._agent_plugin: dict[str, str] = {}
         self._tools: dict[str, list[PluginTool]] | None = None
+        self.sources: dict[str, PluginSource] = {}
         for name in BUILTIN_PLUGINS:
-            self._register_module(name, importlib.import_module, name)
+            self._register_module(name, importlib.import_module, name, PluginSource("builtin", name))
         if load_entry_points:
-            try:
-                self.pm.load_setuptools_entrypoints(hookspecs.PROJECT)
-            except Exception as exc:  # a broken third-party distribution must not stop aios
-                self._fail("entry points", exc)
+            self._load_entry_points()
         folder = plugins_dir if plugins_dir is not None else paths.plugins_dir()
         if folder.is_dir():
             for file in sorted(folder.glob("*.py")):
-                self._register_module(str(file), _load_file, file)
+                self._register_module(str(file), _load_file, file, PluginSource("file", str(file)))
+
+    def _load_entry_points(self) -> None:
+        """Each entry point of the ``aios`` group on its own: one that fails to import is reported by name."""
+        wanted = os.environ.get("AIOS_LOAD_PLUGINS")
+        only = None if wanted is None else {w.strip() for w in wanted.split(",") if w.strip()}
+        try:
+            found = list(importlib.metadata.entry_points(group=hookspecs.PROJECT))
+        except Exception as exc:  # broken installed metadata must not stop aios
+            self._fail("entry points", exc)
+            return
+        for ep in found:
+            dist = ep.dist.name if ep.dist is not None else ""
+            if only is not None and ep.name not in only and dist not in only:
+                continue
+            if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+                continue
+            version = ep.dist.version if ep.dist is not None else ""
+            source = PluginSource("entry point", ep.value, dist, version)
+            self._register_module(ep.name, lambda e: e.load(), ep, source)
 
     def _fail(self, source: str, exc: BaseException) -> None:
         log.warning("plugin %s failed to load: %s", source, exc)
         self.failures.append(PluginFailure(source, f"{type(exc).__name__}: {exc}"))
 
-    def _register_module(self, source: str, loader, arg) -> None:  # type: ignore[no-untyped-def]
+    def _register_module(self, source: str, loader, arg, where: PluginSource) -> None:  # type: ignore[no-untyped-def]
         try:
             module = loader(arg)
             self.pm.register(module, name=source)
         except Exception as exc:
             self._fail(source, exc)
+        else:
+            self.sources[source] = where
 
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register a plugin object directly (used by tests and embedding applications)."""
-        self.pm.register(plugin, name=name)
+        registered = self.pm.register(plugin, name=name)
+        if registered is not None:
+            self.sources[registered] = PluginSource("registered", getattr(plugin, "__name__", type(plugin).__name__))
         self._agents = None
         self._tools = None
 
@@ -76,21 +123,74 @@ class PluginManager:
         return sorted(name for name, _ in self.pm.list_name_plugin())
 
     def agents(self) -> dict[str, type[Agent]]:
+        """Every valid agent by name. Each plugin's ``register_agents`` is called on its own: one that raises, or
+        an agent with an invalid manifest or a taken name, is recorded under the plugin's name and skipped."""
         if self._agents is None:
             found: dict[str, type[Agent]] = {}
-            # pluggy calls the most recently registered plugin first; built-ins registered first must win.
-            for result in reversed(self.pm.hook.register_agents()):
-                for cls in result or ():
-                    manifest = getattr(cls, "manifest", None)
-                    if not isinstance(manifest, Manifest):
-                        self._fail(repr(cls), TypeError("agent class has no Manifest in `manifest`"))
+            owner: dict[str, str] = {}
+            # get_hookimpls() lists plugins in registration order: built-ins first, so they keep their names.
+            for impl in self.pm.hook.register_agents.get_hookimpls():
+                source = impl.plugin_name
+                try:
+                    returned = impl.function()
+                    if not isinstance(returned, list | tuple):
+                        raise TypeError(f"register_agents must return a list, not {type(returned).__name__}")
+                except Exception as exc:
+                    self._fail(f"{source} (register_agents)", exc)
+                    continue
+                for cls in returned:
+                    problem = agent_problem(cls)
+                    if problem is None and cls.manifest.name in found and found[cls.manifest.name] is not cls:
+                        problem = f"agent name '{cls.manifest.name}' is already taken by {owner[cls.manifest.name]}"
+                    if problem is not None:
+                        self._fail(f"{source} (agent {getattr(cls, '__name__', cls)!r})", ValueError(problem))
                         continue
-                    if manifest.name in found and found[manifest.name] is not cls:
-                        self._fail(repr(cls), ValueError(f"agent name '{manifest.name}' is already taken"))
-                        continue
-                    found[manifest.name] = cls
-            self._agents = found
+                    found[cls.manifest.name], owner[cls.manifest.name] = cls, source
+            self._agents, self._agent_plugin = found, owner
         return self._agents
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every plugin: where it came from, the agents and tools it provides, and what failed in it."""
+        agents, tools = self.agents(), self.tools()
+        rows = []
+        for name, plugin in self.pm.list_name_plugin():
+            where = self.sources.get(name, PluginSource("registered", name))
+            server = tool_server_name(name, plugin)
+            rows.append(
+                {
+                    "name": name,
+                    "kind": where.kind,
+                    "module": where.module,
+                    "distribution": where.distribution,
+                    "version": where.version,
+                    "agents": [
+                        {
+                            "name": agent,
+                            "description": cls.manifest.description,
+                            "capabilities": capabilities_summary(cls.manifest.capabilities),
+                        }
+                        for agent, cls in sorted(agents.items())
+                        if self._agent_plugin.get(agent) == name
+                    ],
+                    "tools": [f"{server}.{t.name}" for t in tools.get(server, [])],
+                    "errors": [f.error for f in self.failures if _failure_of(f.source) == name],
+                }
+            )
+        for failure in self.failures:  # plugins that never registered (failed to import)
+            if not any(r["name"] == _failure_of(failure.source) for r in rows):
+                rows.append(
+                    {
+                        "name": _failure_of(failure.source),
+                        "kind": "broken",
+                        "module": "",
+                        "distribution": "",
+                        "version": "",
+                        "agents": [],
+                        "tools": [],
+                        "errors": [failure.error],
+                    }
+                )
+        return sorted(rows, key=lambda r: str(r["name"]))
 
     def tools(self) -> dict[str, list[PluginTool]]:
         """Each plugin's tools under the name of the MCP server that serves them (see ``tool_server_name``).
@@ -137,6 +237,34 @@ class PluginManager:
             known = ", ".join(sorted(agents)) or "none"
             raise UnknownAgentError(f"unknown agent '{name}' (available: {known})", "see `aios agents`")
         return agents[name]
+
+
+def _failure_of(source: str) -> str:
+    return source.split(" (", 1)[0]
+
+
+def agent_problem(cls: Any) -> str | None:
+    """What is wrong with an agent class a plugin registered, or None."""
+    if not (isinstance(cls, type) and issubclass(cls, Agent)):
+        return f"{cls!r} is not a subclass of aios.Agent"
+    manifest = getattr(cls, "manifest", None)
+    if not isinstance(manifest, Manifest):
+        return "agent class has no Manifest in `manifest`"
+    if not isinstance(manifest.name, str) or not _AGENT_NAME.match(manifest.name):
+        return f"agent name {manifest.name!r} must match {_AGENT_NAME.pattern}"
+    if manifest.priority not in PRIORITIES:
+        return f"agent {manifest.name}: priority {manifest.priority!r} is not one of {', '.join(PRIORITIES)}"
+    if not isinstance(manifest.capabilities, Capabilities):
+        return f"agent {manifest.name}: capabilities must be an aios.Capabilities"
+    if not inspect.iscoroutinefunction(cls.run) or cls.run is Agent.run:
+        return f"agent {manifest.name}: run must be an `async def run(self, ctx, goal)`"
+    return None
+
+
+def capabilities_summary(caps: Capabilities) -> dict[str, Any]:
+    """The capabilities an agent declares, leaving out what is empty or default (what approval shows)."""
+    default = Capabilities()
+    return {k: v for k, v in vars(caps).items() if v != getattr(default, k)}
 
 
 def tool_server_name(plugin_name: str, plugin: Any = None) -> str:
