@@ -1,4 +1,7 @@
-"""The MCP tool host: server owners, catalog, DAG executor and planner, built-in servers, MCP server export.
+"""The MCP tool host: server owners, catalog, DAG executor and planner, the clock server, HTTP bearer auth.
+
+A library: it never imports ``kernel``. The kernel's tool service, the servers that expose its syscalls as tools
+and ``aios mcp serve`` are the kernel's (``kernel.svc_tools``, ``kernel.mcp_export``).
 
 Public names are imported lazily (``from tools import McpHost``), so ``import tools`` stays cheap.
 """
