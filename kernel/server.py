@@ -258,34 +258,13 @@ class _Api:
         await self.kernel.send(body.pid, body.text)
 
     async def control(self, bearer: Bearer, body: Any, what: str) -> Any:
-        """Process control by the person at a front end; every change leaves an audit row (agent "user"),
-        refused ones too (an unknown pid, an ended process, a priority above the manifest's ceiling)."""
         kernel = self.kernel
-        if what == "wait":
+        if what == "nice":
+            await kernel.nice(body.pid, body.priority)
+        elif what == "wait":
             return await kernel.wait(body.pid)
-        detail = {"priority": body.priority} if what == "nice" else None
-
-        def audit(decision: str, reason: str = "") -> None:
-            kernel.audit.record(
-                pid=kernel.user.pid,
-                agent=kernel.user.agent,
-                token_id=FRONTEND,
-                syscall=f"proc.{what}",
-                resource=f"proc:{body.pid} (write)",
-                decision=decision,
-                reason=reason,
-                detail=detail,
-            )
-
-        try:
-            if what == "nice":
-                await kernel.nice(body.pid, body.priority)
-            else:
-                await getattr(kernel, what)(body.pid)
-        except AiosError as exc:
-            audit("deny", exc.message)
-            raise
-        audit("allow")
+        else:
+            await getattr(kernel, what)(body.pid)
         return None
 
     async def approvals(self, bearer: Bearer, body: Any) -> Any:

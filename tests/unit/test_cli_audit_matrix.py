@@ -175,12 +175,13 @@ def test_process_control_leaves_audit_rows_and_needs_a_kernel(kernel_mode: str) 
     for args in (("nice", str(pid), "background"), ("suspend", str(pid)), ("resume", str(pid)), ("kill", str(pid))):
         run(*args)
     assert "no process with pid 999" in run("kill", "999", code=2)
-    rows = [(r["syscall"], r["resource"], r["decision"]) for r in user_rows() if r["syscall"].startswith("proc.")]
-    assert rows[:1] == [("proc.spawn", "chat", "allow")]
-    assert [r for r in rows if r[0] != "proc.spawn"][:4] == [
-        ("proc.nice", f"proc:{pid} (write)", "allow"),
-        ("proc.suspend", f"proc:{pid} (write)", "allow"),
-        ("proc.resume", f"proc:{pid} (write)", "allow"),
-        ("proc.kill", f"proc:{pid} (write)", "allow"),
+    rows = [(r["syscall"], r["resource"], r["decision"]) for r in user_rows()]
+    assert ("proc.spawn", "chat", "allow") in rows
+    control = [r for r in rows if r[0] in {f"socket:/v1/{w}" for w in ("nice", "suspend", "resume", "kill")}]
+    assert control == [
+        ("socket:/v1/nice", str(pid), "allow"),
+        ("socket:/v1/suspend", str(pid), "allow"),
+        ("socket:/v1/resume", str(pid), "allow"),
+        ("socket:/v1/kill", str(pid), "allow"),
+        ("socket:/v1/kill", "", "deny"),
     ]
-    assert ("proc.kill", "proc:999 (write)", "deny") in rows
