@@ -12,6 +12,7 @@ BENCHMARKS = (
     "semfs",
     "taskmem",
     "security",
+    "confinement",
     "cli",
     "agentic",
 )

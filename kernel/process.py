@@ -94,6 +94,8 @@ class Process:
     confinement: str = "in-process"
     #: The worker's exit status as ``waitpid`` gave it (negative: killed by that signal).
     os_exit: int | None = None
+    #: When the worker said hello, confined and about to import its plugin (``time.time()``).
+    ready_at: float | None = None
 
     def __post_init__(self) -> None:
         self.inbox_send: MemoryObjectSendStream[str]

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -376,6 +377,7 @@ async def run_worker(
                     refused = "refused: its hello did not carry its own token"
                 else:
                     proc.confinement = str(hello.get("confinement", ""))
+                    proc.ready_at = time.time()
                     await conn.send({"op": "welcome"})
                     last = await conn.serve(tg)
                     terminate = False

@@ -15,6 +15,7 @@ buffered per pid and written by a ~30 fps timer; accounting is re-read every hal
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -355,7 +356,8 @@ class AiosApp(App[None]):
                 self.procs[int(info["pid"])] = {**info, "tool": tool}
             self.rates.append(sum(float(p.get("tokens_per_s") or 0) for p in infos if p["state"] == "waiting_llm"))
             screen = self.mode_screens.get(self.current_mode)
-            if screen is not None and screen.is_mounted:
+            if screen is not None and screen.is_mounted and time.monotonic() - screen.refreshed_at >= screen.REFRESH_S:
+                screen.refreshed_at = time.monotonic()
                 await screen.refresh_data()
         except AiosError as exc:
             log.debug("refresh failed: %s", exc.one_line())

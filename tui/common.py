@@ -48,6 +48,12 @@ class ModeScreen(Screen[None]):
 
     MODE = ""
     HELP = ""
+    #: Seconds between ``refresh_data`` calls while the mode is shown (each costs syscalls, audited).
+    REFRESH_S = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refreshed_at = 0.0
 
     @property
     def aios(self) -> Any:
@@ -75,6 +81,7 @@ class ModeScreen(Screen[None]):
     @work(group="refresh", exclusive=True)
     async def refresh_now(self) -> None:
         """Refresh at once (the mode came into view, a filter changed)."""
+        self.refreshed_at = time.monotonic()
         await self.refresh_data()
 
 

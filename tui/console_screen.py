@@ -31,6 +31,7 @@ TERMINAL_STATES = frozenset({"exited", "failed"})
 class ConsoleScreen(ModeScreen):
     MODE = "console"
     HELP = "Talk to agents: type to the selected one, watch tokens and tool calls stream"
+    REFRESH_S = 0.5
     BINDINGS = [
         Binding("ctrl+n", "new_agent", "New agent", priority=True),
         Binding("ctrl+k", "kill", "Kill", priority=True),

@@ -64,6 +64,7 @@ class ConfirmDialog(ModalScreen[bool]):
 class FilesScreen(ModeScreen):
     MODE = "files"
     HELP = "Mounts, live search, previews, versions, diffs and rollback"
+    REFRESH_S = 3.0
     BINDINGS = [
         Binding("ctrl+f", "focus_search", "Search", priority=True),
         Binding("ctrl+e", "cycle_mode", "Search mode", priority=True),

@@ -18,6 +18,10 @@ from tui.common import ModeScreen
 __all__ = ["LogsScreen"]
 
 AUDIT_LIMIT = 300
+#: The read-only syscalls the TUI itself polls with: left out of the audit view unless filtered for.
+OWN_READS = frozenset(
+    {"proc.audit", "proc.log", "proc.engine", "tool.servers", "tool.list", "fs.mounts", "task.trees", "mem.namespaces"}
+)
 
 
 def _when(value: Any) -> str:
@@ -76,7 +80,10 @@ class LogsScreen(ModeScreen):
     async def refresh_data(self) -> None:
         app = self.aios
         try:
-            rows = list(await app.call("proc.audit", limit=AUDIT_LIMIT, **self.filters()))
+            filters = self.filters()
+            rows = list(await app.call("proc.audit", limit=AUDIT_LIMIT, **filters))
+            if "syscall" not in filters:
+                rows = [r for r in rows if not (r.get("agent") == "user" and r.get("syscall") in OWN_READS)]
             logs = list(await app.call("proc.log", limit=200))
         except AiosError as exc:
             self.query_one("#audit", DataTable).border_subtitle = exc.one_line()

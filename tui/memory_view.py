@@ -33,6 +33,7 @@ def node_label(node: dict[str, Any], active: bool) -> str:
 class MemoryScreen(ModeScreen):
     MODE = "memory"
     HELP = "Task trees of every agent, a step's versions, memory namespaces and search"
+    REFRESH_S = 2.0
     BINDINGS = [
         Binding("ctrl+l", "reload", "Reload", priority=True),
         Binding("ctrl+f", "focus_search", "Search memory", priority=True),

@@ -156,6 +156,7 @@ _STATE_STYLE = {
 class ToolsScreen(ModeScreen):
     MODE = "tools"
     HELP = "MCP servers and tools, catalog search; compose, dispatch, watch and cancel tool plans"
+    REFRESH_S = 2.0
     BINDINGS = [
         Binding("ctrl+a", "add_step", "Add tool to plan", priority=True),
         Binding("ctrl+g", "run_plan", "Run plan", priority=True),
@@ -195,6 +196,12 @@ class ToolsScreen(ModeScreen):
         dag.add_columns("STEP", "TOOL", "AFTER", "STATE", "TIME", "RESULT")
         dag.border_title = "plan"
         tools.focus()
+        self.set_interval(0.25, self._tick)
+
+    def _tick(self) -> None:
+        """Running steps' timers move between events."""
+        if self.plan is not None and self.plan.state == "running":
+            self._show_plan()
 
     async def refresh_data(self) -> None:
         app = self.aios
@@ -220,8 +227,6 @@ class ToolsScreen(ModeScreen):
                     str(s.get("transport", "")),
                     str(s.get("restarts", 0)),
                 )
-        if self.plan is not None and self.plan.state == "running":
-            self._show_plan()
 
     def _show_tools(self, tools: list[dict[str, Any]]) -> None:
         self.shown_tools = tools

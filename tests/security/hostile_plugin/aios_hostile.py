@@ -9,6 +9,7 @@ the kernel keeps serving others while ``hostile`` misbehaves.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import json
 import os
@@ -186,6 +187,11 @@ def _cpu(seconds: float) -> Any:
     return f"spun for {seconds} s"
 
 
+def _sleep(seconds: float) -> Any:
+    time.sleep(seconds)
+    return "slept"
+
+
 def _fork_loop(most: int) -> Any:
     children = []
     try:
@@ -235,6 +241,7 @@ ATTACKS: dict[str, Any] = {
     "chown": lambda arg: _chown(),
     "memory": _memory,
     "cpu": _cpu,
+    "sleep": _sleep,
     "fork_loop": _fork_loop,
     "fd_exhaust": _fd_exhaust,
 }
@@ -263,6 +270,39 @@ class CalmAgent(Agent):
         return json.dumps({"pid": me["pid"], "reply": reply, "os_pid": os.getpid()})
 
 
+class PingerAgent(Agent):
+    """Times ``int(goal)`` round trips of the cheapest syscall (``proc.self``); their milliseconds as JSON."""
+
+    manifest = Manifest(name="pinger", description="syscall round trips (benchmarks only)")
+
+    async def run(self, ctx: Context, goal: str) -> str:
+        times = []
+        for _ in range(int(goal)):
+            start = time.perf_counter()
+            await ctx.call("proc.self")
+            times.append((time.perf_counter() - start) * 1000)
+        return json.dumps(times)
+
+
+class StreamerAgent(Agent):
+    """Streams ``N`` tokens from the model (goal ``N`` or ``N@T``: starting at wall time ``T``, so that agents
+    started one after another stream together); JSON: how many pieces arrived, from when to when."""
+
+    manifest = Manifest(
+        name="streamer", description="token streaming (benchmarks only)", capabilities=Capabilities(llm_token_budget=0)
+    )
+
+    async def run(self, ctx: Context, goal: str) -> str:
+        chat: Any = ctx.llm.chat
+        count, _, at = goal.partition("@")
+        if at:
+            await asyncio.sleep(max(0.0, float(at) - time.time()))
+        pieces, start = 0, time.time()
+        async for _ in chat([{"role": "user", "content": "go"}], max_tokens=int(count), ignore_eos=True):
+            pieces += 1
+        return json.dumps({"pieces": pieces, "start": start, "end": time.time()})
+
+
 @hookimpl
 def register_agents() -> list[type[Agent]]:
-    return [HostileAgent, CalmAgent]
+    return [HostileAgent, CalmAgent, PingerAgent, StreamerAgent]
