@@ -46,6 +46,8 @@ __all__ = ["AgentFailed", "WorkerDied", "WorkerSpec", "locate", "run_worker", "s
 
 log = logging.getLogger(__name__)
 
+#: How the kernel starts a worker: ``sys.executable`` with these arguments and the socket's fd.
+WORKER_ARGS: tuple[str, ...] = ("-m", "kernel.worker")
 #: The source packages a worker may read (the plugin API and what built-in agents import).
 _SOURCE_PACKAGES = ("aios", "kernel", "memory", "tools", "plugins")
 
@@ -343,7 +345,7 @@ async def run_worker(
     log_fd = os.open(logs / f"{kernel.boot_id[:8]}-{proc.pid}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         process = await anyio.open_process(
-            [sys.executable, "-m", "kernel.worker", str(child.fileno())],
+            [sys.executable, *WORKER_ARGS, str(child.fileno())],
             stdin=subprocess.DEVNULL,
             stdout=log_fd,
             stderr=log_fd,

@@ -194,3 +194,51 @@ async def test_plugin_refuses_to_start_without_landlock(kernel: Kernel, monkeypa
         await kernel.spawn("calm", "hi")
     pid = await kernel.spawn("calm", "hi", unconfined=True)
     assert (await kernel.wait(pid))["state"] == "exited"
+
+
+ROGUES = {
+    "silent": "import time; time.sleep(60)",
+    "garbage": "import os, sys, time; os.write(int(sys.argv[1]), b'GET / HTTP/1.1\\r\\n\\r\\n' * 4); time.sleep(60)",
+    "forged": (
+        "import socket, sys, time\n"
+        "from kernel.frames import recv_frame_blocking, send_frame_blocking\n"
+        "s = socket.socket(fileno=int(sys.argv[1])); recv_frame_blocking(s)\n"
+        "send_frame_blocking(s, {'op': 'hello', 'token': 'aios_0000.forged', 'confinement': 'none'})\n"
+        "time.sleep(60)"
+    ),
+    "bad_op": (
+        "import socket, sys, time\n"
+        "from kernel.frames import recv_frame_blocking, send_frame_blocking\n"
+        "s = socket.socket(fileno=int(sys.argv[1])); start = recv_frame_blocking(s)\n"
+        "send_frame_blocking(s, {'op': 'hello', 'token': start['token'], 'confinement': 'none'})\n"
+        "recv_frame_blocking(s); send_frame_blocking(s, {'op': 'become', 'pid': 0})\n"
+        "time.sleep(60)"
+    ),
+}
+
+
+@pytest.mark.parametrize("rogue", sorted(ROGUES))
+async def test_rogue_worker_is_refused_killed_and_reported(
+    kernel: Kernel, rogue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that never says hello, sends garbage, forges its token or asks for a made-up op."""
+    from kernel import worker_host
+
+    script = tmp_path / f"{rogue}.py"
+    script.write_text(ROGUES[rogue])
+    monkeypatch.setattr(worker_host, "WORKER_ARGS", (str(script),))
+    kernel.config.kernel.worker_start_timeout_s = 1.0
+    with anyio.fail_after(30):
+        pid = await kernel.spawn("calm", "hi")
+        while kernel.info(pid)["os_pid"] is None:
+            await anyio.sleep(0.01)
+        os_pid = kernel.info(pid)["os_pid"]
+        info = await kernel.wait(pid)
+    assert info["state"] == "failed" and info["error"].startswith("refused: "), info
+    assert not Path(f"/proc/{os_pid}").exists() or "Z" in Path(f"/proc/{os_pid}/stat").read_text().split(")")[1][:3]
+    rows = kernel.audit_rows(denied_only=True)
+    assert any(r["syscall"] == "proc.worker" and r["pid"] == pid for r in rows)
+    monkeypatch.setattr(worker_host, "WORKER_ARGS", ("-m", "kernel.worker"))
+    kernel.config.kernel.worker_start_timeout_s = 15.0
+    pid = await kernel.spawn("calm", "still there?")
+    assert (await kernel.wait(pid))["state"] == "exited"
