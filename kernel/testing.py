@@ -9,7 +9,7 @@ Every syscall goes through the same access control as in production, so a missin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,11 +42,13 @@ async def run_agent(
     *,
     inputs: Sequence[str] = (),
     reply: Callable[[Sequence[ChatMessage]], str] | None = None,
-    plugins: Sequence[object] = (),
+    plugins: Mapping[str, object] | None = None,
     config: Config | None = None,
     timeout_s: float = 30.0,
 ) -> AgentRun:
-    """Run ``agent`` to its end; ``reply(messages)`` scripts the model (default: echo the last message)."""
+    """Run ``agent`` to its end; ``reply(messages)`` scripts the model (default: echo the last message);
+    ``plugins`` registers more plugins by name (the name their entry point gives them), e.g. the one whose
+    ``register_tools`` provides the tools the agent calls."""
     from aios.hookspecs import hookimpl
     from aios.paths import db_path
     from aios.plugin_manager import PluginManager
@@ -69,8 +71,8 @@ async def run_agent(
 
     manager = PluginManager(load_entry_points=False, plugins_dir=Path("/nonexistent"))
     manager.register(_Plugin(), name=f"test:{agent.manifest.name}")
-    for extra in plugins:
-        manager.register(extra)
+    for name, extra in (plugins or {}).items():  # named as their entry point would be (tools: NAME.tool)
+        manager.register(extra, name=name)
     path = db_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     store = Store.open(path)
