@@ -1,17 +1,22 @@
 """bench/taskmem: flat chat history vs task-tree prompts on the bundled model, over scripted dialogues.
 
-For every turn of four scripted dialogues (bench/_taskmem_dialogues.py: a trip with a later correction,
-recipes sharing an ingredient that gets replaced, a meeting split then merged, a cart with add/remove/
-"actually keep") one agent process of a real kernel on SmolLM2:
+Four scripted dialogues (bench/_taskmem_dialogues.py: a trip with a later correction, recipes sharing an
+ingredient that gets replaced, a meeting split then merged, a cart with add/remove/"actually keep") are played
+by three agent processes of one real kernel on SmolLM2, one after another, so each has its own KV sequence:
 
-1. asks the model to classify the turn (ONE grammar-constrained ``llm.chat``; scored, never applied),
-2. files the turn with the scripted classification through the ``task.*`` syscalls,
-3. answers it twice: (a) with the flat history (system + every earlier turn and reply + the message) and
-   (b) with the task-tree prompt (system + ``task.prompt`` for the step the turn is about + the message).
+- ``flat`` answers every turn with the flat history (system + every earlier turn and reply + the message);
+- ``tree`` classifies every turn with ``task.classify`` (the shipped path: the text's structure decides where
+  it can, one grammar-constrained call where it must; scored, never applied), files it with the scripted
+  operations through the ``task.*`` syscalls, and answers with the task-tree prompt (system + ``task.prompt``
+  for the step the turn is about + the message), as the chat agent does;
+- ``probe`` replays the same operations on its own trees and asks the model alone (``rules=False``) for each
+  classification: the baseline accuracy of the model without the rules.
 
-Prompt tokens are the engine's own counts (the real tokenizer over the chat template), read from the
-process's accounting around each call. A superseded value "leaks" when it appears in a prompt outside the
-current user message after it was superseded. The final tree of each dialogue must pass its checks.
+Two token counts, both the engine's own: prompt tokens (the real tokenizer over the chat template) and
+computed prefill tokens (what the engine actually decoded after reusing the sequence's KV cache, i.e. what
+costs time). The tree's counts include its classification calls. A superseded value "leaks" when it appears
+in a prompt outside the current user message after it was superseded. The final tree of each dialogue must
+pass its checks.
 """
 
 from __future__ import annotations
@@ -33,14 +38,23 @@ TASK_BUDGET = 400
 _OUT: dict[str, Any] = {}
 
 
-async def _prompt_tokens(ctx: Any) -> int:
-    return int((await ctx.call("proc.self"))["prompt_tokens"] or 0)
+async def _tokens(ctx: Any) -> tuple[int, int]:
+    """(prompt tokens, computed prefill tokens) of the process so far."""
+    me = await ctx.call("proc.self")
+    return int(me["prompt_tokens"] or 0), int(me["prefill_computed"] or 0)
 
 
-async def _ask(ctx: Any, messages: list[dict[str, str]], **kwargs: Any) -> tuple[str, int]:
-    before = await _prompt_tokens(ctx)
-    pieces = [p async for p in ctx.llm.chat(messages, **kwargs)]
-    return "".join(pieces).strip(), await _prompt_tokens(ctx) - before
+async def _counted(ctx: Any, coro: Any) -> tuple[Any, int, int]:
+    """Await ``coro``; what it returned and the prompt and computed tokens it cost this process."""
+    prompt, computed = await _tokens(ctx)
+    result = await coro
+    prompt_after, computed_after = await _tokens(ctx)
+    return result, prompt_after - prompt, computed_after - computed
+
+
+async def _reply(ctx: Any, messages: list[dict[str, str]]) -> str:
+    pieces = [p async for p in ctx.llm.chat(messages, max_tokens=REPLY_TOKENS, temperature=0.0, seed=1)]
+    return "".join(pieces).strip()
 
 
 def _leaks(text: str, superseded: set[str]) -> int:
@@ -95,58 +109,62 @@ def _classified_right(turn: Turn, got: dict[str, Any], keys: dict[str, int]) -> 
     return got.get("node") in wanted if wanted else got.get("node") is None
 
 
-async def _dialogue(ctx: Any, dialogue: Dialogue) -> dict[str, Any]:
-    from memory.taskclassify import classification_messages, classification_schema, parse_classification
+def _context(messages: list[dict[str, str]]) -> str:
+    return "\n".join(m["content"] for m in messages[:-1])
 
-    tree_row = await ctx.call("task.create", title=dialogue.title)
-    tree, root = tree_row["id"], tree_row["root_id"]
-    keys: dict[str, int] = {}
+
+async def _flat(ctx: Any, dialogue: Dialogue) -> list[dict[str, Any]]:
     history: list[dict[str, str]] = []
     superseded: set[str] = set()
     turns = []
     for turn in dialogue.turns:
-        state = await ctx.call("task.get", tree=tree)
-        steps = [n for n in state["nodes"] if n["status"] != "superseded" and n["id"] != root]
-        ids = [s["id"] for s in steps]
-        raw, classify_tokens = await _ask(
-            ctx,
-            classification_messages(steps, turn.user),
-            json_schema=classification_schema(ids),
-            max_tokens=100,
-            temperature=0.0,
-        )
-        try:
-            got = parse_classification(raw, ids).as_dict()
-        except Exception as exc:
-            got = {"error": str(exc)}
-        right = _classified_right(turn, got, keys)
-        about = await _apply(ctx, tree, root, keys, turn)
-        superseded |= set(turn.supersedes)
-        superseded -= set(turn.restores)
-        flat_messages = [{"role": "system", "content": SYSTEM}, *history, {"role": "user", "content": turn.user}]
-        flat_reply, flat_tokens = await _ask(ctx, flat_messages, max_tokens=REPLY_TOKENS, temperature=0.0, seed=1)
-        task = await ctx.call("task.prompt", tree=tree, node=about, budget=TASK_BUDGET)
-        tree_messages = [
-            {"role": "system", "content": f"{SYSTEM}\n\n{task['text']}"},
-            {"role": "user", "content": turn.user},
-        ]
-        tree_reply, tree_tokens = await _ask(ctx, tree_messages, max_tokens=REPLY_TOKENS, temperature=0.0, seed=1)
-        context = lambda msgs: "\n".join(m["content"] for m in msgs[:-1])  # noqa: E731
+        superseded = (superseded | set(turn.supersedes)) - set(turn.restores)
+        messages = [{"role": "system", "content": SYSTEM}, *history, {"role": "user", "content": turn.user}]
+        reply, prompt, computed = await _counted(ctx, _reply(ctx, messages))
         turns.append(
-            {
-                "user": turn.user,
-                "kind": turn.kind,
-                "classified": got,
-                "classified_right": right,
-                "flat_prompt_tokens": flat_tokens,
-                "tree_prompt_tokens": tree_tokens,
-                "classify_prompt_tokens": classify_tokens,
-                "flat_leaks": _leaks(context(flat_messages), superseded),
-                "tree_leaks": _leaks(context(tree_messages), superseded),
-                "tree_reply": tree_reply,
-            }
+            {"prompt_tokens": prompt, "computed_tokens": computed, "leaks": _leaks(_context(messages), superseded)}
         )
-        history += [{"role": "user", "content": turn.user}, {"role": "assistant", "content": flat_reply}]
+        history += [{"role": "user", "content": turn.user}, {"role": "assistant", "content": reply}]
+    return turns
+
+
+async def _tree(ctx: Any, dialogue: Dialogue, *, replies: bool = True, rules: bool = True) -> dict[str, Any]:
+    tree_row = await ctx.call("task.create", title=dialogue.title)
+    tree, root = tree_row["id"], tree_row["root_id"]
+    keys: dict[str, int] = {}
+    superseded: set[str] = set()
+    turns = []
+    for turn in dialogue.turns:
+        try:
+            got, classify_prompt, classify_computed = await _counted(
+                ctx, ctx.call("task.classify", tree=tree, message=turn.user, rules=rules)
+            )
+        except Exception as exc:
+            got, classify_prompt, classify_computed = {"error": str(exc)}, 0, 0
+        row: dict[str, Any] = {
+            "user": turn.user,
+            "kind": turn.kind,
+            "classified": got,
+            "classified_right": _classified_right(turn, got, keys),
+            "classify_prompt_tokens": classify_prompt,
+            "classify_computed_tokens": classify_computed,
+        }
+        about = await _apply(ctx, tree, root, keys, turn)
+        superseded = (superseded | set(turn.supersedes)) - set(turn.restores)
+        if replies:
+            task = await ctx.call("task.prompt", tree=tree, node=about, budget=TASK_BUDGET)
+            messages = [
+                {"role": "system", "content": f"{SYSTEM}\n\n{task['text']}"},
+                {"role": "user", "content": turn.user},
+            ]
+            reply, prompt, computed = await _counted(ctx, _reply(ctx, messages))
+            row.update(
+                prompt_tokens=prompt,
+                computed_tokens=computed,
+                leaks=_leaks(_context(messages), superseded),
+                reply=reply,
+            )
+        turns.append(row)
     final = await ctx.call("task.get", tree=tree)
     by_id = {n["id"]: n for n in final["nodes"]}
     live = [n for n in final["nodes"] if n["status"] != "superseded" and n["id"] != root]
@@ -154,72 +172,106 @@ async def _dialogue(ctx: Any, dialogue: Dialogue) -> dict[str, Any]:
     return {"name": dialogue.name, "turns": turns, "checks": checks}
 
 
-async def _run() -> list[dict[str, Any]]:
+async def _run() -> dict[str, Any]:
     from aios import Agent, Capabilities, Context, Manifest
     from aios.config import load_config
     from aios.hookspecs import hookimpl
     from aios.plugin_manager import PluginManager
     from kernel import open_kernel
 
-    class TaskMemBench(Agent):
-        manifest = Manifest(name="taskmem-bench", capabilities=Capabilities(llm_token_budget=10**9))
+    caps = Capabilities(llm_token_budget=10**9)
+
+    class Flat(Agent):
+        manifest = Manifest(name="taskmem-flat", capabilities=caps)
 
         async def run(self, ctx: Context, goal: str) -> str | None:
-            _OUT["dialogues"] = [await _dialogue(ctx, d) for d in DIALOGUES]
+            _OUT["flat"] = [await _flat(ctx, d) for d in DIALOGUES]
+            return "done"
+
+    class Tree(Agent):
+        manifest = Manifest(name="taskmem-tree", capabilities=caps)
+
+        async def run(self, ctx: Context, goal: str) -> str | None:
+            _OUT["tree"] = [await _tree(ctx, d) for d in DIALOGUES]
+            return "done"
+
+    class Probe(Agent):
+        manifest = Manifest(name="taskmem-probe", capabilities=caps)
+
+        async def run(self, ctx: Context, goal: str) -> str | None:
+            _OUT["probe"] = [await _tree(ctx, d, replies=False, rules=False) for d in DIALOGUES]
             return "done"
 
     class Plugins:
         @hookimpl
         def register_agents(self) -> list[type[Agent]]:
-            return [TaskMemBench]
+            return [Flat, Tree, Probe]
 
     plugins = PluginManager(load_entry_points=False)
     plugins.register(Plugins(), name="taskmem-bench")
     config = load_config()
     async with open_kernel(config, plugins=plugins) as kernel:
-        info = await kernel.wait(await kernel.spawn("taskmem-bench", "run"))
-        if info["state"] != "exited" or info.get("exit_code"):
-            raise RuntimeError(f"bench agent failed: {info.get('error')}")
+        for agent in ("taskmem-flat", "taskmem-tree", "taskmem-probe"):
+            info = await kernel.wait(await kernel.spawn(agent, "run"))
+            if info["state"] != "exited" or info.get("exit_code"):
+                raise RuntimeError(f"bench agent {agent} failed: {info.get('error')}")
         _OUT["model"] = kernel.model_name
-    return _OUT["dialogues"]
+    return _OUT
 
 
 def main() -> None:
     os.environ.setdefault("AIOS_HOME", tempfile.mkdtemp(prefix="aios-bench-"))
     started = time.monotonic()
-    dialogues = anyio.run(_run)
-    turns = [t for d in dialogues for t in d["turns"]]
-    flat = sum(t["flat_prompt_tokens"] for t in turns)
-    tree = sum(t["tree_prompt_tokens"] for t in turns)
-    checks = [ok for d in dialogues for ok in d["checks"].values()]
-    failed = [f"{d['name']}: {desc}" for d in dialogues for desc, ok in d["checks"].items() if not ok]
+    out = anyio.run(_run)
+    flat = [t for d in out["flat"] for t in d]
+    tree = [t for d in out["tree"] for t in d["turns"]]
+    probe = [t for d in out["probe"] for t in d["turns"]]
+    flat_prompt = sum(t["prompt_tokens"] for t in flat)
+    flat_computed = sum(t["computed_tokens"] for t in flat)
+    tree_prompt = sum(t["prompt_tokens"] + t["classify_prompt_tokens"] for t in tree)
+    tree_computed = sum(t["computed_tokens"] + t["classify_computed_tokens"] for t in tree)
+    checks = [ok for d in out["tree"] for ok in d["checks"].values()]
+    failed = [f"{d['name']}: {desc}" for d in out["tree"] for desc, ok in d["checks"].items() if not ok]
+    by_rule = sum(t["classified"].get("by") == "rule" for t in tree)
     write_result(
         "taskmem",
         params={
-            "model": _OUT.get("model"),
-            "dialogues": [d["name"] for d in dialogues],
-            "turns": len(turns),
+            "model": out.get("model"),
+            "dialogues": [d.name for d in DIALOGUES],
+            "turns": len(tree),
             "reply_tokens": REPLY_TOKENS,
             "task_budget": TASK_BUDGET,
             "temperature": 0.0,
+            "layout": "flat, tree and probe each one process (its own KV sequence), run one after another",
         },
         metrics={
-            "prompt_token_reduction": round((flat - tree) / flat, 4),
-            "superseded_leaks_tree": sum(t["tree_leaks"] for t in turns),
-            "superseded_leaks_flat": sum(t["flat_leaks"] for t in turns),
-            "classification_accuracy": round(sum(t["classified_right"] for t in turns) / len(turns), 4),
-            "tree_prompt_tokens_total": tree,
-            "tree_prompt_tokens_per_turn": [t["tree_prompt_tokens"] for t in turns],
-            "classify_prompt_tokens_total": sum(t["classify_prompt_tokens"] for t in turns),
+            "computed_token_reduction": round((flat_computed - tree_computed) / flat_computed, 4),
+            "prompt_token_reduction": round((flat_prompt - tree_prompt) / flat_prompt, 4),
+            "classification_accuracy": round(sum(t["classified_right"] for t in tree) / len(tree), 4),
+            "classified_by_rule": round(by_rule / len(tree), 4),
+            "superseded_leaks_tree": sum(t["leaks"] for t in tree),
+            "superseded_leaks_flat": sum(t["leaks"] for t in flat),
+            "tree_computed_tokens_total": tree_computed,
+            "tree_prompt_tokens_total": tree_prompt,
+            "classify_computed_tokens_total": sum(t["classify_computed_tokens"] for t in tree),
+            "classify_prompt_tokens_total": sum(t["classify_prompt_tokens"] for t in tree),
+            "tree_computed_tokens_per_turn": [t["computed_tokens"] + t["classify_computed_tokens"] for t in tree],
             "final_state_checks_passed": sum(checks),
             "final_state_checks_total": len(checks),
             "wall_s": round(time.monotonic() - started, 1),
         },
         baseline={
-            "flat_prompt_tokens_total": flat,
-            "flat_prompt_tokens_per_turn": [t["flat_prompt_tokens"] for t in turns],
+            "flat_computed_tokens_total": flat_computed,
+            "flat_prompt_tokens_total": flat_prompt,
+            "flat_computed_tokens_per_turn": [t["computed_tokens"] for t in flat],
+            "flat_prompt_tokens_per_turn": [t["prompt_tokens"] for t in flat],
+            "classification_accuracy_model_only": round(sum(t["classified_right"] for t in probe) / len(probe), 4),
+            "classify_prompt_tokens_model_only": sum(t["classify_prompt_tokens"] for t in probe),
         },
-        ratio={"tree_over_flat_prompt_tokens": round(tree / flat, 4)},
+        ratio={
+            "tree_over_flat_computed_tokens": round(tree_computed / flat_computed, 4),
+            "tree_over_flat_prompt_tokens": round(tree_prompt / flat_prompt, 4),
+        },
         notes=("final-state checks failed: " + "; ".join(failed)) if failed else "all final-state checks passed",
     )
     detail = os.environ.get("AIOS_BENCH_TASKMEM_DETAIL")
@@ -227,7 +279,7 @@ def main() -> None:
         import json
         from pathlib import Path
 
-        Path(detail).write_text(json.dumps(dialogues, indent=2))
+        Path(detail).write_text(json.dumps(out, indent=2, default=str))
 
 
 if __name__ == "__main__":
