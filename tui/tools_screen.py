@@ -56,6 +56,7 @@ class PlanRun:
     started: float = field(default_factory=time.monotonic)
     width: int = 0
     error: str = ""
+    ended: float | None = None
 
     @classmethod
     def from_steps(cls, steps: list[dict[str, Any]]) -> PlanRun:
@@ -65,6 +66,9 @@ class PlanRun:
             level = 1 + max((out[d].level for d in deps if d in out), default=-1)
             out[str(step["id"])] = PlanStep(str(step["id"]), str(step["tool"]), deps, level)
         return cls(out)
+
+    def took(self) -> str:
+        return f"{(self.ended or time.monotonic()) - self.started:.1f}s"
 
     @property
     def running(self) -> int:
@@ -119,9 +123,11 @@ class PlanRun:
             if "start_s" in out:
                 step.elapsed_s = float(out["end_s"]) - float(out["start_s"])
         self.state = "failed" if any(s.state in ("error", "skipped") for s in self.steps.values()) else "done"
+        self.ended = time.monotonic()
 
     def cancel(self) -> None:
         self.state = "cancelled"
+        self.ended = self.ended or time.monotonic()
         for step in self.steps.values():
             if step.state in ("waiting", "running"):
                 step.state = "cancelled"
@@ -315,7 +321,7 @@ class ToolsScreen(ModeScreen):
         try:
             result = await self.aios.call("tool.plan", steps=steps)
         except AiosError as exc:
-            plan.state, plan.error = "failed", exc.one_line()
+            plan.state, plan.error, plan.ended = "failed", exc.one_line(), time.monotonic()
             for step in plan.steps.values():
                 if step.state in ("waiting", "running"):
                     step.state = "error"
@@ -361,10 +367,9 @@ class ToolsScreen(ModeScreen):
                 key=step.id,
             )
         done = sum(1 for s in plan.steps.values() if s.state not in ("waiting", "running"))
-        took = time.monotonic() - plan.started
         status = (
             f"plan {plan.state} · {done}/{len(plan.steps)} steps · running {plan.running} · "
-            f"max parallel {plan.width} · {took:.1f}s"
+            f"max parallel {plan.width} · {plan.took()}"
         )
         if plan.error:
             status += f"\n[red]{markup(plan.error)}[/]"
