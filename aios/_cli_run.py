@@ -16,6 +16,7 @@ def run_agent(
     priority: str | None,
     stream: Callable[[str], None] | None,
     status: Callable[[str], Any],
+    unconfined: bool = False,
 ) -> dict[str, Any]:
     """Run ``agent`` on ``goal`` non-interactively; return its final process info."""
     import sys
@@ -27,4 +28,6 @@ def run_agent(
         from aios.cli_access import prompt_approvals
 
         approver = prompt_approvals
-    return launch(agent, goal, priority=priority, stream=stream, approver=approver, loading=status)
+    return launch(
+        agent, goal, priority=priority, stream=stream, approver=approver, loading=status, unconfined=unconfined
+    )

@@ -108,7 +108,8 @@ def tui() -> None:
 @click.argument("goal", nargs=-1, required=True)
 @click.option("--priority", type=click.Choice(PRIORITIES), help="Scheduling class.")
 @click.option("--json", "as_json", is_flag=True, help="Print the finished process as JSON instead of streaming.")
-def run(agent: str, goal: tuple[str, ...], priority: str | None, as_json: bool) -> None:
+@click.option("--unconfined", is_flag=True, help="Run a plugin agent without Landlock (only one you trust).")
+def run(agent: str, goal: tuple[str, ...], priority: str | None, as_json: bool, unconfined: bool) -> None:
     """Run AGENT on GOAL and stream its output to stdout.
 
     \b
@@ -118,7 +119,8 @@ def run(agent: str, goal: tuple[str, ...], priority: str | None, as_json: bool) 
     """
     from aios._cli_run import run_agent
 
-    info = run_agent(agent, " ".join(goal), priority=priority, stream=None if as_json else _stream_out, status=status)
+    stream = None if as_json else _stream_out
+    info = run_agent(agent, " ".join(goal), priority=priority, stream=stream, status=status, unconfined=unconfined)
     if as_json:
         print_json(info)
     elif info.get("state") == "failed":

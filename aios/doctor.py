@@ -97,7 +97,28 @@ def _modes() -> Check:
     return Check("modes", False, f"readable or writable by others: {shown} (fix: {'; '.join(report.fixes)})")
 
 
+def _confinement(config: Config | None) -> Check:
+    from aios.landlock import abi_version, confinement_level
+
+    abi = abi_version()
+    level = confinement_level(abi)
+    if abi <= 0:
+        return Check("confinement", False, f"{level}; plugin agents start only with `aios run --unconfined`")
+    where = "in-process" if (config or Config()).kernel.inprocess_builtin else "confined"
+    return Check("confinement", True, f"{level}; every agent in its own process (built-ins {where})")
+
+
 def run_checks() -> list[Check]:
     """Every check runs, whatever failed before it: a broken config must not hide the other problems."""
     config_check, config = _config()
-    return [config_check, _data_dir(), _modes(), _store(), _engine(), _model(config), *_embeddings(), _plugins()]
+    return [
+        config_check,
+        _data_dir(),
+        _modes(),
+        _store(),
+        _engine(),
+        _model(config),
+        *_embeddings(),
+        _plugins(),
+        _confinement(config),
+    ]

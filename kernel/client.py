@@ -334,9 +334,17 @@ class SocketClient(DaemonClient):
     # -- KernelClient -----------------------------------------------------------------------------------
 
     async def spawn(
-        self, agent: str, goal: str = "", *, interactive: bool | None = None, priority: str | None = None
+        self,
+        agent: str,
+        goal: str = "",
+        *,
+        interactive: bool | None = None,
+        priority: str | None = None,
+        unconfined: bool = False,
     ) -> int:
         body = {"agent": agent, "goal": goal, "interactive": interactive, "priority": priority}
+        if unconfined:  # a plugin agent without Landlock: the user said so
+            body["unconfined"] = True
         return int((await self.arequest("POST", "/v1/spawn", body))["pid"])
 
     async def spawn_with_token(self, agent: str, goal: str = "", *, interactive: bool | None = True) -> tuple[int, str]:

@@ -4,8 +4,8 @@
 - **Start**: the daemon (``serve_daemon``, `aios serve`), aios as an MCP server (``serve_mcp``, `aios mcp
   serve`), an agent run followed to its end (``run_agent``, `aios run`, `aios plan run`), the TUI's model
   (``load_model``).
-- **Try before adding**: servers from another mcp.json, started in the command itself (``try_tools``,
-  ``try_call``, ``try_plan``; `--mcp-config`), and the mcp.json editing of `aios mcp add|list|remove`.
+- **mcp.json** as `aios mcp add|list|remove` edit it (``mcp_file``; servers from another file are tried in the
+  kernel, ``tool.try``).
 - **Records without a kernel**: processes, audit rows and remembered decisions (``processes``,
   ``audit_rows``, ``policy_rules``, ``policy_revoke``): the running kernel's over its socket, else what the
   last one left in the store, read-only (no model is loaded to read a table).
@@ -33,7 +33,6 @@ __all__ = [
     "index_free",
     "load_model",
     "mcp_file",
-    "plan_servers",
     "policy_revoke",
     "policy_rules",
     "probe_embeddings",
@@ -44,10 +43,6 @@ __all__ = [
     "run_agent",
     "serve_daemon",
     "serve_mcp",
-    "try_call",
-    "try_plan",
-    "try_test",
-    "try_tools",
 ]
 
 log = logging.getLogger(__name__)
@@ -119,6 +114,7 @@ def run_agent(
     stream: Callable[[str], None] | None,
     approver: Callable[[Any], Coroutine[Any, Any, None]] | None = None,
     loading: Loading | None = None,
+    unconfined: bool = False,
 ) -> dict[str, Any]:
     """Run ``agent`` on ``goal`` non-interactively as a kernel process (in `aios ps`, audited); stream its
     output to ``stream``; return its final process info. The running daemon runs it when there is one, else a
@@ -133,7 +129,9 @@ def run_agent(
 
         async def on_daemon() -> dict[str, Any]:
             async with SocketClient() as client:
-                return await _follow(client, await client.open_events(), agent, goal, priority, stream, approver)
+                return await _follow(
+                    client, await client.open_events(), agent, goal, priority, stream, approver, unconfined
+                )
 
         return anyio.run(on_daemon)
     from aios.config import load_config
@@ -147,7 +145,7 @@ def run_agent(
 
     async def in_process() -> dict[str, Any]:
         async with open_kernel(config, runtime=runtime, plugins=plugins) as kernel:
-            return await _follow(kernel, kernel.subscribe(), agent, goal, priority, stream, approver)
+            return await _follow(kernel, kernel.subscribe(), agent, goal, priority, stream, approver, unconfined)
 
     return anyio.run(in_process)
 
@@ -160,6 +158,7 @@ async def _follow(
     priority: str | None,
     stream: Callable[[str], None] | None,
     approver: Callable[[Any], Coroutine[Any, Any, None]] | None,
+    unconfined: bool = False,
 ) -> dict[str, Any]:
     import anyio
 
@@ -168,7 +167,8 @@ async def _follow(
     async with anyio.create_task_group() as tg:
         if approver is not None:
             tg.start_soon(approver, kernel)
-        pid = await kernel.spawn(agent, goal, interactive=False, priority=priority)
+        extra = {"unconfined": True} if unconfined else {}  # without Landlock: `aios run --unconfined`
+        pid = await kernel.spawn(agent, goal, interactive=False, priority=priority, **extra)
         with events:
             async for event in events:
                 if event.pid != pid:
@@ -270,115 +270,6 @@ class McpFile:
 mcp_file = McpFile()
 
 
-def _servers(mcp_config: Path | None, extra: dict[str, Any] | None, warn: Callable[[str], None]) -> dict[str, Any]:
-    from tools.config import load_servers_lenient, parse_servers
-
-    servers, broken = load_servers_lenient(mcp_config)
-    for reason in broken.values():
-        warn(f"warning: {reason}; that server is left out")
-    if extra:
-        servers.update(parse_servers({"mcpServers": extra}, source="plan servers"))
-    return servers
-
-
-def try_tools(
-    mcp_config: Path, query: str | None, schemas: bool, *, warn: Callable[[str], None]
-) -> list[dict[str, Any]]:
-    """The tools of another mcp.json's servers, started in this command to try them before adding them."""
-    import anyio
-
-    from kernel.svc_tools import builtin_servers
-    from tools.host import McpHost
-
-    servers = _servers(mcp_config, None, warn)
-
-    async def run() -> list[dict[str, Any]]:
-        async with McpHost(servers, inproc=builtin_servers(None)) as host:
-            await host.start_all()
-            if query:
-                return [{**e.to_json(schema=schemas), "score": s} for e, s in host.catalog.search(query)]
-            return [e.to_json(schema=schemas) for e in host.catalog.view()]
-
-    return anyio.run(run)
-
-
-def try_call(
-    mcp_config: Path, tool: str, args: dict[str, Any], timeout: float | None, *, warn: Callable[[str], None]
-) -> dict[str, Any]:
-    """One tool of another mcp.json's servers, called in this command."""
-    import anyio
-
-    from kernel.svc_tools import builtin_servers
-    from tools.host import McpHost
-
-    servers = _servers(mcp_config, None, warn)
-
-    async def run() -> dict[str, Any]:
-        async with McpHost(servers, inproc=builtin_servers(None)) as host:
-            return dict((await host.call(tool, args, timeout=timeout)).to_json())
-
-    return anyio.run(run)
-
-
-def try_test(mcp_config: Path, name: str, *, warn: Callable[[str], None]) -> dict[str, Any]:
-    """Start one server of another mcp.json, list its tools, stop it."""
-    import anyio
-
-    servers = _servers(mcp_config, None, warn)
-    if name not in servers:
-        from aios.errors import UsageError
-
-        raise UsageError(f"no MCP server {name!r} in {mcp_config}", f"it has: {', '.join(servers) or 'none'}")
-
-    async def run() -> dict[str, Any]:
-        from kernel.sys_tool import test_server
-
-        return await test_server(name, servers[name])
-
-    return anyio.run(run)
-
-
-def plan_servers(data: dict[str, Any], source: str) -> bool:
-    """Whether a plan file names servers of its own (then it runs here, against those)."""
-    from tools.plan import load_plan
-
-    return bool(load_plan(data, source=source).servers)
-
-
-def try_plan(
-    data: dict[str, Any],
-    source: str,
-    mcp_config: Path | None,
-    *,
-    warn: Callable[[str], None],
-    on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """A plan run in this command against another mcp.json's servers (or servers named in the plan file)."""
-    import anyio
-
-    from kernel.svc_tools import builtin_servers
-    from tools.executor import Executor
-    from tools.host import McpHost
-    from tools.plan import load_plan
-
-    plan = load_plan(data, source=source)
-    servers = _servers(mcp_config, plan.servers, warn)
-
-    async def event(kind: str, step_id: str, detail: dict[str, Any]) -> None:
-        if on_event is not None:
-            on_event(kind, step_id, detail)
-
-    async def run() -> Any:
-        async with McpHost(servers, inproc=builtin_servers(None)) as host:
-
-            async def call_tool(tool: str, args: dict[str, Any], *, timeout: float | None, progress: Any) -> Any:
-                return await host.call(tool, args, timeout=timeout, progress=progress)
-
-            return await Executor(call_tool, describe=host.resolve, on_event=event).run(plan)
-
-    return dict(anyio.run(run).to_json())
-
-
 def index_free() -> None:
     """Raise WriterBusy (one line, with what to do) if another process holds the index's writer lock: a
     command that would start a kernel fails at once instead of after loading the model."""
@@ -392,7 +283,7 @@ def index_free() -> None:
         db.close()
 
 
-def check_plan(data: dict[str, Any], source: str) -> None:
+def check_plan(data: Any, source: str) -> None:
     """Raise the plan file's first problem (one line) before anything starts."""
     from tools.plan import load_plan
 

@@ -248,7 +248,9 @@ class _Api:
 
     async def spawn(self, bearer: Bearer, body: Any) -> Any:
         kernel = self.kernel
-        pid = await kernel.spawn(body.agent, body.goal, interactive=body.interactive, priority=body.priority)
+        pid = await kernel.spawn(
+            body.agent, body.goal, interactive=body.interactive, priority=body.priority, unconfined=body.unconfined
+        )
         out: dict[str, Any] = {"pid": pid}
         if body.token:
             out["token"] = kernel.tokens.mint(pid)  # re-minted: only the caller that asked holds it

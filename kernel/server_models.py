@@ -47,6 +47,8 @@ class SpawnBody(_Body):
     priority: Priority | None = None
     #: Return a process token for this agent (to hand to an out-of-process agent program).
     token: bool = False
+    #: Run a plugin agent without Landlock (the user's explicit choice; `aios run --unconfined`).
+    unconfined: bool = False
 
 
 class PidBody(_Body):
