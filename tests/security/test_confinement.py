@@ -136,6 +136,22 @@ async def test_tcp_connect_to_local_port(kernel: Kernel) -> None:
         await assert_contained(kernel, await attack(kernel, "tcp_connect", port))
 
 
+async def test_network_capability_opens_tcp(kernel: Kernel) -> None:
+    """With ``network`` granted, the same connect goes through (files stay closed)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with anyio.fail_after(60):
+            pid = await kernel.spawn("networked", json.dumps({"attack": "tcp_connect", "arg": port}))
+            info = await kernel.wait(pid)
+    assert json.loads(info["result"])["escaped"] is True and info["confinement"].startswith("landlock-")
+    with anyio.fail_after(60):
+        pid = await kernel.spawn("networked", json.dumps({"attack": "read", "arg": "/etc/passwd"}))
+        info = await kernel.wait(pid)
+    assert json.loads(info["result"])["escaped"] is False
+
+
 @pytest.mark.parametrize("sig", [15, 9])
 async def test_kill_the_kernel(kernel: Kernel, sig: int) -> None:
     await assert_contained(kernel, await attack(kernel, "kill", {"pid": os.getpid(), "sig": sig}))

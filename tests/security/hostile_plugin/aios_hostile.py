@@ -258,6 +258,14 @@ class HostileAgent(Agent):
         return json.dumps({"attack": spec["attack"], "escaped": escaped, "detail": detail})
 
 
+class NetworkedAgent(HostileAgent):
+    """The same attempts with the ``network`` capability: TCP is then open to it."""
+
+    manifest = Manifest(
+        name="networked", description="hostile, with network (tests only)", capabilities=Capabilities(network=True)
+    )
+
+
 class CalmAgent(Agent):
     manifest = Manifest(
         name="calm", description="behaves (tests only)", capabilities=Capabilities(llm_token_budget=10_000)
@@ -305,4 +313,4 @@ class StreamerAgent(Agent):
 
 @hookimpl
 def register_agents() -> list[type[Agent]]:
-    return [HostileAgent, CalmAgent, PingerAgent, StreamerAgent]
+    return [HostileAgent, NetworkedAgent, CalmAgent, PingerAgent, StreamerAgent]
