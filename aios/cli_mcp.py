@@ -185,9 +185,7 @@ def test(name: str, as_json: bool, mcp_config: Path | None) -> None:
     if mcp_config is None:  # a tool.test syscall by the user: checked and audited
         info = _as_user(lambda user: user.call("tool.test", server=name))
     else:
-        from kernel.launch import try_test
-
-        info = try_test(mcp_config, name, warn=_warn)
+        info = _try("test", mcp_config, server=name)
     if as_json:
         print_json(info)
     else:
@@ -219,9 +217,7 @@ def tools_cmd(query: str | None, as_json: bool, mcp_config: Path | None) -> None
 
         rows = _as_user(ask)
     else:
-        from kernel.launch import try_tools
-
-        rows = try_tools(mcp_config, query, as_json, warn=_warn)
+        rows = _try("tools", mcp_config, query=query, schemas=as_json)
     if as_json:
         print_json({"tools": rows})
     else:
@@ -253,15 +249,28 @@ def call(tool: str, arguments: str, timeout: float | None, as_json: bool, mcp_co
             payload["timeout_s"] = timeout
         result = _as_user(lambda user: user.call("tool.call", **payload))
     else:
-        from kernel.launch import try_call
-
-        result = try_call(mcp_config, tool, args, timeout, warn=_warn)
+        result = _try("call", mcp_config, tool=tool, args=args, timeout_s=timeout)
     if as_json:
         print_json(result)
     else:
         click.echo(result["text"])
     if result["is_error"]:
         sys.exit(1)
+
+
+def _try(action: str, mcp_config: Path | None, **payload: Any) -> Any:
+    """A ``tool.try`` syscall: servers of another mcp.json (or a plan file's own) started apart from the
+    kernel's host for this call, to try them before adding them; checked and audited like any tool call."""
+    import os
+
+    from kernel.connect import call_as_user
+
+    if mcp_config is not None:
+        payload["mcp_config"] = os.path.abspath(mcp_config)
+    out = call_as_user("tool.try", loading=status, action=action, **payload)
+    for warning in out["warnings"]:
+        _warn(f"warning: {warning}")
+    return out["result"]
 
 
 def _as_user(work: Any) -> Any:
@@ -374,19 +383,21 @@ def plan_run(plan_file: Path, mcp_config: Path | None, as_json: bool) -> None:
                  {"id": "e", "tool": "slow.echo", "args": {"text": "${t.iso}"}}]}
       aios plan run plan.json --json
     """
-    from kernel.launch import check_plan, plan_servers, try_plan
+    from kernel.launch import check_plan
 
     try:
         data = json.loads(plan_file.read_text())
     except ValueError as exc:
         raise UsageError(f"{plan_file}: not valid JSON: {exc}") from None
     check_plan(data, str(plan_file))
-    if mcp_config is None and not plan_servers(data, str(plan_file)):
+    if mcp_config is None and not (isinstance(data, dict) and data.get("servers")):
         # A kernel process (the built-in `plan` agent): in `aios ps` and the TUI, each call checked and audited.
         _render_plan(_plan_process(data), as_json)
         return
-    on_event = None if as_json else _plan_event
-    _render_plan(try_plan(data, str(plan_file), mcp_config, warn=_warn, on_event=on_event), as_json)
+    if isinstance(data, list):
+        data = {"steps": data}
+    servers = data.pop("servers", None) or {}
+    _render_plan(_try("plan", mcp_config, servers=servers, plan=data), as_json)
 
 
 def _plan_process(data: dict[str, Any]) -> dict[str, Any]:
@@ -413,12 +424,3 @@ def _render_plan(result: dict[str, Any], as_json: bool) -> None:
         )
     if any(r["is_error"] for r in steps.values()):
         sys.exit(1)
-
-
-def _plan_event(kind: str, step_id: str, data: dict[str, Any]) -> None:
-    if kind == "started":
-        click.echo(f"[{step_id}] {data['tool']} ...", err=True)
-    elif kind == "progress":
-        click.echo(
-            f"[{step_id}] progress {data['progress']:g}/{data['total'] or '?'} {data['message'] or ''}", err=True
-        )

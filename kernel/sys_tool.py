@@ -16,7 +16,7 @@ import builtins  # ToolsFacade.list shadows the builtin inside the class
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -250,6 +250,91 @@ async def tool_test(kernel: Kernel, proc: Process, request: ToolTestRequest) -> 
     if request.server not in servers:
         raise UsageError(f"no MCP server {request.server!r}", f"configured: {', '.join(servers) or 'none'}")
     return await test_server(request.server, servers[request.server], proc.caps)
+
+
+class ToolTryRequest(Request):
+    """Servers tried before they are added: another mcp.json's (an absolute path) and/or servers given inline
+    (a plan file's own), started apart from the kernel's host for this one call."""
+
+    action: Literal["test", "tools", "call", "plan"]
+    mcp_config: str | None = Field(None, min_length=1, max_length=4096)
+    servers: dict[str, Any] = Field(default_factory=dict, max_length=50)
+    server: str | None = Field(None, min_length=1, max_length=100)
+    query: str | None = Field(None, min_length=1, max_length=2000)
+    schemas: bool = False
+    tool: str | None = Field(None, min_length=3, max_length=200)
+    args: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float | None = Field(None, gt=0, le=86400)
+    plan: dict[str, Any] | None = None
+
+
+def _try_access(kernel: Any, proc: Process, request: ToolTryRequest) -> list[Access]:
+    """The file the servers come from (a read), and each tool the call may use (each of a plan's steps)."""
+    import os
+
+    from tools.plan import load_plan
+
+    accesses = []
+    if request.mcp_config:
+        accesses.append(Access("file", os.path.abspath(os.path.expanduser(request.mcp_config))))
+    if request.action == "test":
+        accesses.append(Access("tool", f"{request.server or ''}.*"))
+    elif request.action == "call":
+        accesses.append(Access("tool", request.tool or "", write=True, args=request.args))
+    elif request.action == "plan":
+        plan = load_plan(request.plan or {}, source="plan")
+        accesses += [Access("tool", step.tool, write=True, args=step.args) for step in plan.steps]
+    return accesses  # a listing shows only what the caller may see
+
+
+@syscall("tool.try", ToolTryRequest, access=_try_access)
+async def tool_try(kernel: Any, proc: Process, request: ToolTryRequest) -> dict[str, Any]:
+    """Try servers before adding them (`--mcp-config`, a plan file's own servers): start them apart from the
+    kernel's host, then test one, list or search their tools, call one, or run a plan; stop them."""
+    from pathlib import Path
+
+    from kernel.blocking import run_blocking
+    from kernel.svc_tools import builtin_servers
+    from tools.config import load_servers_lenient, parse_servers
+    from tools.executor import Executor
+    from tools.host import McpHost
+    from tools.plan import load_plan
+
+    servers: dict[str, Any] = {}
+    warnings: list[str] = []
+    if request.mcp_config:
+        servers, broken = await run_blocking(load_servers_lenient, Path(request.mcp_config), pool="db")
+        if request.action == "test" and request.server in broken:
+            from aios.errors import ConfigError
+
+            raise ConfigError(broken[request.server])
+        warnings = [f"{reason}; that server is left out" for reason in broken.values()]
+    if request.servers:
+        servers.update(parse_servers({"mcpServers": request.servers}, source="plan servers"))
+    if request.action == "test":
+        if request.server not in servers:
+            raise UsageError(f"no MCP server {request.server!r}", f"it has: {', '.join(servers) or 'none'}")
+        return {"warnings": warnings, "result": await test_server(request.server, servers[request.server], proc.caps)}
+    async with McpHost(servers, inproc=builtin_servers(None)) as host:
+        if request.action == "tools":
+            await host.start_all()
+            if request.query:
+                ranked = await run_blocking(host.catalog.search, request.query, caps=proc.caps, pool="search")
+                result: Any = [{**e.to_json(schema=request.schemas), "score": score} for e, score in ranked]
+            else:
+                result = [e.to_json(schema=request.schemas) for e in host.catalog.view(proc.caps)]
+        elif request.action == "call":
+            if not request.tool:
+                raise UsageError("tool.try call needs a tool")
+            result = (await host.call(request.tool, request.args, timeout=request.timeout_s)).to_json()
+        else:
+            plan = load_plan(request.plan or {}, source="plan")
+
+            async def call_tool(tool: str, args: dict[str, Any], *, timeout: float | None, progress: Any) -> Any:
+                return await host.call(tool, args, timeout=timeout, progress=progress)
+
+            result = (await Executor(call_tool, describe=host.resolve).run(plan)).to_json()
+    return {"warnings": warnings, "result": result}
 
 
 class ToolsFacade:

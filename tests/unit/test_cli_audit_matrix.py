@@ -109,6 +109,11 @@ def test_every_command_leaves_a_user_audit_row(kernel_mode: str, tmp_path: Path)
     garden, bread = str(root / "garden.md"), str(root / "recipes" / "bread.md")
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"steps": [{"id": "t", "tool": "time.now", "args": {"timezone": "UTC"}}]}))
+    other = tmp_path / "other-mcp.json"  # servers tried before they are added (`--mcp-config`)
+    other.write_text(json.dumps({"mcpServers": {"slow": slow_server_spec()}}))
+    own = tmp_path / "own-servers-plan.json"  # a plan file naming its own servers
+    step = {"id": "e", "tool": "slow.echo", "args": {"text": "hi"}}
+    own.write_text(json.dumps({"steps": [step], "servers": {"slow": slow_server_spec()}}))
 
     # (the command, the syscall its audit row names); in order, each may build on the ones before it
     commands: list[tuple[tuple[str, ...], str]] = [
@@ -142,6 +147,10 @@ def test_every_command_leaves_a_user_audit_row(kernel_mode: str, tmp_path: Path)
         (("mcp", "call", "time.now", '{"timezone": "UTC"}'), "tool.call"),
         (("mcp", "test", "slow"), "tool.test"),
         (("plan", "run", str(plan), "--json"), "proc.spawn"),
+        (("mcp", "test", "slow", "--mcp-config", str(other)), "tool.try"),
+        (("mcp", "tools", "--mcp-config", str(other), "--json"), "tool.try"),
+        (("mcp", "call", "slow.add", '{"a": 1, "b": 2}', "--mcp-config", str(other)), "tool.try"),
+        (("plan", "run", str(own), "--json"), "tool.try"),
         (("fs", "unmount", "docs"), "fs.unmount"),
     ]
     missing: dict[str, list[str]] = {}
