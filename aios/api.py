@@ -85,6 +85,10 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class Manifest:
+    """What an agent is: its name (``aios run NAME``), a one-line description, the capabilities it asks for
+    (shown to the user for approval, enforced by the kernel), its default priority, and whether it keeps
+    talking with the user after its goal."""
+
     name: str
     description: str = ""
     capabilities: Capabilities = field(default_factory=Capabilities)
