@@ -12,6 +12,7 @@ a schema whose ``node`` field is an enum of those ids. Applying a question chang
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -32,6 +33,7 @@ __all__ = [
     "classify_by_rules",
     "classify_turn",
     "live_steps",
+    "new_value",
     "parse_classification",
     "removed_steps",
 ]
@@ -188,14 +190,18 @@ def classify_by_rules(
     edit = (
         bool(lead & _EDIT)
         or bool(set(words) & {"correction", "instead", "actually"})
-        or any(w in _EDIT and nxt in _PRONOUNS for w, nxt in zip(words, words[1:], strict=False))
+        or any(w in _EDIT and nxt in _PRONOUNS for w, nxt in itertools.pairwise(words))
     )
     # "Add lemon zest to the crumble": adding to an existing step changes that step.
     into = re.search(r"\b(?:to|into|onto)\s+(?:the|my|our)\s+([a-z][a-z\s-]{0,40})", text.lower())
     if first in ("add", "put", "include") and into and steps:
         target = _references(steps, _content(into.group(1)))
         if target:
-            return Classification("update", target[0][1]["id"], target[0][1]["title"], "", by="rule")
+            step = target[0][1]
+            added = text[len(first) : into.start()].strip(" ,.")
+            old = (step.get("output") or "").strip()
+            value = f"{old}, {added}" if old and added else added
+            return Classification("update", step["id"], step["title"], value[:MAX_VALUE], by="rule")
     if edit:
         if lead & _RESTORE and removed:
             back = _references(list(removed), content)
@@ -203,16 +209,58 @@ def classify_by_rules(
                 return Classification("update", back[0][1]["id"], back[0][1]["title"], "", by="rule", restore=True)
         if refs and (len(refs) == 1 or refs[0][0] > refs[1][0] or _merge(words)):
             step = refs[0][1]
-            value = "removed" if lead & _REMOVE else ""
+            value = "removed" if lead & _REMOVE else new_value(text, step)
             return Classification("update", step["id"], step["title"], value, by="rule")
         if not refs and set(words) & _PRONOUNS and active is not None and any(s["id"] == active for s in steps):
             step = next(s for s in steps if s["id"] == active)
-            return Classification("update", active, step["title"], "", by="rule")
+            return Classification("update", active, step["title"], new_value(text, step), by="rule")
         return None  # an edit of what? only the model can tell
     if first in _CREATE or not refs:
         parent = refs[0][1]["id"] if refs and first in _CREATE else None
         return Classification("new_step", None, _title_for(text), "", by="rule", parent=parent)
     return None  # a statement about an existing step: new detail or a change? the model decides
+
+
+_VALUE_PATTERNS = (
+    # "replace the butter with coconut oil, ..."
+    re.compile(r"\b(?:replace|swap|substitute)\b.+?\b(?:with|by|for)\s+(?P<v>[^,.;:!?]+)", re.I),
+    # "raise the budget to 150 euros a night" / "change the flight to June 4"
+    re.compile(
+        r"\b(?:change|set|raise|lower|increase|decrease|reduce|extend|shorten|move|reschedule|postpone|"
+        r"update|switch|push|bring)\b.*?\bto\s+(?P<v>[^;:!?]+?)[.!]?$",
+        re.I,
+    ),
+    # "not Rome, Lisbon" / "not Rome but Lisbon"
+    re.compile(r"^\s*not\s+[^,]+?(?:,|\s+but)\s+(?P<v>[^,.;:!?]+)", re.I),
+    # "Lisbon instead"
+    re.compile(r"^(?:make it\s+|use\s+|go with\s+)?(?P<v>[^,.;:!?]+?)\s+instead\b", re.I),
+)
+#: "the destination is Lisbon, not Rome": only when what comes before "is" names the step.
+_IS_VALUE = re.compile(
+    r"^(?P<subject>[^,.;:!?]*?)\b(?:is|are|'s)\s+(?:now\s+)?(?P<v>[^,.;:!?]+?)(?:\s+now)?(?:,|\.|!|$)", re.I
+)
+
+
+def new_value(text: str, step: dict[str, Any]) -> str:
+    """The value an edit gives ``step``, read off the text ("is Lisbon, not Rome", "to 150 euros", "with
+    coconut oil", "make the eggs a dozen"); "" when the text does not say (the model's reply fills it)."""
+    body = re.sub(r"^\s*(?:correction|actually|no|sorry|oh)\b[\s:,]*", "", text.strip(), flags=re.I)
+    for pattern in _VALUE_PATTERNS:
+        found = pattern.search(body)
+        if found:
+            return found.group("v").strip(" ,.")[:MAX_VALUE]
+    said = _IS_VALUE.search(body)
+    if said and _content(said.group("subject")) & _content(step["title"]):
+        return said.group("v").strip(" ,.")[:MAX_VALUE]
+    made = re.match(r"^(?:please\s+)?make\s+(?:the\s+|it\s+|them\s+)?(?P<rest>.+?)[.!]?$", body, re.I)
+    if made:
+        # "make the eggs a dozen": what follows the words that name the step
+        named = _content(step["title"])
+        rest = made.group("rest").split()
+        while rest and (_stem(rest[0].lower().strip(",")) in named or rest[0].lower() in _STOP - {"a", "an", "one"}):
+            rest.pop(0)
+        return " ".join(rest).strip(" ,.")[:MAX_VALUE]
+    return ""
 
 
 def _merge(words: list[str]) -> bool:

@@ -95,3 +95,24 @@ async def _turns(chat: Any, calls: list[Any]) -> None:
     assert (modelled.kind, modelled.node, modelled.by) == ("update", 3, "model") and len(calls) == 1
     forced = await classify_turn(chat, STEPS, "Where is the flight going?", rules=False)
     assert forced.by == "model" and len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "node", "value"),
+    [
+        ("Change the flight to June 4.", 2, "June 4"),
+        ("Correction: the flight is June 5, not June 2.", 2, "June 5"),
+        ("Swap the compact car with a van, we are five.", 3, "a van"),
+        ("Make the car rental four days.", 3, "four days"),
+        ("Add gloves to the packing list.", 4, "boots, rain jacket, gloves"),
+        ("Actually, drop the packing list.", 4, "removed"),
+    ],
+)
+def test_an_edit_carries_the_value_the_text_gives(text: str, node: int, value: str) -> None:
+    got = classify_by_rules(STEPS, text)
+    assert got is not None and (got.kind, got.node, got.value) == ("update", node, value)
+
+
+def test_an_edit_that_names_no_value_leaves_it_to_the_reply() -> None:
+    got = classify_by_rules(STEPS, "Actually, rethink the flight.")
+    assert got is not None and (got.kind, got.node, got.value) == ("update", 2, "")
