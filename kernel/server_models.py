@@ -22,10 +22,11 @@ class CallBody(_Body):
 
 
 class FsBody(_Body):
-    """``POST /v1/fs``: one ``fs.*``, ``tool.*``, ``mem.*`` or ``task.*`` syscall by the user principal (through
-    ``Kernel.dispatch``: checked against ``[access.user]``, audited as "user")."""
+    """``POST /v1/fs``: one ``fs.*``, ``tool.*``, ``mem.*`` or ``task.*`` syscall, or the kernel's records the TUI
+    shows (``proc.engine``, ``proc.audit``, ``proc.log``), by the user principal (through ``Kernel.dispatch``:
+    checked against ``[access.user]``, audited as "user")."""
 
-    syscall: str = Field(pattern=r"^(fs|tool|mem|task)\.[a-z_]{1,32}$")
+    syscall: str = Field(pattern=r"^((fs|tool|mem|task)\.[a-z_]{1,32}|proc\.(engine|audit|log))$")
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
