@@ -8,27 +8,77 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from aios import paths
 from aios.api import Priority
 from aios.errors import ConfigError
 
-__all__ = ["AccessConfig", "AgentGrant", "Config", "KernelConfig", "LLMConfig", "TUIConfig", "dump_toml", "load_config"]
+__all__ = [
+    "AccessConfig",
+    "AgentGrant",
+    "Config",
+    "KernelConfig",
+    "LLMConfig",
+    "LLMServer",
+    "PoolConfig",
+    "TUIConfig",
+    "dump_toml",
+    "load_config",
+]
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class LLMServer(_Section):
+    """One OpenAI-compatible server of the engine pool (`[[llm.servers]]`, for backend = 'pool')."""
+
+    url: str = Field(description="Its base URL, e.g. http://10.0.0.5:8000 (a trailing /v1 is accepted).")
+    model: str = Field("", description="Model name to ask it for; empty = its first model.")
+    api_key_env: str = Field("", description="Environment variable holding its API key; empty = [llm]'s.")
+    max_concurrency: int = Field(4, ge=1, le=1024, description="Requests in flight on it at once.")
+    llama_extensions: bool = Field(True, description="Send llama.cpp's fields (grammar, repeat_penalty...).")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class PoolConfig(_Section):
+    """How the engine pool routes over `[[llm.servers]]` (`[llm.pool]`; see docs/scale-out.md)."""
+
+    affinity_slack: int = Field(
+        2, ge=0, description="Keep a process (or prompt prefix) on its server while that has at most this many "
+        "more requests in flight than the least loaded one.",
+    )  # fmt: skip
+    health_path: str = Field("/v1/models", description="Probed for health (any 2xx answer is healthy).")
+    health_interval_s: float = Field(5.0, gt=0, description="Seconds between probes of a healthy server.")
+    health_timeout_s: float = Field(5.0, gt=0, description="How long a probe may take.")
+    backoff_initial_s: float = Field(0.5, gt=0, description="First wait before probing a server found dead.")
+    backoff_max_s: float = Field(30.0, gt=0, description="Longest wait between probes of a dead server.")
+    max_attempts: int = Field(4, ge=1, le=64, description="Servers one request may be tried on.")
+    wait_for_server_s: float = Field(
+        60.0, ge=0, description="How long a request waits while no server is up before it fails."
+    )
+
+
 class LLMConfig(_Section):
     """The shared local model and how it is run."""
 
     model: str = Field("", description="Model name from `aios models list`; empty means the default model.")
-    backend: Literal["llama", "openai", "fake"] = Field("llama", description="LLM backend used by the kernel.")
+    backend: Literal["llama", "openai", "pool", "fake"] = Field("llama", description="LLM backend used by the kernel.")
+    servers: list[LLMServer] = Field(
+        default_factory=list, description="The engine pool's servers (backend = 'pool'), one [[llm.servers]] each."
+    )
+    pool: PoolConfig = Field(default_factory=PoolConfig)
     openai_url: str = Field("", description="OpenAI-compatible server for backend = 'openai' (llama-server, vLLM).")
     openai_model: str = Field("", description="Model name to ask that server for; empty = its first model.")
     openai_api_key_env: str = Field("AIOS_OPENAI_API_KEY", description="Environment variable holding its API key.")
@@ -126,7 +176,11 @@ def _describe(error: ErrorDetails) -> str:
         section = error["loc"][:-1]
         model: type[BaseModel] = Config
         for part in section:
+            if isinstance(part, int):  # an item of a list of tables, e.g. llm.servers.0
+                continue
             annotation = model.model_fields[str(part)].annotation
+            if get_origin(annotation) is list:
+                annotation = get_args(annotation)[0]
             if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
                 break
             model = annotation
@@ -180,6 +234,8 @@ def _toml_value(value: Any) -> str:
         return f'"{escaped}"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # e.g. one of [llm] servers, as an inline table
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None) + "}"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 

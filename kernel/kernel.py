@@ -73,7 +73,7 @@ KILLED_EXIT_CODE = 143
 
 def load_runtime(config: Config) -> Runtime | None:
     """Load the configured model into a multi-sequence runtime (None for a remote server). Blocking."""
-    if config.llm.backend == "openai":
+    if config.llm.backend in ("openai", "pool"):
         return None
     if config.llm.backend == "fake":
         from kernel.backends.fake import FakeBackend
@@ -96,8 +96,22 @@ def load_runtime(config: Config) -> Runtime | None:
     )
 
 
-def _remote_engine(config: Config) -> RemoteEngine:
+def _remote_engine(config: Config) -> LLMEngine:
     llm = config.llm
+    if llm.backend == "pool":
+        from kernel.engine_pool import EnginePool
+
+        if not llm.servers:
+            raise UsageError(
+                "[llm] backend = 'pool' needs [[llm.servers]]", "e.g. [[llm.servers]] url = 'http://10.0.0.5:8000'"
+            )
+        return EnginePool(
+            llm.servers,
+            pool=llm.pool,
+            api_key=os.environ.get(llm.openai_api_key_env) or None,
+            policy=llm.policy,
+            model_name=llm.openai_model or None,
+        )
     if not llm.openai_url:
         raise UsageError("[llm] backend = 'openai' needs [llm] openai_url", "e.g. openai_url = 'http://127.0.0.1:8080'")
     return RemoteEngine(
@@ -643,7 +657,7 @@ async def _run_kernel(
     own_store = store is None
     store = store or Store.open()
     try:
-        if runtime is None and config.llm.backend != "openai":
+        if runtime is None and config.llm.backend not in ("openai", "pool"):
             runtime = await anyio.to_thread.run_sync(load_runtime, config)
         kernel = Kernel(config=config, store=store, runtime=runtime, plugins=plugins or PluginManager())
         async with anyio.create_task_group() as tg:

@@ -38,7 +38,7 @@ from kernel.engine import EngineClosed
 from kernel.generation import Generation, Item
 from kernel.scheduler import Candidate, Scheduler
 
-__all__ = ["Generation", "LLMServerError", "RemoteEngine"]
+__all__ = ["Generation", "LLMServerError", "LLMServerUnavailable", "RemoteEngine"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,10 @@ _HINT = "check that the server is running and [llm] openai_url points at it"
 
 class LLMServerError(AiosError):
     """The OpenAI-compatible server could not be reached or answered with an error."""
+
+
+class LLMServerUnavailable(LLMServerError):
+    """The server is gone or cannot serve now (refused, dropped the stream, 502/503/504): another one may."""
 
 
 @dataclass(eq=False)
@@ -58,6 +62,8 @@ class _Request:
     params: SamplingParams
     priority: str
     send: MemoryObjectSendStream[Item]
+    #: More fields for the request body (the engine pool's ``continue_final_message``).
+    extra_body: dict[str, Any] | None = None
     arrived: float = field(default_factory=time.monotonic)
     admitted: float | None = None
     cancelled: bool = False
@@ -183,15 +189,24 @@ class RemoteEngine:
         messages: Sequence[ChatMessage] | None = None,
         prompt: str | None = None,
         priority: str = "normal",
+        extra_body: dict[str, Any] | None = None,
     ) -> Generation:
-        """Queue a request for context ``key`` (usually a pid): chat ``messages`` or a raw ``prompt``."""
+        """Queue a request for context ``key`` (usually a pid): chat ``messages`` or a raw ``prompt``;
+        ``extra_body`` adds fields to the request body."""
         if self._closed or not self._started:
             raise EngineClosed("the LLM engine is not running")
         if (messages is None) == (prompt is None):
             raise ValueError("pass exactly one of messages= or prompt=")
         send, receive = anyio.create_memory_object_stream[Item](math.inf)
         request = _Request(
-            next(self._ids), key, list(messages) if messages is not None else None, prompt, params, priority, send
+            next(self._ids),
+            key,
+            list(messages) if messages is not None else None,
+            prompt,
+            params,
+            priority,
+            send,
+            extra_body=extra_body,
         )
         self._queued[request.id] = request
         self._publish(key)
@@ -283,9 +298,8 @@ class RemoteEngine:
         async with self._client.stream("POST", url, json=self._body(request)) as response:
             if response.status_code >= 400:
                 await response.aread()
-                raise LLMServerError(
-                    f"LLM server at {url} answered HTTP {response.status_code}: {_error_text(response)}", _HINT
-                )
+                error = LLMServerUnavailable if response.status_code in (502, 503, 504) else LLMServerError
+                raise error(f"LLM server at {url} answered HTTP {response.status_code}: {_error_text(response)}", _HINT)
             done = False
             async for data in _sse_data(response):
                 if data == "[DONE]":
@@ -295,7 +309,7 @@ class RemoteEngine:
                     return  # nobody is listening any more
         if request.finish is None:
             if not done:
-                raise LLMServerError(f"LLM server at {url} ended the stream without finishing the reply", _HINT)
+                raise LLMServerUnavailable(f"LLM server at {url} ended the stream without finishing the reply", _HINT)
             log.warning(
                 "LLM server at %s ended a stream without a finish reason (llama_cpp.server interrupts a "
                 "stream when another request arrives: run it with --interrupt_requests false)",
@@ -330,6 +344,8 @@ class RemoteEngine:
             if p.ignore_eos:
                 body["ignore_eos"] = True  # llama-server, vLLM
                 body["min_tokens"] = p.max_tokens  # llama_cpp.server, vLLM
+        if request.extra_body:
+            body.update(request.extra_body)
         return body
 
     def _on_event(self, request: _Request, data: str, url: str, *, chat: bool) -> bool:
@@ -384,11 +400,18 @@ class RemoteEngine:
             log.debug("could not list models at %s: %s", self.base_url, exc)
 
     def _transport_error(self, exc: httpx.HTTPError) -> LLMServerError:
+        """Connection refused, timed out or dropped: the server is unavailable (another one may serve)."""
         url = str(exc.request.url) if _has_request(exc) else self.base_url
         if isinstance(exc, httpx.ConnectError):
-            return LLMServerError(f"cannot connect to the LLM server at {url}: {exc or 'connection refused'}", _HINT)
+            return LLMServerUnavailable(
+                f"cannot connect to the LLM server at {url}: {exc or 'connection refused'}", _HINT
+            )
         if isinstance(exc, httpx.TimeoutException):
-            return LLMServerError(f"the LLM server at {url} timed out ({type(exc).__name__})", _HINT)
+            return LLMServerUnavailable(f"the LLM server at {url} timed out ({type(exc).__name__})", _HINT)
+        if isinstance(exc, httpx.TransportError):
+            return LLMServerUnavailable(
+                f"the connection to the LLM server at {url} failed: {type(exc).__name__}: {exc}", _HINT
+            )
         return LLMServerError(f"the connection to the LLM server at {url} failed: {type(exc).__name__}: {exc}", _HINT)
 
     # -- delivery -------------------------------------------------------------------------------------
