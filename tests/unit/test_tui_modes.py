@@ -235,3 +235,64 @@ async def test_agents_may_not_read_the_kernels_records(tmp_path: Path) -> None:
             with pytest.raises(PermissionDenied, match="only the user"):
                 await kernel.dispatch(proc, name, {})  # type: ignore[union-attr]
         assert (await kernel.dispatch(proc, "proc.engine", {}))["model"] == "fake-model"  # type: ignore[union-attr]
+
+
+async def test_modes_over_the_socket_and_approvals_from_any_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same flows with the TUI attached to a served kernel: a plan, the engine panel, the audit log; and
+    approval requests answered from the Agents mode, one dialog at a time, with the badge counting them."""
+    from _access_kit import open_rig
+
+    from tui.approval import ApprovalScreen
+
+    with anyio.fail_after(90):
+        async with open_rig(tmp_path, "socket") as rig:
+            assert rig.socket is not None
+            monkeypatch.setenv("AIOS_SOCKET", str(rig.socket))
+            app = make_app(config=Config())
+            async with app.run_test(size=(140, 44)) as pilot:
+                await wait_for(pilot, lambda: app.door is not None, "the connection")
+                assert app.where == "daemon" and "attached to aios serve" in app.sub_title
+
+                await switch(app, pilot, "f5", "tools")
+                screen = app.screen
+                assert isinstance(screen, ToolsScreen)
+                steps = [{"id": i, "tool": "time.sleep", "args": {"seconds": 0.2}} for i in ("a", "b")]
+                screen.query_one("#plan-json", TextArea).text = json.dumps({"steps": steps})
+                await pilot.press("ctrl+g")
+                await wait_for(pilot, lambda: screen.plan is not None and screen.plan.state == "done", "the plan")
+                assert [r[3] for r in rows(screen.query_one("#dag", DataTable))] == ["ok", "ok"]
+
+                await switch(app, pilot, "f1", "agents")
+                agents = app.screen
+                engine = agents.query_one("#engine-stats", Static)
+                await wait_for(pilot, lambda: "model fake-model" in str(engine.content), "the engine panel")
+
+                first = await rig.run(rig.kernel.spawn, "asker", "t.ask1")
+                await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the first dialog")
+                second = await rig.run(rig.kernel.spawn, "asker", "t.ask2")
+                await wait_for(pilot, lambda: "2 approvals waiting" in app.sub_title, "the badge")
+                dialog = app.screen
+                assert isinstance(dialog, ApprovalScreen) and dialog.request.pid == first
+                await pilot.press("f3")  # the mode stays put while a dialog waits for its answer
+                assert app.current_mode == "agents"
+                await pilot.press("o")
+                await wait_for(
+                    pilot,
+                    lambda: isinstance(app.screen, ApprovalScreen) and app.screen.request.pid == second,
+                    "the second dialog",
+                )
+                assert "1 approval waiting" in app.sub_title
+                await pilot.press("d")
+                assert (await rig.run(rig.kernel.wait, first))["exit_code"] == 0
+                assert (await rig.run(rig.kernel.wait, second))["state"] == "failed"
+                await wait_for(pilot, lambda: "approval" not in app.sub_title, "the badge to clear")
+                await pilot.press("f8")  # nothing waits: F8 says so
+                assert not isinstance(app.screen, ApprovalScreen)
+
+                await switch(app, pilot, "f6", "logs")
+                audit = app.screen.query_one("#audit", DataTable)
+                await wait_for(pilot, lambda: any(r[3] == "tool.call" for r in rows(audit)), "the plan's audit rows")
+                calls = [r for r in rows(audit) if r[3] == "tool.call"]
+                assert len(calls) == 2 and {r[2] for r in calls} == {"user"}
