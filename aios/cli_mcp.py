@@ -401,9 +401,9 @@ def plan_run(plan_file: Path, mcp_config: Path | None, as_json: bool) -> None:
 
 
 def _plan_process(data: dict[str, Any]) -> dict[str, Any]:
-    from kernel.launch import run_agent
+    from aios._cli_run import run_agent
 
-    info = run_agent("plan", json.dumps(data), priority=None, stream=None, loading=status)
+    info = run_agent("plan", json.dumps(data), priority=None, stream=None, status=status)  # approvals asked here
     if not info.get("result"):
         raise UsageError(f"the plan process ended without a result: {info.get('error') or info.get('state')}")
     return dict(json.loads(info["result"]))
