@@ -239,7 +239,7 @@ class EnginePool:
             ):
                 for server in self.servers:
                     await tg.start(server.engine.run)
-                    server.next_probe = time.monotonic() + self.config.health_interval_s
+                    server.next_probe = time.monotonic()  # probe every server at once: skip dead ones early
                 self._tg = tg
                 tg.start_soon(self._health_loop, probe_client, name="engine-pool-health")
                 task_status.started()
