@@ -22,6 +22,7 @@ pass its checks.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from typing import Any
@@ -109,6 +110,23 @@ def _classified_right(turn: Turn, got: dict[str, Any], keys: dict[str, int]) -> 
     return got.get("node") in wanted if wanted else got.get("node") is None
 
 
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _value_right(turn: Turn, got: dict[str, Any], outputs: dict[str, str]) -> bool | None:
+    """For an update that gives a step a new value: whether the classification carried it (every word of the
+    new value that the user actually typed and the old value lacked). None for other turns."""
+    for op in turn.ops:
+        if op[0] in ("update", "replace"):
+            old_keys = [op[1]] if op[0] == "update" else list(op[1])
+            new = op[2] if op[0] == "update" else op[4]
+            old = " ".join(outputs.get(k, "") for k in old_keys)
+            wanted = (_words(new) - _words(old)) & _words(turn.user)
+            return bool(wanted) and wanted <= _words(str(got.get("value") or ""))
+    return None
+
+
 def _context(messages: list[dict[str, str]]) -> str:
     return "\n".join(m["content"] for m in messages[:-1])
 
@@ -135,6 +153,8 @@ async def _tree(ctx: Any, dialogue: Dialogue, *, replies: bool = True, rules: bo
     superseded: set[str] = set()
     turns = []
     for turn in dialogue.turns:
+        before = await ctx.call("task.get", tree=tree)
+        outputs = {k: n["output"] for n in before["nodes"] for k, i in keys.items() if n["id"] == i}
         try:
             got, classify_prompt, classify_computed = await _counted(
                 ctx, ctx.call("task.classify", tree=tree, message=turn.user, rules=rules)
@@ -146,6 +166,7 @@ async def _tree(ctx: Any, dialogue: Dialogue, *, replies: bool = True, rules: bo
             "kind": turn.kind,
             "classified": got,
             "classified_right": _classified_right(turn, got, keys),
+            "value_right": _value_right(turn, got, outputs),
             "classify_prompt_tokens": classify_prompt,
             "classify_computed_tokens": classify_computed,
         }
@@ -233,6 +254,7 @@ def main() -> None:
     checks = [ok for d in out["tree"] for ok in d["checks"].values()]
     failed = [f"{d['name']}: {desc}" for d in out["tree"] for desc, ok in d["checks"].items() if not ok]
     by_rule = sum(t["classified"].get("by") == "rule" for t in tree)
+    values = [t["value_right"] for t in tree if t["value_right"] is not None]
     write_result(
         "taskmem",
         params={
@@ -249,6 +271,7 @@ def main() -> None:
             "prompt_token_reduction": round((flat_prompt - tree_prompt) / flat_prompt, 4),
             "classification_accuracy": round(sum(t["classified_right"] for t in tree) / len(tree), 4),
             "classified_by_rule": round(by_rule / len(tree), 4),
+            "update_values_carried": f"{sum(bool(v) for v in values)}/{len(values)}",
             "superseded_leaks_tree": sum(t["leaks"] for t in tree),
             "superseded_leaks_flat": sum(t["leaks"] for t in flat),
             "tree_computed_tokens_total": tree_computed,
