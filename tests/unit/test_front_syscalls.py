@@ -122,3 +122,39 @@ async def _error(coro: Any) -> str:
     except AiosError as exc:
         return f"{type(exc).__name__}: {exc.message}"
     raise AssertionError("expected an error")
+
+
+async def test_servers_tried_from_another_file_are_checked_like_any_tool_call(tmp_path: Path) -> None:
+    """tool.try: the file the servers come from is a read, each tool a call (each of a plan's steps too)."""
+    import json
+
+    from tests.mcp_servers import slow_server_spec
+
+    other = tmp_path / "try" / "mcp.json"
+    other.parent.mkdir()
+    other.write_text(json.dumps({"mcpServers": {"slow": slow_server_spec()}}))
+    echo = {"id": "e", "tool": "slow.echo", "args": {"text": "hi"}}
+    add = {"id": "a", "tool": "slow.add", "args": {"a": 1, "b": 2}}
+
+    async def as_user(kernel: Any) -> dict[str, Any]:
+        where = str(other)
+        return {
+            "echo": await kernel.call(
+                "tool.try", action="call", mcp_config=where, tool="slow.echo", args={"text": "x"}
+            ),
+            "add": await _error(kernel.call("tool.try", action="call", mcp_config=where, tool="slow.add", args={})),
+            "plan": await _error(kernel.call("tool.try", action="plan", mcp_config=where, plan={"steps": [echo, add]})),
+            "file": await _error(kernel.call("tool.try", action="tools", mcp_config="/etc/aios-mcp.json")),
+            "bad": await _error(kernel.call("tool.try", action="delete", mcp_config=where)),
+            "rows": await anyio.to_thread.run_sync(lambda: kernel.audit_rows(agent="user", limit=100)),
+        }
+
+    grant = AgentGrant(tools=["slow.echo"], files_read=[str(tmp_path)], files_write=[str(tmp_path)])
+    out = await _session(tmp_path / "aios.db", grant, as_user)
+    assert out["echo"]["result"]["text"] == "x" and not out["echo"]["result"]["is_error"]
+    assert out["add"].startswith("PermissionDenied:") and "tool slow.add not granted" in out["add"]
+    assert out["plan"].startswith("PermissionDenied:") and "slow.add" in out["plan"]  # refused before any step ran
+    assert out["file"].startswith("PermissionDenied:") and "/etc/aios-mcp.json" in out["file"]
+    assert out["bad"].startswith("UsageError:") and "invalid request" in out["bad"]
+    denied = {(r["syscall"], r["resource"]) for r in out["rows"] if r["decision"] == "deny"}
+    assert ("tool.try", "tool:slow.add (write)") in denied and ("tool.try", "file:/etc/aios-mcp.json") in denied
