@@ -38,7 +38,7 @@ from bench._results import RESULTS_DIR, median, percentile, write_result
 log = logging.getLogger("bench.agentic")
 
 ROOT = Path(__file__).resolve().parent.parent
-THREADS = 2
+THREADS = int(os.environ.get("AIOS_BENCH_AGENTIC_THREADS", "2"))
 SLOTS = 8
 N_CTX = 3072
 SEED = 19
@@ -629,6 +629,7 @@ def write_plot(cdf: dict[str, list[float]], path: Path) -> Path:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     os.environ.setdefault("AIOS_HOME", tempfile.mkdtemp(prefix="aios-bench-"))
     binary = server_binary()
     have_server = binary.exists()
@@ -639,18 +640,32 @@ def main() -> None:
             binary,
         )
     started = time.perf_counter()
-    figures, cdf = _agentic_rows(have_server)
-    if "oneshot" not in SKIP:
-        figures.update(_oneshot_rows(have_server))
-    if "m32oneshot" not in SKIP:
-        figures.update(_m32_rows(have_server))
+    figures: dict[str, Any] = {}
+    cdf: dict[str, list[float]] = {}
+    rows: list[str] = []
+    # Each row is written as soon as it is measured, so a run cut short still leaves what it measured.
+    for row in ("agentic", "m32oneshot", "oneshot"):
+        if row in SKIP:
+            continue
+        if row == "agentic":
+            more, cdf = _agentic_rows(have_server)
+        else:
+            more = (_m32_rows if row == "m32oneshot" else _oneshot_rows)(have_server)
+        figures.update(more)
+        rows.append(row)
+        _write(figures, cdf, rows, have_server, time.perf_counter() - started)
+
+
+def _write(
+    figures: dict[str, Any], cdf: dict[str, list[float]], rows: list[str], have_server: bool, wall: float
+) -> None:
     n32 = figures.get("kernel_oneshot_slots8_swaps_n32")
     metrics = {k: v for k, v in figures.items() if k.startswith(("aios_", "kernel_"))}
     if n32 is not None:
         metrics["swaps_per_agent_m32_oneshot"] = n32 / 32
-    metrics["wall_s"] = time.perf_counter() - started
+    metrics["wall_s"] = wall
     baseline = {k: v for k, v in figures.items() if k not in metrics}
-    reduced = M_VALUES != (8, 32) or TURNS != (4, 6) or bool(SKIP)
+    reduced = M_VALUES != (8, 32) or TURNS != (4, 6) or bool(SKIP) or len(rows) < 3
     write_result(
         "agentic",
         params={
@@ -662,9 +677,10 @@ def main() -> None:
             "threads": THREADS,
             "repeats": REPEATS,
             "seed": SEED,
+            "rows": rows,
             "skipped": sorted(SKIP),
             "reduced_run": reduced,
-            "llama_server": str(binary) if have_server else "missing",
+            "llama_server": str(server_binary()) if have_server else "missing",
             "llama_server_args": server_settings(slots=SLOTS, n_ctx=N_CTX),
             "model": "SmolLM2-135M-Instruct Q4_1 (bundled)",
         },
@@ -673,11 +689,12 @@ def main() -> None:
         ratio=_ratios(figures),
         notes=(
             "All systems in one run on a shared 2-core machine; medians over repeats. "
-            + ("REDUCED run (see params). " if reduced else "")
+            + ("REDUCED run (see params: turns, rows, skipped). " if reduced else "")
             + ("llama-server missing: its rows are absent. " if not have_server else "")
         ),
     )
-    write_plot(cdf, RESULTS_DIR / "agentic.svg")
+    if cdf:
+        write_plot(cdf, RESULTS_DIR / "agentic.svg")
 
 
 if __name__ == "__main__":

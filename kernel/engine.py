@@ -58,13 +58,15 @@ class ContextOverflow(UsageError):
 def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the common prefix. Slice comparisons run in C: the engine asks this for every waiting
     request against every context each step, and a Python loop over 600-token prompts cost milliseconds."""
+    if type(a) is not type(b):  # a list never equals a tuple
+        a, b = list(a), list(b)
     n = min(len(a), len(b))
-    if list(a[:n]) == list(b[:n]):
+    if a[:n] == b[:n]:
         return n
     lo, hi = 0, n - 1  # the prefix of length lo matches; the one of length hi + 1 does not
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if list(a[lo:mid]) == list(b[lo:mid]):
+        if a[lo:mid] == b[lo:mid]:
             lo = mid
         else:
             hi = mid - 1
