@@ -103,7 +103,10 @@ async def test_one_call_classifies_against_the_live_steps(tasks: TaskTreeStore) 
     state = {"tree": tasks.tree(ids["tree"]), "nodes": tasks.nodes(ids["tree"])}
     steps = live_steps(state)
     with anyio.fail_after(5):
-        got = await classify_turn(chat, steps, "When do we leave?")
+        ruled = await classify_turn(chat, steps, "When do we leave?")
+        got = await classify_turn(chat, steps, "When do we leave?", rules=False)
+    # the rules see a question but no step it names ("leave" is no step's word): the whole task, no call
+    assert ruled == Classification("question", None, "", "", by="rule")
     assert got == Classification("question", ids["dates"], "", "")
     assert len(calls) == 1 and calls[0]["json_schema"] == classification_schema([s["id"] for s in steps])
     assert f"n{ids['dest']} Destination: Rome" in calls[0]["messages"][1]["content"]
