@@ -10,12 +10,20 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "LLM",
     "Agent",
+    "AiosError",
+    "BudgetExceeded",
     "Capabilities",
     "ChatMessage",
     "Context",
+    "Files",
     "Manifest",
+    "Memory",
+    "PermissionDenied",
     "PluginTool",
+    "Tasks",
+    "Tools",
     "__version__",
+    "as_context",
     "hookimpl",
     "tool",
 ]
@@ -30,12 +38,35 @@ _LAZY = {
     "LLM": "aios.api",
     "Manifest": "aios.api",
     "PluginTool": "aios.api",
+    "Files": "aios.api",
+    "Memory": "aios.api",
+    "Tasks": "aios.api",
+    "Tools": "aios.api",
+    "as_context": "aios.api",
     "tool": "aios.api",
     "hookimpl": "aios.hookspecs",
+    "AiosError": "aios.errors",
+    "BudgetExceeded": "aios.errors",
+    "PermissionDenied": "aios.errors",
 }
 
 if TYPE_CHECKING:
-    from aios.api import LLM, Agent, Capabilities, ChatMessage, Context, Manifest, PluginTool, tool
+    from aios.api import (
+        LLM,
+        Agent,
+        Capabilities,
+        ChatMessage,
+        Context,
+        Files,
+        Manifest,
+        Memory,
+        PluginTool,
+        Tasks,
+        Tools,
+        as_context,
+        tool,
+    )
+    from aios.errors import AiosError, BudgetExceeded, PermissionDenied
     from aios.hookspecs import hookimpl
 
 
