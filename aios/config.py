@@ -25,6 +25,7 @@ __all__ = [
     "LLMConfig",
     "LLMServer",
     "PoolConfig",
+    "SemfsConfig",
     "TUIConfig",
     "dump_toml",
     "load_config",
@@ -98,6 +99,21 @@ class LLMConfig(_Section):
     repeat_penalty: float = Field(1.1, ge=1.0, le=3.0, description="Penalty on tokens already in the sequence.")
 
 
+class SemfsConfig(_Section):
+    """The semantic file system's index."""
+
+    chroma_url: str = Field(
+        "", description="A chroma server for the vectors (`chroma run`), e.g. http://127.0.0.1:8000; empty = local."
+    )
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be empty or start with http:// or https://")
+        return value
+
+
 class KernelConfig(_Section):
     """Process table and agent defaults."""
 
@@ -167,6 +183,7 @@ class Config(_Section):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     kernel: KernelConfig = Field(default_factory=KernelConfig)
     tui: TUIConfig = Field(default_factory=TUIConfig)
+    semfs: SemfsConfig = Field(default_factory=SemfsConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
 
 

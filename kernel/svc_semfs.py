@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 async def open_service(kernel: Kernel) -> AsyncIterator[SemFS]:
     # The kernel's store file decides where the index lives (tests give the kernel a store of their own).
     db_path = kernel.store.path
-    fs = await anyio.to_thread.run_sync(lambda: SemFS(db_path=db_path, chroma_path=db_path.parent / "chroma"))
+    url = kernel.config.semfs.chroma_url
+    fs = await anyio.to_thread.run_sync(
+        lambda: SemFS(db_path=db_path, chroma_path=db_path.parent / "chroma", chroma_url=url)
+    )
     try:
         await anyio.to_thread.run_sync(lambda: fs.start_background(wait=False, llm_busy=_llm_busy(kernel.engine)))
     except BaseException:

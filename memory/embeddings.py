@@ -24,8 +24,9 @@ The API (small and stable; other domains build on it):
     name it reopen).
 ``CHROMA_LOCK``
     Hold it around every call into chroma (see below); embed outside it.
-``open_chroma(path=None) -> chromadb.ClientAPI``
-    A ``PersistentClient`` at ``path`` (default ``aios.paths.chroma_dir()``), telemetry off.
+``open_chroma(path=None, *, url="") -> chromadb.ClientAPI``
+    A ``PersistentClient`` at ``path`` (default ``aios.paths.chroma_dir()``), or with ``url`` an ``HttpClient``
+    of a chroma server (``chroma run``: the scale-out path); telemetry off.
 ``get_collection(client, prefix) -> chromadb.Collection``
     Get or create ``f"{prefix}-{MODEL_NAME}"`` (cosine space) bound to ``MiniLMEmbeddingFunction``.
 """
@@ -56,6 +57,7 @@ __all__ = [
     "DIM",
     "MAX_TOKENS",
     "MODEL_NAME",
+    "ChromaServerUnavailable",
     "EmbeddingUnavailable",
     "MiniLMEmbeddingFunction",
     "embed",
@@ -185,14 +187,45 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         return False
 
 
-def open_chroma(path: Path | None = None) -> chromadb.ClientAPI:
-    """A persistent chroma client at ``path`` (default: the data dir's ``chroma/``), telemetry off."""
+def open_chroma(path: Path | None = None, *, url: str = "") -> chromadb.ClientAPI:
+    """A persistent chroma client at ``path`` (default: the data dir's ``chroma/``), or a client of the chroma
+    server at ``url`` (e.g. ``http://127.0.0.1:8000``; ``path`` is then unused); telemetry off."""
     import chromadb
     from chromadb.config import Settings
 
+    if url:
+        return _http_client(url)
     path = path or paths.chroma_dir()
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
+
+
+class ChromaServerUnavailable(AiosError):
+    """The chroma server named by ``[semfs] chroma_url`` could not be reached."""
+
+
+def _http_client(url: str) -> chromadb.ClientAPI:
+    from urllib.parse import urlsplit
+
+    import chromadb
+    from chromadb.config import Settings
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ChromaServerUnavailable(f"chroma_url {url!r} is not an http(s) URL", "e.g. http://127.0.0.1:8000")
+    ssl = parts.scheme == "https"
+    try:
+        return chromadb.HttpClient(
+            host=parts.hostname,
+            port=parts.port or (443 if ssl else 8000),
+            ssl=ssl,
+            settings=Settings(anonymized_telemetry=False),
+        )
+    except Exception as exc:  # chroma raises ValueError / httpx errors when the server does not answer
+        raise ChromaServerUnavailable(
+            f"cannot reach the chroma server at {url}: {exc}",
+            "start it (`chroma run --path DIR --port 8000`) or clear [semfs] chroma_url",
+        ) from None
 
 
 def get_collection(client: chromadb.ClientAPI, prefix: str) -> chromadb.Collection:

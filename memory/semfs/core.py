@@ -61,12 +61,13 @@ class SemFS:
         chroma_path: Path | None = None,
         writer: bool = True,
         debounce_s: float = 0.2,
+        chroma_url: str = "",
     ) -> None:
         self.db = SemDB(db_path or paths.db_path())
         if writer:
             self.db.acquire_writer()
         self.writer = writer
-        self.vectors = Vectors(self.db, chroma_path or paths.chroma_dir())
+        self.vectors = Vectors(self.db, chroma_path or paths.chroma_dir(), chroma_url=chroma_url)
         self.indexer = Indexer(self.db)
         self.versions = Versions(self.db, self.indexer)
         self.searcher = Searcher(self.db, self.vectors)

@@ -34,9 +34,11 @@ def embed_text(relpath: str, heading: str, text: str) -> str:
 
 
 class Vectors:
-    def __init__(self, db: SemDB, chroma_path: Path) -> None:
+    def __init__(self, db: SemDB, chroma_path: Path, *, chroma_url: str = "") -> None:
         self.db = db
         self.chroma_path = chroma_path
+        #: A chroma server (``[semfs] chroma_url``) instead of the persistent client at ``chroma_path``.
+        self.chroma_url = chroma_url
         self._client: Any = None
         self._collection: Any = None
         self._open_lock = threading.Lock()
@@ -54,7 +56,7 @@ class Vectors:
             if self._client is None:
                 from memory import embeddings  # chromadb is heavy: load it only when vectors are needed
 
-                self._client = embeddings.open_chroma(self.chroma_path)
+                self._client = embeddings.open_chroma(self.chroma_path, url=self.chroma_url)
             return self._client
 
     @property
@@ -65,8 +67,20 @@ class Vectors:
                 if self._collection is None:
                     from memory import embeddings
 
-                    self._collection = embeddings.get_collection(client, COLLECTION)
+                    self._collection = embeddings.get_collection(client, self.collection_prefix)
         return self._collection
+
+    @property
+    def collection_prefix(self) -> str:
+        """``semfs``; on a shared chroma server, ``semfs-`` and a key of this host and database, as chunk ids
+        are this database's own."""
+        if not self.chroma_url:
+            return COLLECTION
+        import hashlib
+        import socket
+
+        where = f"{socket.gethostname()}:{Path(self.db.path).resolve()}"
+        return f"{COLLECTION}-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
 
     # -- the outbox ------------------------------------------------------------------------------
 
@@ -164,7 +178,7 @@ class Vectors:
 
     def count(self) -> int:
         """Vectors in the collection (cached in the writer between its own changes)."""
-        if self._collection is None and not self.chroma_path.exists():
+        if self._collection is None and not self.chroma_url and not self.chroma_path.exists():
             return 0
         cached = self._count
         if cached is not None:
