@@ -204,6 +204,13 @@ class Context(Protocol):
         """End one of this agent's children (``proc.kill``)."""
         ...
 
+    async def request(
+        self, *, path: str | None = None, tool: str | None = None, write: bool = False, reason: str = ""
+    ) -> bool:
+        """Ask the user for access it does not hold (a folder or file, or one tool) through the approval flow
+        (``proc.request``); whether it was granted (for the rest of this process)."""
+        ...
+
 
 class LLMHelpers:
     """``complete``, ``json`` and ``choose`` over ``chat``: mixed into every implementation of ``LLM``."""
@@ -463,6 +470,15 @@ class SyscallContext:
 
     async def kill(self, pid: int) -> None:
         await self.call("proc.kill", pid=pid)
+
+    async def request(
+        self, *, path: str | None = None, tool: str | None = None, write: bool = False, reason: str = ""
+    ) -> bool:
+        if (path is None) == (tool is None):
+            raise ValueError("request exactly one of path= or tool=")
+        kind, target = ("file", path) if path is not None else ("tool", tool)
+        answer = await self.call("proc.request", kind=kind, target=target, write=write, reason=reason)
+        return bool(answer["granted"])
 
 
 class _LLMAdapter(LLMHelpers):

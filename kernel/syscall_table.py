@@ -18,6 +18,7 @@ SYSCALL_MODULES: tuple[str, ...] = (
     "kernel.sys_task",
     "kernel.sys_mem",
     "kernel.sys_tool",
+    "kernel.sys_request",
 )
 
 
