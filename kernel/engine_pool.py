@@ -423,7 +423,7 @@ class EnginePool:
                 tried = ", ".join(request.servers)
                 error = LLMServerUnavailable(
                     f"no server of the engine pool could finish the request (tried {tried}): {exc}",
-                    "check the servers: `aios doctor`, or their logs",
+                    "check that the servers in [[llm.servers]] run (their logs say why one stopped)",
                 )
         except (LLMServerError, EngineClosed) as exc:
             error = exc
@@ -503,7 +503,9 @@ class EnginePool:
             ok, reason = False, ""
             try:
                 with anyio.fail_after(self.config.health_timeout_s):
-                    response = await client.get(server.url + self.config.health_path)
+                    key = server.engine.api_key
+                    headers = {"Authorization": f"Bearer {key}"} if key else None
+                    response = await client.get(server.url + self.config.health_path, headers=headers)
                 ok = response.status_code < 300
                 reason = f"health probe answered HTTP {response.status_code}"
             except (httpx.HTTPError, TimeoutError) as exc:

@@ -70,6 +70,7 @@ class FakeServer:
         self.hold = threading.Event()
         self.hold.set()
         self.die_after: int | None = None
+        self.api_key: str | None = None
         self.dead = False
         self.in_stream = 0
         self._server: uvicorn.Server | None = None
@@ -77,10 +78,19 @@ class FakeServer:
 
     # -- the app --------------------------------------------------------------------------------------
 
+    def _refused(self, request: Request) -> Response | None:
+        if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return JSONResponse({"error": {"message": "invalid api key"}}, status_code=401)
+        return None
+
     async def _models(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
         return JSONResponse({"object": "list", "data": [{"id": f"fake-{self.name}", "object": "model"}]})
 
     async def _complete(self, request: Request) -> Response:
+        if refused := self._refused(request):
+            return refused
         body = await request.json()
         self.bodies.append(body)
         chat = request.url.path.endswith("chat/completions")
@@ -408,6 +418,26 @@ async def test_many_agents_go_on_when_one_server_dies_mid_run(pool: EnginePool, 
     assert answers == {key: [FULL] * 3 for key in range(1, 13)}
     assert pool.server_status()[0]["state"] == "down" and pool.reroutes >= 1
     servers[0].wait_stopped()
+
+
+async def test_servers_with_api_keys_are_probed_and_called_with_them(
+    servers: list[FakeServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for server in servers:
+        server.api_key = "s3cret"
+    monkeypatch.setenv("FAKE_POOL_KEY", "s3cret")
+    keyed = [LLMServer(url=servers[0].url, api_key_env="FAKE_POOL_KEY"), LLMServer(url=servers[1].url)]
+    engine = EnginePool(keyed, pool=FAST, aging_s=60.0)
+    engine.start()
+    try:
+        await wait_for(lambda: engine.server_status()[1]["state"] == "down", "the server probed without its key")
+        assert "HTTP 401" in engine.server_status()[1]["last_error"]
+        with anyio.fail_after(30):
+            assert (await answer(engine, 1, chat("q")))[0] == FULL
+        assert engine.server_status()[0]["state"] == "up" and engine.server_status()[0]["served"] == 1
+    finally:
+        with anyio.CancelScope(shield=True):
+            await engine.aclose()
 
 
 async def test_a_bad_request_is_the_callers_error_not_the_servers(pool: EnginePool) -> None:
