@@ -318,6 +318,10 @@ class Files(_Facade):
     async def rollback(self, path: str, *, steps: int | None = None, at: float | str | None = None) -> dict[str, Any]:
         return dict(await self._call("fs.rollback", path=path, steps=steps, at=at))
 
+    async def summarize(self, target: str) -> str:
+        """An LLM summary of a file or a view (``@VIEW``), cached by content hash."""
+        return str((await self._call("fs.summarize", target=target))["summary"])
+
 
 class Memory(_Facade):
     """``ctx.memory``: the agent's memory namespace (``mem.*``): core blocks, recall and archival search."""

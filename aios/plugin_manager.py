@@ -39,7 +39,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PLUGINS = ("plugins.chat", "plugins.files", "plugins.planner", "plugins.plan_runner")
+BUILTIN_PLUGINS = (
+    "plugins.chat",
+    "plugins.files",
+    "plugins.planner",
+    "plugins.plan_runner",
+    "plugins.summarizer",
+    "plugins.supervisor",
+)
 
 
 _AGENT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")

@@ -1,0 +1,133 @@
+"""The summarizer and supervisor built-in agents: through a real kernel on the fake backend where the backend
+allows it, over a scripted runner context where they need a grammar the fake does not have."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from aios.config import Config
+from aios.errors import PermissionDenied
+from aios.plugin_manager import PluginManager
+from kernel import open_kernel
+from kernel.backends.fake import FakeBackend
+from memory.store import Store
+from plugins.summarizer import SummarizerAgent
+from plugins.supervisor import CHILDREN, SupervisorAgent
+
+pytestmark = pytest.mark.anyio
+
+
+class Runner:
+    """A runner's context: scripted replies to ``llm.chat`` and to syscalls, every call recorded."""
+
+    pid, name, interactive = 5, "runner", False
+
+    def __init__(self, replies: list[str], answers: dict[str, Any]) -> None:
+        self.replies, self.answers = replies, answers
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.out: list[str] = []
+        self.llm = self
+
+    def chat(self, messages: Any, **kwargs: Any) -> AsyncIterator[str]:
+        reply = self.replies.pop(0)
+
+        async def stream() -> AsyncIterator[str]:
+            yield reply
+
+        return stream()
+
+    async def call(self, syscall: str, **payload: Any) -> Any:
+        self.calls.append((syscall, payload))
+        answer = self.answers[syscall]
+        result = answer(payload) if callable(answer) else answer
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def write(self, text: str) -> None:
+        self.out.append(text)
+
+    async def end_turn(self) -> None:
+        pass
+
+    async def input(self) -> str | None:
+        return None
+
+
+async def test_supervisor_on_the_fake_backend_runs_the_goal_as_one_narrowed_child(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "aios.db")
+    try:
+        with anyio.fail_after(20):
+            async with open_kernel(
+                Config(), runtime=FakeBackend(), store=store, plugins=PluginManager(load_entry_points=False)
+            ) as kernel:
+                pid = await kernel.spawn("supervisor", "say hello")
+                info = await kernel.wait(pid)
+                (child,) = [p for p in kernel.ps() if p["ppid"] == pid]  # every process of this boot
+                assert child["agent"] == "chat"
+                child_pid = child["pid"]
+                caps = kernel.process(child_pid).caps
+    finally:
+        store.close()
+    assert info["state"] == "exited", info.get("error")
+    assert info["result"].startswith("1. say hello: ")  # the fake has no grammar: one part, for chat
+    assert caps.tools == () and caps.files_read == () and caps.max_children == 0
+
+
+async def test_supervisor_splits_spawns_narrowed_children_at_once_and_merges() -> None:
+    parts = {"parts": [{"agent": "planner", "goal": "time in Tokyo"}, {"agent": "summarizer", "goal": "~/notes"}]}
+    waited: list[int] = []
+
+    def wait(payload: dict[str, Any]) -> dict[str, Any]:
+        waited.append(payload["pid"])
+        return (
+            {"state": "exited", "result": f"answer {payload['pid']}"}
+            if payload["pid"] == 11
+            else {
+                "state": "failed",
+                "error": "RuntimeError: boom",
+            }
+        )
+
+    spawned = iter([11, 12])
+    runner = Runner([json.dumps(parts)], {"proc.spawn": lambda p: {"pid": next(spawned)}, "proc.wait": wait})
+    with anyio.fail_after(5):
+        merged = await SupervisorAgent().run(runner, "what time is it in Tokyo, and summarise my notes")
+    spawns = [p for name, p in runner.calls if name == "proc.spawn"]
+    assert [(s["agent"], s["goal"]) for s in spawns] == [("planner", "time in Tokyo"), ("summarizer", "~/notes")]
+    assert [s["caps"] for s in spawns] == [CHILDREN["planner"], CHILDREN["summarizer"]]
+    assert sorted(waited) == [11, 12]
+    assert merged == "1. time in Tokyo: answer 11\n2. ~/notes: (failed: RuntimeError: boom)"
+
+
+async def test_supervisor_reports_a_child_it_may_not_start() -> None:
+    runner = Runner(
+        ['{"parts": [{"agent": "chat", "goal": "hi"}]}'],
+        {"proc.spawn": PermissionDenied("proc.spawn by pid 5 (runner): no children allowed")},
+    )
+    with anyio.fail_after(5):
+        merged = await SupervisorAgent().run(runner, "hi")
+    assert merged == "1. hi: (failed: proc.spawn by pid 5 (runner): no children allowed)"
+
+
+async def test_summarizer_summarises_a_path_or_the_files_words_find() -> None:
+    def summarize(payload: dict[str, Any]) -> Any:
+        if payload["target"].endswith("locked.md"):
+            return PermissionDenied("fs.summarize: not granted")
+        return {"summary": f"about {Path(payload['target']).stem}"}
+
+    hits = {"results": [{"path": "/n/backup.md"}, {"path": "/n/locked.md"}, {"path": "/n/restore.md"}]}
+    runner = Runner([], {"fs.search": hits, "fs.summarize": summarize})
+    with anyio.fail_after(5):
+        found = await SummarizerAgent().run(runner, "notes about backups")
+        direct = await SummarizerAgent().run(runner, "~/notes/plan.md")
+    assert found == "/n/backup.md: about backup\n/n/restore.md: about restore"
+    assert any("locked.md" in line and "not granted" in line for line in runner.out)
+    assert direct == "~/notes/plan.md: about plan"
+    assert runner.calls[0] == ("fs.search", {"query": "notes about backups", "k": 3})
