@@ -113,25 +113,22 @@ class AgentsScreen(ModeScreen):
         self._tree_shape: tuple[tuple[int, int, str, str], ...] = ()
 
     def body(self) -> ComposeResult:
-        with Horizontal(id="agents-main"):
-            yield DataTable(id="agents-table", cursor_type="row", zebra_stripes=True)
-            with Vertical(id="agents-side"):
-                yield Tree("processes", id="proc-tree")
-                with Vertical(id="engine"):
-                    yield Static("", id="engine-stats")
-                    yield Sparkline([0.0], id="engine-rate")
+        table: DataTable[str] = DataTable(id="agents-table", cursor_type="row", zebra_stripes=True)
+        for key, label in AGENT_COLUMNS:
+            table.add_column(label, key=key)
+        table.border_title = "processes"
+        tree: Tree[int] = Tree("processes", id="proc-tree")
+        tree.border_title = "process tree"
+        tree.show_root = False
+        engine = Vertical(Static("", id="engine-stats"), Sparkline([0.0], id="engine-rate"), id="engine")
+        engine.border_title = "engine"
+        yield Horizontal(table, Vertical(tree, engine, id="agents-side"), id="agents-main")
 
     @property
     def table(self) -> DataTable[str]:
         return self.query_one("#agents-table", DataTable)
 
-    def on_mount(self) -> None:
-        for key, label in AGENT_COLUMNS:
-            self.table.add_column(label, key=key)
-        self.table.border_title = "processes"
-        self.query_one("#proc-tree", Tree).border_title = "process tree"
-        self.query_one("#engine").border_title = "engine"
-        self.query_one("#proc-tree", Tree).show_root = False
+    def setup(self) -> None:
         self._render_rows()
         self.table.focus()
 

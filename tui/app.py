@@ -258,7 +258,8 @@ class AiosApp(App[None]):
             log.error("kernel: %s", error)
             return
         self.sub_title = "kernel not running"
-        if "console" in self.mode_screens:
+        console = self.mode_screens.get("console")
+        if console is not None and console.ready:  # else the console shows it once it is set up
             self.agent_console.append(f"error: {error}\n")
         self.notify(error, title="aios: kernel not running", severity="error", timeout=30)
         self.post_message(self.KernelFailed(error))
@@ -302,7 +303,7 @@ class AiosApp(App[None]):
                 elif line == "" and pid in self.procs:
                     self.procs[pid]["tool"] = ""
         for screen in list(self.mode_screens.values()):
-            if screen.is_mounted:
+            if screen.ready:
                 screen.kernel_event(event)
 
     # -- approvals ---------------------------------------------------------------------------------------
@@ -356,7 +357,7 @@ class AiosApp(App[None]):
                 self.procs[int(info["pid"])] = {**info, "tool": tool}
             self.rates.append(sum(float(p.get("tokens_per_s") or 0) for p in infos if p["state"] == "waiting_llm"))
             screen = self.mode_screens.get(self.current_mode)
-            if screen is not None and screen.is_mounted and time.monotonic() - screen.refreshed_at >= screen.REFRESH_S:
+            if screen is not None and screen.ready and time.monotonic() - screen.refreshed_at >= screen.REFRESH_S:
                 screen.refreshed_at = time.monotonic()
                 await screen.refresh_data()
         except AiosError as exc:
@@ -369,12 +370,12 @@ class AiosApp(App[None]):
             return
         flushed = self.transcripts.flush()
         console = self.mode_screens.get("console")
-        if console is not None and console.is_mounted and self.selected_pid in flushed:
+        if console is not None and console.ready and self.selected_pid in flushed:
             self.agent_console.append(flushed[self.selected_pid])
 
     def watch_selected_pid(self, pid: int | None) -> None:
         console = self.mode_screens.get("console")
-        if isinstance(console, ConsoleScreen) and console.is_mounted:
+        if isinstance(console, ConsoleScreen) and console.ready:
             self._flush_output()
             console.show_selected()
 

@@ -9,6 +9,7 @@ from typing import Any
 from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
@@ -54,6 +55,8 @@ class ModeScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.refreshed_at = 0.0
+        #: Set up and safe to render into.
+        self.ready = False
 
     @property
     def aios(self) -> Any:
@@ -69,6 +72,23 @@ class ModeScreen(Screen[None]):
     def body(self) -> ComposeResult:
         yield from ()
 
+    def on_mount(self) -> None:
+        # Widgets composed inside containers are mounted by those containers, which may not have happened
+        # yet when the screen's Mount arrives: set up after a refresh, once they all are.
+        self.call_after_refresh(self._setup)
+
+    def _setup(self) -> None:
+        try:
+            self.setup()
+        except NoMatches:  # still mounting: again after the next refresh
+            self.call_after_refresh(self._setup)
+            return
+        self.ready = True
+        self.refresh_now()
+
+    def setup(self) -> None:
+        """Once the mode's widgets are all mounted: focus, first render."""
+
     def kernel_event(self, event: KernelEvent) -> None:
         """A kernel event, as it happens (keep it cheap: batch screen work in ``refresh_data``)."""
 
@@ -82,7 +102,8 @@ class ModeScreen(Screen[None]):
     async def refresh_now(self) -> None:
         """Refresh at once (the mode came into view, a filter changed)."""
         self.refreshed_at = time.monotonic()
-        await self.refresh_data()
+        if self.ready:
+            await self.refresh_data()
 
 
 @dataclass

@@ -46,12 +46,22 @@ class ConsoleScreen(ModeScreen):
         self._shown_calls: dict[tuple[int, int], Collapsible] = {}
 
     def body(self) -> ComposeResult:
-        with Horizontal(id="main"):
-            yield ProcessTable(id="processes")
-            with Vertical(id="agent"):
-                yield AgentConsole(id="console")
-                yield Input(placeholder="Message the selected agent (Enter); ctrl+n starts another", id="prompt")
-            yield VerticalScroll(id="tool-calls")
+        table = ProcessTable(id="processes")
+        table.border_title = "processes"
+        console = AgentConsole(id="console")
+        console.border_title = "console"
+        calls = VerticalScroll(id="tool-calls")
+        calls.border_title = "tool calls"
+        yield Horizontal(
+            table,
+            Vertical(
+                console,
+                Input(placeholder="Message the selected agent (Enter); ctrl+n starts another", id="prompt"),
+                id="agent",
+            ),
+            calls,
+            id="main",
+        )
 
     @property
     def process_table(self) -> ProcessTable:
@@ -64,15 +74,14 @@ class ConsoleScreen(ModeScreen):
     def on_resize(self) -> None:
         self.set_class(self.size.width >= 120, "-wide")  # the tool-call list only where there is room
 
-    def on_mount(self) -> None:
+    def setup(self) -> None:
         self.set_class(self.size.width >= 120, "-wide")
-        self.process_table.border_title = "processes"
-        self.agent_console.border_title = "console"
-        self.query_one("#tool-calls").border_title = "tool calls"
         self.query_one("#prompt", Input).focus()
         for info in self.aios.procs.values():
             self.process_table.upsert(info)
         self.show_selected()
+        if self.aios.kernel_error:
+            self.agent_console.append(f"error: {self.aios.kernel_error}\n")
 
     # -- events and refreshes ----------------------------------------------------------------------------
 

@@ -79,35 +79,35 @@ class FilesScreen(ModeScreen):
         self._debounce: Timer | None = None
 
     def body(self) -> ComposeResult:
-        with Horizontal(id="files-main"):
-            with Vertical(id="files-left"):
-                yield Static("", id="mounts")
-                with Horizontal(id="search-row"):
-                    yield Input(placeholder="search files (live)", id="file-search")
-                    yield Select(
-                        [("hybrid", "hybrid"), ("keyword", "keyword"), ("semantic", "semantic")],
-                        value="hybrid",
-                        allow_blank=False,
-                        id="search-mode",
-                    )
-                yield DataTable(id="results", cursor_type="row", zebra_stripes=True)
-            with Vertical(id="files-right"):
-                with VerticalScroll(id="preview-box"):
-                    yield Static("", id="preview")
-                yield DataTable(id="versions", cursor_type="row")
-                with VerticalScroll(id="diff-box"):
-                    yield Static("", id="diff")
-
-    def on_mount(self) -> None:
-        results = self.query_one("#results", DataTable)
+        modes = [("hybrid", "hybrid"), ("keyword", "keyword"), ("semantic", "semantic")]
+        mounts = Static("", id="mounts")
+        mounts.border_title = "mounts"
+        results: DataTable[str] = DataTable(id="results", cursor_type="row", zebra_stripes=True)
         results.add_columns("FILE", "SCORE", "LINES", "BY")
-        versions = self.query_one("#versions", DataTable)
-        versions.add_columns("V", "SIZE", "SOURCE", "WHEN")
-        self.query_one("#mounts").border_title = "mounts"
         results.border_title = "results"
-        self.query_one("#preview-box").border_title = "preview"
+        versions: DataTable[str] = DataTable(id="versions", cursor_type="row")
+        versions.add_columns("V", "SIZE", "SOURCE", "WHEN")
         versions.border_title = "versions"
-        self.query_one("#diff-box").border_title = "diff"
+        preview = VerticalScroll(Static("", id="preview"), id="preview-box")
+        preview.border_title = "preview"
+        diff = VerticalScroll(Static("", id="diff"), id="diff-box")
+        diff.border_title = "diff"
+        yield Horizontal(
+            Vertical(
+                mounts,
+                Horizontal(
+                    Input(placeholder="search files (live)", id="file-search"),
+                    Select(modes, value="hybrid", allow_blank=False, id="search-mode"),
+                    id="search-row",
+                ),
+                results,
+                id="files-left",
+            ),
+            Vertical(preview, versions, diff, id="files-right"),
+            id="files-main",
+        )
+
+    def setup(self) -> None:
         self.query_one("#file-search", Input).focus()
 
     async def refresh_data(self) -> None:

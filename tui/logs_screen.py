@@ -45,24 +45,26 @@ class LogsScreen(ModeScreen):
         self._last_log = 0.0
 
     def body(self) -> ComposeResult:
-        with Vertical(id="logs-main"):
-            with Horizontal(id="audit-filters"):
-                yield Input(placeholder="agent", id="filter-agent")
-                yield Input(placeholder="syscall", id="filter-syscall")
-                yield Select(
-                    [("allow", "allow"), ("deny", "deny"), ("ask", "ask")],
-                    prompt="any decision",
-                    id="filter-decision",
-                )
-            yield DataTable(id="audit", cursor_type="row", zebra_stripes=True)
-            yield Log(id="kernel-log", highlight=False)
-
-    def on_mount(self) -> None:
-        audit = self.query_one("#audit", DataTable)
+        decisions = [("allow", "allow"), ("deny", "deny"), ("ask", "ask")]
+        audit: DataTable[str] = DataTable(id="audit", cursor_type="row", zebra_stripes=True)
         audit.add_columns("TIME", "PID", "AGENT", "SYSCALL", "RESOURCE", "DECISION", "REASON")
         audit.border_title = "audit log"
-        self.query_one("#kernel-log", Log).border_title = "kernel log (warnings and errors)"
-        audit.focus()
+        log = Log(id="kernel-log", highlight=False)
+        log.border_title = "kernel log (warnings and errors)"
+        yield Vertical(
+            Horizontal(
+                Input(placeholder="agent", id="filter-agent"),
+                Input(placeholder="syscall", id="filter-syscall"),
+                Select(decisions, prompt="any decision", id="filter-decision"),
+                id="audit-filters",
+            ),
+            audit,
+            log,
+            id="logs-main",
+        )
+
+    def setup(self) -> None:
+        self.query_one("#audit", DataTable).focus()
 
     def filters(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

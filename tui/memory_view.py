@@ -48,26 +48,30 @@ class MemoryScreen(ModeScreen):
         self._shape: object = None
 
     def body(self) -> ComposeResult:
-        with Horizontal(id="memory-main"):
-            yield Tree("task trees", id="task-tree")
-            with Vertical(id="memory-side"):
-                with VerticalScroll(id="node-box"):
-                    yield Static("select a step to see its details and versions", id="node-detail")
-                yield DataTable(id="namespaces", cursor_type="row")
-                yield Input(placeholder="search the selected namespace (Enter)", id="mem-search")
-                with VerticalScroll(id="mem-results-box"):
-                    yield Static("", id="mem-results")
-
-    def on_mount(self) -> None:
-        tree = self.query_one("#task-tree", Tree)
+        tree: Tree[int] = Tree("task trees", id="task-tree")
         tree.border_title = "task trees"
         tree.show_root = False
-        self.query_one("#node-box").border_title = "step"
-        namespaces = self.query_one("#namespaces", DataTable)
+        node = VerticalScroll(Static("select a step to see its details and versions", id="node-detail"), id="node-box")
+        node.border_title = "step"
+        namespaces: DataTable[str] = DataTable(id="namespaces", cursor_type="row")
         namespaces.add_columns("NAMESPACE", "CORE", "RECALL", "ARCHIVAL")
         namespaces.border_title = "namespaces"
-        self.query_one("#mem-results-box").border_title = "memory"
-        tree.focus()
+        results = VerticalScroll(Static("", id="mem-results"), id="mem-results-box")
+        results.border_title = "memory"
+        yield Horizontal(
+            tree,
+            Vertical(
+                node,
+                namespaces,
+                Input(placeholder="search the selected namespace (Enter)", id="mem-search"),
+                results,
+                id="memory-side",
+            ),
+            id="memory-main",
+        )
+
+    def setup(self) -> None:
+        self.query_one("#task-tree", Tree).focus()
 
     async def refresh_data(self) -> None:
         await self.reload()

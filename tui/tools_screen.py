@@ -180,29 +180,38 @@ class ToolsScreen(ModeScreen):
         self._servers_seen: object = None
 
     def body(self) -> ComposeResult:
-        with Horizontal(id="tools-main"):
-            with Vertical(id="tools-left"):
-                yield DataTable(id="servers", cursor_type="row")
-                yield Input(placeholder="search the tool catalog (Enter)", id="tool-search")
-                yield DataTable(id="tools", cursor_type="row", zebra_stripes=True)
-            with Vertical(id="tools-right"):
-                yield TextArea(EXAMPLE_PLAN, language="json", id="plan-json")
-                yield DataTable(id="dag", cursor_type="row")
-                yield Static("", id="plan-status")
-
-    def on_mount(self) -> None:
-        servers = self.query_one("#servers", DataTable)
+        servers: DataTable[str] = DataTable(id="servers", cursor_type="row")
         servers.add_columns("SERVER", "STATE", "TOOLS", "TRANSPORT", "RESTARTS")
         servers.border_title = "servers"
-        tools = self.query_one("#tools", DataTable)
+        tools: DataTable[str] = DataTable(id="tools", cursor_type="row", zebra_stripes=True)
         tools.add_columns("TOOL", "DESCRIPTION")
         tools.border_title = "tools"
-        self.query_one("#plan-json", TextArea).border_title = "plan (JSON) · ctrl+g runs it"
-        dag = self.query_one("#dag", DataTable)
+        editor = TextArea(EXAMPLE_PLAN, language="json", id="plan-json")
+        editor.border_title = "plan (JSON) · ctrl+g runs it"
+        dag: DataTable[str] = DataTable(id="dag", cursor_type="row")
         dag.add_columns("STEP", "TOOL", "AFTER", "STATE", "TIME", "RESULT")
         dag.border_title = "plan"
-        tools.focus()
+        yield Horizontal(
+            Vertical(
+                servers,
+                Input(placeholder="search the tool catalog (Enter)", id="tool-search"),
+                tools,
+                id="tools-left",
+            ),
+            Vertical(
+                editor,
+                dag,
+                Static("", id="plan-status"),
+                id="tools-right",
+            ),
+            id="tools-main",
+        )
+
+    def on_mount(self) -> None:
         self.set_interval(0.25, self._tick)
+
+    def setup(self) -> None:
+        self.query_one("#tools", DataTable).focus()
 
     def _tick(self) -> None:
         """Running steps' timers move between events."""

@@ -56,7 +56,7 @@ def rows(table: DataTable[object]) -> list[list[str]]:
 
 async def switch(app: AiosApp, pilot: Pilot[None], key: str, mode: str) -> None:
     await pilot.press(key)
-    await wait_for(pilot, lambda: app.current_mode == mode and app.screen.is_mounted, f"the {mode} mode")
+    await wait_for(pilot, lambda: app.current_mode == mode and getattr(app.screen, "ready", False), f"the {mode} mode")
 
 
 async def test_every_mode_is_on_a_key_and_in_the_command_palette(tmp_path: Path) -> None:

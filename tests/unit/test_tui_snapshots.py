@@ -72,11 +72,18 @@ def in_mode(
         if before is not None:
             await before(app)
         app.action_mode(mode)
-        await until(pilot, lambda: app.current_mode == mode and app.screen.is_mounted, f"the {mode} mode")
+        await until(pilot, lambda: app.current_mode == mode and getattr(app.screen, "ready", False), f"the {mode} mode")
         await until(pilot, lambda: ready(app), f"the {mode} mode's data")
+        steady(app)
         await pilot.pause(0.2)
 
     return run_before
+
+
+def steady(app: AiosApp) -> None:
+    """A blinking cursor is on or off depending on when the picture is taken: keep it on."""
+    for widget in app.screen.query("Input, TextArea"):
+        widget.cursor_blink = False  # type: ignore[attr-defined]
 
 
 async def a_tool_call(app: AiosApp) -> None:
