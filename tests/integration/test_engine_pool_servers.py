@@ -246,3 +246,41 @@ async def test_a_reply_cut_by_a_kill_is_continued_seamlessly(servers: list[Serve
     finally:
         with anyio.CancelScope(shield=True):
             await pool.aclose()
+
+
+@pytest.mark.parametrize("servers", ["llama_cpp.server"], indirect=True)
+async def test_kernel_chat_agents_finish_on_a_pool_that_loses_a_server(
+    servers: list[ServerProcess], tmp_path: Path
+) -> None:
+    """`[llm] backend = "pool"`: the same kernel, chat agents and syscalls; one server killed while they run."""
+    from aios.config import Config, LLMConfig
+    from kernel import open_kernel
+    from memory.store import Store
+
+    first, _ = servers
+    llm = LLMConfig(
+        backend="pool",
+        servers=[LLMServer(url=s.url, max_concurrency=1) for s in servers],
+        pool=POOL,
+        temperature=0.0,
+        max_tokens=48,
+    )
+    store = Store.open(tmp_path / "aios.db")
+    try:
+        with anyio.fail_after(240):
+            async with open_kernel(Config(llm=llm), store=store) as kernel:
+                pool = kernel.engine
+                assert isinstance(pool, EnginePool)
+                goals = ["Say hi.", "Name a colour.", "What is 2 plus 2?", "Name a fruit."]
+                pids = [await kernel.spawn("chat", goal, interactive=False) for goal in goals]
+                await _wait_for(lambda: pool.server_status()[0]["in_flight"] > 0, "a request on the first server", 120)
+                first.kill()
+                infos = [await kernel.wait(pid) for pid in pids]
+                status, reroutes = pool.server_status(), pool.reroutes
+    finally:
+        store.close()
+    for info in infos:
+        assert info["state"] == "exited", info
+        assert info["result"], info
+    assert status[0]["state"] == "down" and status[1]["state"] == "up"
+    assert reroutes >= 1, "the request cut by the kill went on on the other server"
