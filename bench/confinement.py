@@ -12,7 +12,9 @@
    plugin), over every attempt's worker.
 3. **Syscall round trip.** ``proc.self`` timed inside a confined agent (``pinger``), against the same agent
    in-process.
-4. **Throughput.** 8 agents streaming tokens at once, confined against in-process, on the FakeBackend paced
+4. **What ``inprocess_builtin`` saves.** The built-in ``chat`` agent answering one short goal, spawn to exit,
+   confined against in-process (``[kernel] inprocess_builtin = true``).
+5. **Throughput.** 8 agents streaming tokens at once, confined against in-process, on the FakeBackend paced
    like the bundled model on this machine (``TOKEN_DELAY_S`` per decode step of up to 8 sequences).
 
     python -m bench confinement
@@ -39,9 +41,8 @@ PINGS = 500
 STREAM_TOKENS = int(os.environ.get("AIOS_BENCH_STREAM_TOKENS", "128"))
 TOKEN_DELAY_S = float(os.environ.get("AIOS_BENCH_TOKEN_DELAY_S", "0.05"))
 AGENTS = 8
-#: The streamers start together this long after the first spawn (every worker is up by then).
-START_DELAY_S = 2.0
 REPS = 2
+CHAT_RUNS = 10
 
 
 def _attempts(kernel: Any, tmp: Path, ports: dict[str, Any], victim: int) -> list[tuple[str, str, Any]]:
@@ -179,8 +180,9 @@ async def _confined(tmp: Path) -> dict[str, Any]:
                 "token_file": sock_path.parent / "frontend.token",
             }
             attempts = _attempts(kernel, tmp, ports, kernel.info(victim)["os_pid"])
-            repo = Path(__file__).resolve().parent.parent
-            watched = (tmp / "outside", paths.data_dir(), paths.config_dir(), repo / "aios")
+            # The source tree is edited by people while this runs: only the probe written there is looked for.
+            source_probe = Path(__file__).resolve().parent.parent / "aios" / f"aios-escape-probe-{os.getpid()}.py"
+            watched = (tmp / "outside", paths.data_dir(), paths.config_dir())
             before = _snapshot(*watched)
             escapes: list[str] = []
             spawn_ms: list[float] = []
@@ -201,6 +203,9 @@ async def _confined(tmp: Path) -> dict[str, Any]:
             changed -= {str(paths.db_path()), f"{paths.db_path()}-wal", f"{paths.db_path()}-shm"}
             changed = {p for p in changed if "/logs/" not in p}
             escapes += [f"changed outside: {p}" for p in sorted(changed)]
+            if source_probe.exists():
+                escapes.append(f"wrote into the source tree: {source_probe}")
+                source_probe.unlink()
             victim_alive = kernel.info(victim)["state"] not in ("exited", "failed")
             if not victim_alive:
                 escapes.append("another agent's worker was killed")
@@ -213,9 +218,22 @@ async def _confined(tmp: Path) -> dict[str, Any]:
                 spawn_ms=spawn_ms,
                 kernel_alive=True,
             )
+            out["chat_ms"] = await _chat_runs(kernel)
             out["rtt_ms"] = await _pings(kernel)
             out["tok_s"] = [await _stream(kernel) for _ in range(REPS)]
     return out
+
+
+async def _chat_runs(kernel: Any) -> list[float]:
+    """Milliseconds from spawn to exit of the built-in ``chat`` agent answering one short goal."""
+    times = []
+    for _ in range(CHAT_RUNS):
+        with anyio.fail_after(120):
+            start = time.perf_counter()
+            pid = await kernel.spawn("chat", "hi", interactive=False)
+            await kernel.wait(pid)
+            times.append((time.perf_counter() - start) * 1000)
+    return times
 
 
 async def _pings(kernel: Any) -> list[float]:
@@ -230,8 +248,11 @@ async def _stream(kernel: Any) -> float:
     """Aggregate tokens/s of ``AGENTS`` streaming at once, over the window from the first agent's request to
     the last agent's last token, all starting at the same moment (spawn latency is measured on its own)."""
     with anyio.fail_after(600):
-        at = time.time() + START_DELAY_S
-        pids = [await kernel.spawn("streamer", f"{STREAM_TOKENS}@{at}") for _ in range(AGENTS)]
+        pids = [await kernel.spawn("streamer", interactive=True) for _ in range(AGENTS)]
+        while any(kernel.info(pid)["state"] != "waiting_input" for pid in pids):  # every one up and waiting
+            await anyio.sleep(0.01)
+        for pid in pids:
+            await kernel.send(pid, str(STREAM_TOKENS))
         runs = [json.loads((await kernel.wait(pid))["result"]) for pid in pids]
     window = max(r["end"] for r in runs) - min(r["start"] for r in runs)
     return sum(r["pieces"] for r in runs) / window
@@ -252,18 +273,39 @@ async def _inprocess(tmp: Path) -> dict[str, Any]:
     spec.loader.exec_module(module)
     manager = PluginManager(load_entry_points=False, plugins_dir=tmp / "none")
     manager.register(module, name="bench-inprocess")
-    async with open_kernel(Config(), runtime=FakeBackend(), plugins=manager) as kernel:
-        return {"rtt_ms": await _pings(kernel), "tok_s": [await _stream(kernel) for _ in range(REPS)]}
+    config = Config()
+    config.kernel.inprocess_builtin = True  # the switch that keeps trusted built-ins in the kernel
+    async with open_kernel(config, runtime=FakeBackend(), plugins=manager) as kernel:
+        chat_ms = await _chat_runs(kernel)
+        rtt_ms = await _pings(kernel)
+        return {"chat_ms": chat_ms, "rtt_ms": rtt_ms, "tok_s": [await _stream(kernel) for _ in range(REPS)]}
 
 
 async def _run_stream_pair(tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both kernels one after the other, then the throughput runs again in the other order (load drifts)."""
     confined = await _confined(tmp / "confined")
     inproc = await _inprocess(tmp / "inproc")
+    inproc["tok_s"] += (await _inprocess(tmp / "inproc2"))["tok_s"]
+    confined["tok_s"] += await _streams_only(tmp / "confined2")
     return confined, inproc
 
 
+async def _streams_only(tmp: Path) -> list[float]:
+    from aios.config import Config
+    from aios.plugin_manager import PluginManager
+    from kernel import open_kernel
+    from kernel.backends.fake import FakeBackend
+
+    async with open_kernel(Config(), runtime=FakeBackend(), plugins=PluginManager(load_entry_points=False)) as kernel:
+        return [await _stream(kernel) for _ in range(REPS)]
+
+
 def _long_reply(messages: Any) -> str:
-    return "token " * (STREAM_TOKENS + 64)
+    """The streamers' endless reply ("go"); the built-in chat's echo otherwise."""
+    from kernel.backends.fake import echo_script
+
+    last = messages[-1]["content"] if messages else ""
+    return "token " * (STREAM_TOKENS + 64) if last == "go" else echo_script(messages)
 
 
 def main() -> None:
@@ -271,7 +313,8 @@ def main() -> None:
         tmp = Path(name)
         os.environ["AIOS_HOME"] = str(tmp / "home")
         (tmp / "confined").mkdir()
-        (tmp / "inproc").mkdir()
+        for sub in ("inproc", "inproc2", "confined2"):
+            (tmp / sub).mkdir()
         import kernel.backends.fake as fake
 
         original = fake.FakeBackend.__init__
@@ -308,12 +351,17 @@ def main() -> None:
             "syscall_rtt_p50_ms": round(median(confined["rtt_ms"]), 3),
             "syscall_rtt_p99_ms": round(percentile(confined["rtt_ms"], 99), 3),
             "confined_tok_s_n8": round(confined_tok_s, 1),
+            "builtin_chat_confined_p50_ms": round(median(confined["chat_ms"]), 1),
         },
         baseline={
             "inproc_syscall_p50_ms": round(median(inproc["rtt_ms"]), 4),
             "inproc_tok_s_n8": round(inproc_tok_s, 1),
+            "builtin_chat_inprocess_p50_ms": round(median(inproc["chat_ms"]), 1),
         },
-        ratio={"confined_over_inproc_tok_s_n8": round(confined_tok_s / inproc_tok_s, 3)},
+        ratio={
+            "confined_over_inproc_tok_s_n8": round(confined_tok_s / inproc_tok_s, 3),
+            "builtin_chat_confined_over_inprocess": round(median(confined["chat_ms"]) / median(inproc["chat_ms"]), 2),
+        },
         notes="every escape attempt runs in its own fresh worker; spawn latency is spawn() to the worker's hello",
     )
 

@@ -9,7 +9,6 @@ the kernel keeps serving others while ``hostile`` misbehaves.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import json
 import os
@@ -293,18 +292,16 @@ class PingerAgent(Agent):
 
 
 class StreamerAgent(Agent):
-    """Streams ``N`` tokens from the model (goal ``N`` or ``N@T``: starting at wall time ``T``, so that agents
-    started one after another stream together); JSON: how many pieces arrived, from when to when."""
+    """Streams ``N`` tokens from the model, ``N`` its goal or, with no goal, the first input it is sent (so that
+    agents started one after another stream together); JSON: how many pieces arrived, from when to when."""
 
     manifest = Manifest(
         name="streamer", description="token streaming (benchmarks only)", capabilities=Capabilities(llm_token_budget=0)
     )
 
     async def run(self, ctx: Context, goal: str) -> str:
+        count = goal or await ctx.input() or "0"
         chat: Any = ctx.llm.chat
-        count, _, at = goal.partition("@")
-        if at:
-            await asyncio.sleep(max(0.0, float(at) - time.time()))
         pieces, start = 0, time.time()
         async for _ in chat([{"role": "user", "content": "go"}], max_tokens=int(count), ignore_eos=True):
             pieces += 1
