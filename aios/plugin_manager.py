@@ -46,6 +46,7 @@ BUILTIN_PLUGINS = (
     "plugins.plan_runner",
     "plugins.summarizer",
     "plugins.supervisor",
+    "plugins.worker",
 )
 
 

@@ -40,7 +40,7 @@ def test_run_json(runner: CliRunner, fake_backend: None) -> None:
 def test_unknown_agent_is_exit_2_with_one_line(runner: CliRunner, fake_backend: None) -> None:
     result = runner.invoke(cli, ["run", "nope", "hi"])
     assert result.exit_code == 2
-    expected = "Error: unknown agent 'nope' (available: chat, files, plan, planner, summarizer, supervisor) (see `aios agents`)"
+    expected = "Error: unknown agent 'nope' (available: chat, files, plan, planner, summarizer, supervisor, worker) (see `aios agents`)"
     assert result.stderr.strip().splitlines() == [expected]
 
 

@@ -33,7 +33,10 @@ def test_builtin_chat_agent_registers_through_the_hook() -> None:
 
 
 def test_unknown_agent_names_the_available_ones() -> None:
-    with pytest.raises(UnknownAgentError, match=r"unknown agent 'nope' \(available: chat, files, plan, planner, summarizer, supervisor\)"):
+    with pytest.raises(
+        UnknownAgentError,
+        match=r"unknown agent 'nope' \(available: chat, files, plan, planner, summarizer, supervisor, worker\)",
+    ):
         PluginManager(load_entry_points=False).agent("nope")
 
 
@@ -43,7 +46,16 @@ def test_one_file_plugins_load_and_broken_ones_are_isolated(aios_home: Path) -> 
     (folder / "greeter.py").write_text(ONE_FILE_PLUGIN)
     (folder / "broken.py").write_text("raise RuntimeError('boom')\n")
     manager = PluginManager(load_entry_points=False)
-    assert set(manager.agents()) == {"chat", "files", "greeter", "plan", "planner", "summarizer", "supervisor"}
+    assert set(manager.agents()) == {
+        "chat",
+        "files",
+        "greeter",
+        "plan",
+        "planner",
+        "summarizer",
+        "supervisor",
+        "worker",
+    }
     assert len(manager.failures) == 1
     assert "broken.py" in manager.failures[0].source
     assert "boom" in manager.failures[0].error

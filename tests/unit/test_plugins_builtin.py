@@ -19,6 +19,7 @@ from kernel.backends.fake import FakeBackend
 from memory.store import Store
 from plugins.summarizer import SummarizerAgent
 from plugins.supervisor import CHILDREN, SupervisorAgent
+from plugins.worker import WorkerAgent, args_schema
 
 pytestmark = pytest.mark.anyio
 
@@ -131,3 +132,83 @@ async def test_summarizer_summarises_a_path_or_the_files_words_find() -> None:
     assert any("locked.md" in line and "not granted" in line for line in runner.out)
     assert direct == "~/notes/plan.md: about plan"
     assert runner.calls[0] == ("fs.search", {"query": "notes about backups", "k": 3})
+
+
+TOOLS = {
+    "tools": [
+        {
+            "name": "clock.now",
+            "side_effect": "read_only",
+            "description": "The time in a timezone.",
+            "input_schema": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+        },
+        {"name": "fs.delete", "side_effect": "destructive", "description": "Delete a file.", "input_schema": {}},
+        {
+            "name": "clock.convert",
+            "side_effect": "read_only",
+            "description": "Convert a time to another timezone.",
+            "input_schema": {
+                "type": "object",
+                "properties": {"time": {"type": "string"}, "to": {"enum": ["UTC", "JST"]}, "fmt": {"type": "string"}},
+                "required": ["time", "to"],
+            },
+        },
+    ]
+}
+
+
+async def test_worker_calls_one_tool_at_a_time_each_from_the_last_result() -> None:
+    results = iter(
+        [
+            {"is_error": True, "text": "unknown timezone 'Tokio'"},
+            {"is_error": False, "text": "2026-12-04T23:00Z"},
+            {"is_error": False, "text": "08:00 JST"},
+        ]
+    )
+    runner = Runner(
+        [
+            '{"choice": "clock.now"}',
+            '{"tz": "Tokio"}',
+            '{"choice": "clock.now"}',  # the error is shown at the next step: it retries differently
+            '{"tz": "UTC"}',
+            '{"choice": "clock.convert"}',
+            '{"time": "2026-12-04T23:00Z", "to": "JST"}',
+            '{"choice": "done"}',
+            '{"answer": "08:00"}',
+        ],
+        {"tool.search": TOOLS, "tool.call": lambda p: next(results)},
+    )
+    with anyio.fail_after(5):
+        answer = await WorkerAgent().run(runner, "what time is it in Tokyo?")
+    assert answer == "08:00"
+    called = [(p["tool"], p["args"]) for name, p in runner.calls if name == "tool.call"]
+    assert called == [
+        ("clock.now", {"tz": "Tokio"}),
+        ("clock.now", {"tz": "UTC"}),
+        ("clock.convert", {"time": "2026-12-04T23:00Z", "to": "JST"}),
+    ]
+    searches = [p["query"] for name, p in runner.calls if name == "tool.search"]
+    assert searches[0] == "what time is it in Tokyo?" and "2026-12-04T23:00Z" in searches[2]
+    assert "fs.delete" not in "".join(runner.out)  # only read-only tools are offered
+
+
+def test_worker_argument_schema_keeps_required_simple_fields() -> None:
+    schema = args_schema(TOOLS["tools"][2]["input_schema"])
+    assert schema["required"] == ["time", "to"] and schema["properties"]["to"] == {"enum": ["UTC", "JST"]}
+    assert schema["additionalProperties"] is False
+
+
+async def test_worker_on_the_fake_backend_says_why_it_cannot_finish(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "aios.db")
+    try:
+        with anyio.fail_after(20):
+            async with open_kernel(
+                Config(), runtime=FakeBackend(), store=store, plugins=PluginManager(load_entry_points=False)
+            ) as kernel:
+                pid = await kernel.spawn("worker", "what time is it?")
+                info = await kernel.wait(pid)
+        output = "".join(m["content"] for m in store.messages(pid) if m["role"] == "assistant")
+    finally:
+        store.close()
+    assert info["state"] == "exited", info.get("error")  # it fails alone, with a reason, not a traceback
+    assert output.startswith(("No tool I may use fits this task.", "I could not finish: "))
