@@ -32,7 +32,8 @@ $(MCP_NPM)/.installed: | $(BIN)/python
 	    @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 && touch $@; \
 	else echo "npm not found: the npm MCP reference-server tests will be skipped"; fi
 
-test: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## every test tier, as CI runs them
+# llama-server too: the engine pool's test kills a native one mid-run (built once; its case skips if the build fails).
+test: $(VENV)/.installed-test $(MCP_NPM)/.installed llama-server  ## every test tier, as CI runs them
 	$(BIN)/python -m pytest
 
 test-fast: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## skip the slow tier
@@ -40,7 +41,7 @@ test-fast: $(VENV)/.installed-test $(MCP_NPM)/.installed  ## skip the slow tier
 
 # Native llama-server for bench/agentic, built once from the pinned llama-cpp-python sdist into a cache (not the repo).
 llama-server: $(VENV)/.installed-test  ## build llama-server for bench/agentic (once; ~/.cache/aios-bench)
-	PYTHON=$(BIN)/python bench/build_llama_server.sh || echo "llama-server build failed: bench/agentic runs without it"
+	PYTHON=$(BIN)/python bench/build_llama_server.sh || echo "llama-server build failed: bench/agentic and the native case of tests/integration/test_engine_pool_servers.py run without it"
 
 bench: $(VENV)/.installed-test $(MCP_NPM)/.installed llama-server  ## run every benchmark, writing bench/results/*.json
 	$(BIN)/python -m bench all

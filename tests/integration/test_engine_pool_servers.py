@@ -2,10 +2,10 @@
 
 Two kinds of server, each run as two processes on free ports:
 
-- ``llama-server``: llama.cpp's native server, built from the pinned llama-cpp-python sdist by
-  ``make llama-server`` (part of ``make bench``; ``bench/build_llama_server.sh``) into a cache. ``make test``
-  does not build it (about 12 minutes on two busy cores), so without it that case is skipped and says how to
-  get it;
+- ``llama-server``: llama.cpp's native server, built once from the pinned llama-cpp-python sdist into a cache
+  by ``make llama-server`` (``bench/build_llama_server.sh``), which ``make test`` and ``make bench`` run first;
+  where that build failed (no cmake, say) or a bare ``pytest`` runs before it, that case is skipped and says
+  how to build it;
 - ``llama_cpp.server``: the Python server of the pinned bindings (installed with ``.[test]``), always run, so
   CI kills a real server mid-run too. It ignores ``continue_final_message``: a reply continued there is the
   text so far and a new assistant turn, not one seamless reply (llama-server, vLLM and SGLang continue it).
@@ -132,7 +132,7 @@ def servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Ser
     if kind == "llama-server" and not os.access(llama_server_binary(), os.X_OK):
         pytest.skip(
             f"native llama-server not built ({llama_server_binary()} missing): run `make llama-server` "
-            "(part of `make bench`; bench/build_llama_server.sh) to build it once into the cache"
+            "(`make test` and `make bench` run it; bench/build_llama_server.sh) to build it once into the cache"
         )
     pair = [ServerProcess(kind, tmp_path, "a"), ServerProcess(kind, tmp_path, "b")]
     try:
