@@ -220,6 +220,11 @@ class EnginePool:
         """An estimate of the tokens ``text`` takes (as ``RemoteEngine``)."""
         return math.ceil(len(text) / 3) if text else 0
 
+    @property
+    def steps(self) -> int:
+        """Streamed chunks received from every server (the local engine counts decode steps)."""
+        return sum(s.engine.steps for s in self.servers)
+
     def server_status(self) -> list[dict[str, Any]]:
         """Each server: url, up/down, requests in flight, served, failures, last error."""
         return [s.describe() for s in self.servers]

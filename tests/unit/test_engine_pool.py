@@ -246,7 +246,7 @@ async def test_each_process_stays_on_one_server_and_processes_spread(
         assert len(set(url_of(pool, key))) == 1, f"process {key} moved: {url_of(pool, key)}"
     used = {url_of(pool, key)[0] for key in (1, 2, 3, 4)}
     assert used == {s.url for s in servers}, "new processes should spread over idle servers"
-    assert pool.context_info[1]["server"] == url_of(pool, 1)[0]
+    assert pool.context_info[1]["server"] == url_of(pool, 1)[0] and pool.steps == 12 * 10
 
 
 async def test_a_shared_prompt_prefix_goes_to_the_server_that_has_it(
