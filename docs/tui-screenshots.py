@@ -102,7 +102,12 @@ async def main() -> None:
                 {"id": "now", "tool": "time.now", "args": {"timezone": "Europe/Lisbon"}},
                 {"id": "wait_a", "tool": "time.sleep", "args": {"seconds": 0.3}},
                 {"id": "wait_b", "tool": "time.sleep", "args": {"seconds": 0.3}},
-                {"id": "trees", "tool": "task.trees", "args": {}, "deps": ["wait_a", "wait_b"]},
+                {
+                    "id": "find",
+                    "tool": "fs.search",
+                    "args": {"query": "tram", "mode": "keyword"},
+                    "deps": ["wait_a", "wait_b"],
+                },
             ]
         }
         screen.query_one("#plan-json", TextArea).text = json.dumps(plan, indent=1)

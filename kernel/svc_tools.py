@@ -126,8 +126,8 @@ def syscall_server(
         proc = None
         pid = meta.get(PID_META_KEY)
         if isinstance(pid, int):
-            try:
-                proc = kernel.process(pid)
+            try:  # pid 0: the user principal (a tool.call from a front end)
+                proc = kernel.user if pid == 0 else kernel.process(pid)
             except AiosError:
                 proc = None
         if proc is None and default_proc is not None:

@@ -259,10 +259,11 @@ async def test_modes_over_the_socket_and_approvals_from_any_mode(
                 screen = app.screen
                 assert isinstance(screen, ToolsScreen)
                 steps = [{"id": i, "tool": "time.sleep", "args": {"seconds": 0.2}} for i in ("a", "b")]
+                steps.append({"id": "t", "tool": "task.trees", "args": {}})  # a built-in syscall tool, as the user
                 screen.query_one("#plan-json", TextArea).text = json.dumps({"steps": steps})
                 await pilot.press("ctrl+g")
                 await wait_for(pilot, lambda: screen.plan is not None and screen.plan.state == "done", "the plan")
-                assert [r[3] for r in rows(screen.query_one("#dag", DataTable))] == ["ok", "ok"]
+                assert [r[3] for r in rows(screen.query_one("#dag", DataTable))] == ["ok", "ok", "ok"]
 
                 await switch(app, pilot, "f1", "agents")
                 agents = app.screen
@@ -295,4 +296,4 @@ async def test_modes_over_the_socket_and_approvals_from_any_mode(
                 audit = app.screen.query_one("#audit", DataTable)
                 await wait_for(pilot, lambda: any(r[3] == "tool.call" for r in rows(audit)), "the plan's audit rows")
                 calls = [r for r in rows(audit) if r[3] == "tool.call"]
-                assert len(calls) == 2 and {r[2] for r in calls} == {"user"}
+                assert len(calls) == 3 and {r[2] for r in calls} == {"user"}
