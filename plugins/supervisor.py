@@ -9,6 +9,7 @@ merges their results: the answers in order, then one line from the model that jo
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import anyio
@@ -32,6 +33,13 @@ SPLIT_SYSTEM = (
     "chat (answer or write text), summarizer (summarise files), planner (use tools: time, files, git, web). "
     "A goal that does not split is one part."
 )
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z]{3,}", text.lower()) if w not in _COMMON}
+
+
+_COMMON = frozenset("the and for with from that this what about tell write give make please".split())
 
 
 def split_schema(agents: list[str]) -> dict[str, Any]:
@@ -65,7 +73,9 @@ class SupervisorAgent(Agent):
     async def split(self, ctx: Context, goal: str) -> list[dict[str, str]]:
         try:
             doc = await ctx.llm.json(goal, split_schema(list(CHILDREN)), system=SPLIT_SYSTEM, max_tokens=200)
-            parts = [p for p in doc.get("parts", []) if p.get("goal", "").strip()][:MAX_PARTS]
+            words = _words(goal)
+            # A part must be about the goal: one sharing no word with it is the model's noise, not a split.
+            parts = [p for p in doc.get("parts", []) if _words(p.get("goal", "")) & words][:MAX_PARTS]
         except AiosError as exc:  # no grammar on this backend, or an answer that does not parse
             ctx.log.info("could not split %r: %s", goal, exc)
             parts = []

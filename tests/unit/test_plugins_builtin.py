@@ -212,3 +212,14 @@ async def test_worker_on_the_fake_backend_says_why_it_cannot_finish(tmp_path: Pa
         store.close()
     assert info["state"] == "exited", info.get("error")  # it fails alone, with a reason, not a traceback
     assert output.startswith(("No tool I may use fits this task.", "I could not finish: "))
+
+
+async def test_supervisor_drops_parts_that_are_not_about_the_goal() -> None:
+    noise = {"parts": [{"agent": "summarizer", "goal": "2018-04-30 }, {"}, {"agent": "chat", "goal": "a sea haiku"}]}
+    runner = Runner([json.dumps(noise)], {"proc.spawn": {"pid": 9}, "proc.wait": {"state": "exited", "result": "ok"}})
+    with anyio.fail_after(5):
+        merged = await SupervisorAgent().run(runner, "Write a haiku about the sea")
+    assert merged == "1. a sea haiku: ok"
+    noise_only = Runner(['{"parts": [{"agent": "chat", "goal": "}, {"}]}'], runner.answers)
+    with anyio.fail_after(5):
+        assert await SupervisorAgent().run(noise_only, "Write a haiku") == "1. Write a haiku: ok"
