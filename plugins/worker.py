@@ -93,7 +93,10 @@ class WorkerAgent(Agent):
                     system=SYSTEM,
                     max_tokens=160,
                 )
-                result = await ctx.tools.call(choice, args if isinstance(args, dict) else {})
+                args = args if isinstance(args, dict) else {}
+                if any(s["tool"] == choice and s["args"] == args and not s["is_error"] for s in steps):
+                    break  # the same call again would tell nothing new: small models loop, the answer is due
+                result = await ctx.tools.call(choice, args)
                 steps.append({"tool": choice, "args": args, "is_error": result["is_error"], "text": result["text"]})
                 mark = "error" if result["is_error"] else "ok"
                 await ctx.write(

@@ -223,3 +223,13 @@ async def test_supervisor_drops_parts_that_are_not_about_the_goal() -> None:
     noise_only = Runner(['{"parts": [{"agent": "chat", "goal": "}, {"}]}'], runner.answers)
     with anyio.fail_after(5):
         assert await SupervisorAgent().run(noise_only, "Write a haiku") == "1. Write a haiku: ok"
+
+
+async def test_worker_stops_instead_of_repeating_a_call_that_succeeded() -> None:
+    runner = Runner(
+        ['{"choice": "clock.now"}', '{"tz": "UTC"}', '{"choice": "clock.now"}', '{"tz": "UTC"}', '{"answer": "23:00"}'],
+        {"tool.search": TOOLS, "tool.call": {"is_error": False, "text": "23:00Z"}},
+    )
+    with anyio.fail_after(5):
+        assert await WorkerAgent().run(runner, "time in UTC?") == "23:00"
+    assert [name for name, _ in runner.calls].count("tool.call") == 1
