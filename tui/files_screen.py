@@ -101,6 +101,7 @@ class FilesScreen(ModeScreen):
                     id="search-row",
                 ),
                 results,
+                Input(placeholder="ask: e.g. roll back my lisbon notes (Enter)", id="fs-ask"),
                 id="files-left",
             ),
             Vertical(preview, versions, diff, id="files-right"),
@@ -142,6 +143,8 @@ class FilesScreen(ModeScreen):
         if event.input.id == "file-search":
             self.search()
             self.query_one("#results", DataTable).focus()
+        elif event.input.id == "fs-ask" and event.value.strip():
+            self.ask(event.value.strip())
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "search-mode":
@@ -251,6 +254,56 @@ class FilesScreen(ModeScreen):
             )
             text.append(line + "\n", style=style)
         shown.update(text if text else "no difference")
+
+    # -- the natural-language file command (fs ask) -------------------------------------------------------
+
+    @work(group="ask", exclusive=True)
+    async def ask(self, request: str) -> None:
+        """``fs.ask`` plans it (the model, grammar-constrained); the plan is shown, then run."""
+        preview = self.query_one("#preview", Static)
+        preview.update(f"planning: {markup(request)}…")
+        try:
+            found = await self.aios.call("fs.ask", request=request)
+        except AiosError as exc:
+            preview.update(f"[red]{markup(exc.one_line())}[/]")
+            return
+        await self.run_fs_plan(dict(found["plan"]), set(found.get("destructive_ops") or ()))
+
+    async def run_fs_plan(self, plan: dict[str, Any], destructive: set[str]) -> list[dict[str, Any]]:
+        """Show ``plan``, ask before its destructive steps, run it (``fs.run_plan``), show what each step did."""
+        preview = self.query_one("#preview", Static)
+        steps = list(plan.get("steps") or [])
+        lines = ["[bold]plan[/]"]
+        for i, step in enumerate(steps, 1):
+            what = step.get("query") or step.get("path") or ""
+            mark = " [yellow](changes files)[/]" if step.get("op") in destructive else ""
+            lines.append(f"{i}. {markup(step.get('op'))} {markup(what)}{mark}")
+        preview.update("\n".join(lines))
+        risky = [s for s in steps if s.get("op") in destructive]
+        confirmed = False
+        if risky:
+            names = ", ".join(f"{s.get('op')} {s.get('path')}" for s in risky)
+            confirmed = bool(
+                await self.aios.push_screen_wait(ConfirmDialog(f"Run {len(risky)} step(s) that change files: {names}?"))
+            )
+        try:
+            found = await self.aios.call("fs.run_plan", plan=plan, confirmed=confirmed)
+        except AiosError as exc:
+            lines.append(f"[red]{markup(exc.one_line())}[/]")
+            preview.update("\n".join(lines))
+            return []
+        results = list(found["results"])
+        lines.append("[bold]results[/]")
+        for r in results:
+            detail = r.get("detail")
+            shown = detail if isinstance(detail, str) else str(detail)
+            lines.append(
+                f"{markup(r.get('op'))} {markup(r.get('path'))}: {markup(r.get('status'))} {markup(shown[:200])}"
+            )
+        preview.update("\n".join(lines))
+        if self.path is not None:
+            self._load_history(self.path)
+        return results
 
     @work(group="input")
     async def action_rollback(self) -> None:

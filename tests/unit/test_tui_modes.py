@@ -297,3 +297,40 @@ async def test_modes_over_the_socket_and_approvals_from_any_mode(
                 await wait_for(pilot, lambda: any(r[3] == "tool.call" for r in rows(audit)), "the plan's audit rows")
                 calls = [r for r in rows(audit) if r[3] == "tool.call"]
                 assert len(calls) == 3 and {r[2] for r in calls} == {"user"}
+
+
+async def test_files_mode_runs_an_fs_plan_asking_before_destructive_steps(tmp_path: Path) -> None:
+    """The fs-ask box's second half (the model's plan is covered by a model-marked test): the plan is shown, its
+    destructive steps wait for a yes, and fs.run_plan runs it confirmed or not."""
+    root = write_corpus(tmp_path / "docs")
+    async with running(tmp_path) as (app, pilot):
+        await app.call("fs.mount", path=str(root))
+        target = root / "notes" / "travel.txt"
+        await app.call("fs.write", path=str(target), text="Renew the passport in May.\n")
+        await switch(app, pilot, "f3", "files")
+        screen = app.screen
+        assert isinstance(screen, FilesScreen)
+        plan = {"steps": [{"op": "search", "query": "passport"}, {"op": "rollback", "path": str(target), "steps": 1}]}
+        destructive = {"write", "delete", "move", "rollback"}
+        outcome: list[list[dict[str, object]]] = []
+
+        async def run() -> None:
+            outcome.append(await screen.run_fs_plan(plan, destructive))
+
+        screen.run_worker(run())
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
+        question = str(app.screen.query_one("#confirm-question").render())
+        assert "1 step(s) that change files: rollback" in question
+        await pilot.press("n")
+        await wait_for(pilot, lambda: bool(outcome), "the plan to run")
+        assert [(r["op"], r["status"]) for r in outcome[0]] == [("search", "ok"), ("rollback", "skipped")]
+        assert target.read_text() == "Renew the passport in May.\n"
+        preview = screen.query_one("#preview", Static)
+        assert "rollback" in str(preview.content) and "changes files" in str(preview.content)
+
+        screen.run_worker(run())
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the second confirmation")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(outcome) == 2, "the confirmed run")
+        assert [(r["op"], r["status"]) for r in outcome[1]] == [("search", "ok"), ("rollback", "ok")]
+        assert target.read_text().startswith("Passport renewal")
