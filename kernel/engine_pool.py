@@ -50,7 +50,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from aios.api import ChatMessage
 from aios.config import LLMServer, PoolConfig
-from aios.errors import AiosError
+from aios.errors import AiosError, ConfigError
 from kernel.backends.base import FinishReason, GenerationStats, SamplingParams
 from kernel.engine import EngineClosed
 from kernel.generation import Generation, Item
@@ -163,11 +163,13 @@ class EnginePool:
         connect_timeout_s: float = 10.0,
     ) -> None:
         if not servers:
-            raise AiosError("the engine pool needs at least one server", "add [[llm.servers]] url = ... to config.toml")
+            raise ConfigError(
+                "the engine pool needs at least one server", "add [[llm.servers]] url = ... to config.toml"
+            )
         urls = [s.url.rstrip("/").removesuffix("/v1") for s in servers]
         if len(set(urls)) != len(urls):
             dup = next(u for u in urls if urls.count(u) > 1)
-            raise AiosError(f"the engine pool lists the server {dup} twice", "keep one [[llm.servers]] per URL")
+            raise ConfigError(f"the engine pool lists the server {dup} twice", "keep one [[llm.servers]] per URL")
         self.config = pool or PoolConfig()
         self.servers = [
             PoolServer(

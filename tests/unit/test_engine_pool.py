@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from aios.api import ChatMessage
 from aios.config import LLMServer, PoolConfig, dump_toml, parse_config
-from aios.errors import AiosError, ConfigError
+from aios.errors import ConfigError
 from kernel.backends.base import GenerationStats, SamplingParams
 from kernel.engine import EngineClosed
 from kernel.engine_pool import BLOCK_CHARS, EnginePool, prefix_blocks
@@ -497,9 +497,9 @@ def test_pool_config_round_trips_and_bad_servers_are_refused() -> None:
         parse_config({"llm": {"servers": [{"url": "10.0.0.5:8000"}]}}, "config.toml")
     with pytest.raises(ConfigError, match=r"unknown key 'llm\.servers\.0\.weight' \(valid keys here: url, model"):
         parse_config({"llm": {"servers": [{"url": "http://a", "weight": 2}]}}, "config.toml")
-    with pytest.raises(AiosError, match="twice"):
+    with pytest.raises(ConfigError, match="twice"):
         EnginePool([LLMServer(url="http://a:1/v1"), LLMServer(url="http://a:1")])
-    with pytest.raises(AiosError, match="at least one server"):
+    with pytest.raises(ConfigError, match="at least one server"):
         EnginePool([])
 
 
