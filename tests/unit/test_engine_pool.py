@@ -29,7 +29,7 @@ from starlette.routing import Route
 from aios.api import ChatMessage
 from aios.config import LLMServer, PoolConfig, dump_toml, parse_config
 from aios.errors import ConfigError
-from kernel.backends.base import GenerationStats, SamplingParams
+from kernel.backends.base import GenerationStats, LLMEngine, SamplingParams
 from kernel.engine import EngineClosed
 from kernel.engine_pool import BLOCK_CHARS, EnginePool, prefix_blocks
 from kernel.remote_engine import LLMServerError, LLMServerUnavailable
@@ -515,6 +515,7 @@ def test_the_kernel_builds_a_pool_from_config() -> None:
         _remote_engine(config)
     config.llm.servers = [LLMServer(url="http://127.0.0.1:9"), LLMServer(url="http://127.0.0.1:10")]
     engine = _remote_engine(config)
+    assert isinstance(engine, LLMEngine)
     assert isinstance(engine, EnginePool) and [s.url for s in engine.servers] == [
         "http://127.0.0.1:9",
         "http://127.0.0.1:10",
