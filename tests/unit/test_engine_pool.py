@@ -71,6 +71,8 @@ class FakeServer:
         self.hold.set()
         self.die_after: int | None = None
         self.api_key: str | None = None
+        #: Answer 503 to health probes (``/v1/models``), as a server still loading its model does.
+        self.loading = False
         self.dead = False
         self.in_stream = 0
         self._server: uvicorn.Server | None = None
@@ -86,6 +88,8 @@ class FakeServer:
     async def _models(self, request: Request) -> Response:
         if refused := self._refused(request):
             return refused
+        if self.loading:
+            return JSONResponse({"error": {"message": "Loading model"}}, status_code=503)
         return JSONResponse({"object": "list", "data": [{"id": f"fake-{self.name}", "object": "model"}]})
 
     async def _complete(self, request: Request) -> Response:
@@ -418,6 +422,21 @@ async def test_many_agents_go_on_when_one_server_dies_mid_run(pool: EnginePool, 
     assert answers == {key: [FULL] * 3 for key in range(1, 13)}
     assert pool.server_status()[0]["state"] == "down" and pool.reroutes >= 1
     servers[0].wait_stopped()
+
+
+async def test_an_unhealthy_server_is_probed_with_growing_backoff_until_it_recovers(
+    pool: EnginePool, servers: list[FakeServer]
+) -> None:
+    servers[0].loading = True
+    await wait_for(lambda: pool.server_status()[0]["state"] == "down", "the 503 probe marks it down")
+    assert "HTTP 503" in pool.server_status()[0]["last_error"]
+    await wait_for(lambda: pool.servers[0].backoff_s == FAST.backoff_max_s, "the backoff doubled up to its cap")
+    with anyio.fail_after(30):
+        assert (await answer(pool, 1, chat("q")))[0] == FULL
+    assert url_of(pool, 1) == [servers[1].url], "nothing is sent to a server that is down"
+    servers[0].loading = False
+    await wait_for(lambda: pool.server_status()[0]["state"] == "up", "a healthy probe brings it back")
+    assert pool.servers[0].backoff_s == 0.0
 
 
 async def test_servers_with_api_keys_are_probed_and_called_with_them(
