@@ -13,12 +13,32 @@ competing with it in a long transcript, and prompts stay short as the conversati
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from aios.api import Agent, ChatMessage, Context, Manifest
+from aios.api import Agent, Capabilities, ChatMessage, Context, Manifest
+from aios.errors import AiosError
 from aios.hookspecs import hookimpl
 
-__all__ = ["ChatAgent"]
+__all__ = ["ChatAgent", "file_query"]
+
+_SEARCH = re.compile(
+    r"^\s*(?:please\s+|can you\s+|could you\s+)?(?:search|find|look\s+(?:for|through|in)|grep)\b(?P<rest>.*)$", re.I
+)
+_FILES = re.compile(r"\b(?:my|the|our)\s+(?:files?|notes?|documents?|docs|folders?|mounts?)\b", re.I)
+
+
+def file_query(message: str) -> str | None:
+    """What to search the user's files for, when the message asks for that ("search my files for notes about
+    backups" -> "notes about backups"); None for anything else."""
+    asked = _SEARCH.match(message.strip())
+    if not asked or not _FILES.search(asked.group("rest")):
+        return None
+    rest = _FILES.sub(" ", asked.group("rest"))
+    rest = re.sub(r"^\W*(?:in|through|for|about|on)\b", " ", rest.strip(), flags=re.I)
+    query = " ".join(rest.split()).strip(" ?.!,")
+    return query or None
+
 
 SYSTEM_PROMPT = "You are a helpful, concise assistant running inside aios, an agent operating system."
 
@@ -26,9 +46,14 @@ SYSTEM_PROMPT = "You are a helpful, concise assistant running inside aios, an ag
 class ChatAgent(Agent):
     manifest = Manifest(
         name="chat",
-        description="Talk with the local model; it keeps the conversation's steps in a task tree.",
+        description="Talk with the local model; it keeps the conversation's steps in a task tree and searches "
+        "your mounted files when asked.",
+        # Read-only, and only what the semantic file system has mounted; the user's config may narrow it.
+        capabilities=Capabilities(files_read=("~",)),
         interactive=True,
     )
+    #: Files listed for a search in the user's files.
+    search_hits = 5
     #: Earlier exchanges kept verbatim after the task slice (the tree carries the rest).
     recent_turns = 2
     #: Token budget of the task slice.
@@ -40,9 +65,9 @@ class ChatAgent(Agent):
             return None
         if not ctx.interactive:
             # A one-shot (`aios run chat "…"`) is a single step: answered plainly with this one call, no tree.
-            return await self._reply(
-                ctx, [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": first}]
-            )
+            found = await self._search_files(ctx, first)
+            system = SYSTEM_PROMPT + (f"\n\n{found}" if found else "")
+            return await self._reply(ctx, [{"role": "system", "content": system}, {"role": "user", "content": first}])
         # A conversation: its first message is the task tree's root and is answered through the same layout
         # as every later one (system prompt, core blocks, the task slice, the message); it needs no
         # classification, being the root.
@@ -54,6 +79,9 @@ class ChatAgent(Agent):
             if recent:
                 about, new_node = await self._file(ctx, tree, message)
             system = await self._system(ctx, tree["id"], about)
+            found = await self._search_files(ctx, message)
+            if found:
+                system += f"\n\n{found}"
             window = recent[-2 * self.recent_turns :] if self.recent_turns else []
             answer = await self._reply(
                 ctx, [{"role": "system", "content": system}, *window, {"role": "user", "content": message}]
@@ -64,6 +92,33 @@ class ChatAgent(Agent):
             await ctx.end_turn()
             message = await ctx.input()
         return answer
+
+    async def _search_files(self, ctx: Context, message: str) -> str:
+        """For a message asking to search the user's files: the hits, written to the user and returned as the
+        prompt block the reply is built on ("" for any other message)."""
+        query = file_query(message)
+        if query is None:
+            return ""
+        try:
+            hits = await ctx.fs.search(query, k=self.search_hits)
+        except AiosError as exc:
+            note = f"I may not search your files: {exc.one_line()}"
+            await ctx.write(note + "\n")
+            return note
+        if not hits:
+            mounts = (await ctx.call("fs.mounts"))["mounts"]
+            note = (
+                f"Nothing in your mounted folders matches {query!r}."
+                if mounts
+                else "No folder you let me read is mounted: add one with `aios fs mount ~/notes` "
+                "(or in the Files view)."
+            )
+            await ctx.write(note + "\n")
+            return note
+        lines = [f"- {h['path']}: {' '.join(str(h.get('chunk', '')).split())[:160]}" for h in hits]
+        listing = f"Files matching {query!r}:\n" + "\n".join(lines)
+        await ctx.write(listing + "\n\n")
+        return listing + "\nAnswer from these files."
 
     async def _reply(self, ctx: Context, messages: list[ChatMessage]) -> str:
         pieces: list[str] = []
