@@ -348,9 +348,12 @@ async def _sequential_async(m: int, turns: tuple[int, int]) -> list[dict[str, An
             tokens, max_tokens=GEN_TOKENS, temperature=0.0, repeat_penalty=1.0, logit_bias=ban, stream=True
         )
         for chunk in stream:
+            text = chunk["choices"][0]["text"]  # type: ignore[index]
+            if not text:  # the closing chunk (finish_reason) carries no token
+                continue
             if turn.first_token is None:
                 turn.first_token = time.perf_counter()
-            parts.append(chunk["choices"][0]["text"])  # type: ignore[index]
+            parts.append(text)
             turn.generated += 1
         turn.prompt_tokens = len(tokens)
         turn.computed = evaluated() - before

@@ -9,10 +9,11 @@ Rules:
   one class per ``aging_s`` seconds, so background work never starves.
 - Within a class, programs, not requests (Autellix's discretised least attained service): an agent's whole
   run counts, so its attained service (tokens computed for it so far) puts it in a level (``levels``). A new
-  arrival (level 0) goes first, so its prefill is admitted promptly; programs that have run longer than the
-  last threshold drop behind. Within a level, the program that started first goes first (it is closest to
-  done), then the one served least recently (round robin when the batch is narrower than the crowd), then
-  the earliest request.
+  arrival (nothing computed yet: level 0) goes first, so its prefill and first token come promptly;
+  programs that have run longer than the last threshold drop behind. Within a level, the program that
+  started first goes first (it is closest to done: with all programs alike this finishes them one set after
+  another instead of all together at the end), then the one served least recently (round robin when the
+  batch is narrower than the crowd), then the earliest request.
 - At most ``max_batch`` sequences per step. A running sequence that no longer makes the cut is preempted at
   this token boundary; it keeps its KV unless its slot is needed.
 - Working sets: a request that has no slot takes a free one, else an idle context's (one with no runnable
@@ -93,7 +94,7 @@ class Scheduler:
         aging_s: float = 10.0,
         policy: Literal["priority", "fifo"] = "priority",
         quantum_tokens: int = 64,
-        levels: Sequence[int] = (64, 16384),
+        levels: Sequence[int] = (1, 16384),
     ) -> None:
         if max_batch < 1 or token_budget < 1 or slots < 1:
             raise ValueError("max_batch, token_budget and slots must be positive")
