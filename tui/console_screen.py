@@ -18,6 +18,7 @@ from kernel.events import (
     ToolCallFinished,
     ToolCallStarted,
     ToolProgressed,
+    TurnEnded,
 )
 from tui.common import ModeScreen, ToolCall, markup
 from tui.console import AgentConsole
@@ -44,14 +45,15 @@ class ConsoleScreen(ModeScreen):
         super().__init__()
         self._cursor_target: int | None = None  # pid whose row gets the cursor once it appears
         self._shown_calls: dict[tuple[int, int], Collapsible] = {}
+        self._call_bodies: dict[tuple[int, int], Static] = {}
 
     def body(self) -> ComposeResult:
         table = ProcessTable(id="processes")
         table.border_title = "processes"
         console = AgentConsole(id="console")
         console.border_title = "console"
-        calls = VerticalScroll(id="tool-calls")
-        calls.border_title = "tool calls"
+        calls = VerticalScroll(Static("", id="task-path"), id="tool-calls")
+        calls.border_title = "task · tool calls"
         yield Horizontal(
             table,
             Vertical(
@@ -94,6 +96,8 @@ class ConsoleScreen(ModeScreen):
                 self.process_table.set_state(pid, state)
                 if pid == self.aios.selected_pid:
                     self._update_title()
+            case TurnEnded() if pid == self.aios.selected_pid:
+                self.show_task_path(pid)
             case ToolCallStarted() | ToolProgressed() | ToolCallFinished():
                 if pid == self.aios.selected_pid:
                     record = self.aios.tool_calls.calls.get((pid, event.call))
@@ -117,13 +121,30 @@ class ConsoleScreen(ModeScreen):
         """The selected process changed: show its conversation and tool calls."""
         pid = self.aios.selected_pid
         self.agent_console.show("" if pid is None else self.aios.transcripts.text(pid))
-        calls = self.query_one("#tool-calls", VerticalScroll)
-        calls.remove_children()
+        for shown in self._shown_calls.values():
+            shown.remove()
         self._shown_calls.clear()
+        self._call_bodies.clear()
         if pid is not None:
             for record in self.aios.tool_calls.of(pid)[-50:]:
                 self._show_call(record)
+            self.show_task_path(pid)
         self._update_title()
+
+    @work(group="task-path", exclusive=True)
+    async def show_task_path(self, pid: int) -> None:
+        """The selected agent's task tree: the steps from its root to the active one (``task.path``)."""
+        shown = self.query_one("#task-path", Static)
+        try:
+            trees = list(await self.aios.call("task.trees", pid=pid))
+            path = list(await self.aios.call("task.path", tree=int(trees[-1]["id"]))) if trees else []
+        except AiosError as exc:
+            shown.update(f"[dim]{markup(exc.one_line())}[/]")
+            return
+        if pid != self.aios.selected_pid:
+            return
+        lines = [f"{'  ' * i}{'└ ' if i else ''}{markup(step['title'])[:40]}" for i, step in enumerate(path)]
+        shown.update("[b]task[/]\n" + "\n".join(lines) if lines else "[dim]no task tree[/]")
 
     def _show_call(self, record: ToolCall) -> None:
         key = (record.pid, record.call)
@@ -135,11 +156,13 @@ class ConsoleScreen(ModeScreen):
         )
         shown = self._shown_calls.get(key)
         if shown is None:
-            shown = self._shown_calls[key] = Collapsible(Static(detail), title=record.line(), collapsed=True)
+            body = Static(detail)
+            shown = self._shown_calls[key] = Collapsible(body, title=record.line(), collapsed=True)
+            self._call_bodies[key] = body
             self.query_one("#tool-calls", VerticalScroll).mount(shown)
         else:
             shown.title = record.line()
-            shown.query_one(Static).update(detail)
+            self._call_bodies[key].update(detail)
 
     def _update_title(self) -> None:
         pid = self.aios.selected_pid

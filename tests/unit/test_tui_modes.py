@@ -334,3 +334,24 @@ async def test_files_mode_runs_an_fs_plan_asking_before_destructive_steps(tmp_pa
         await wait_for(pilot, lambda: len(outcome) == 2, "the confirmed run")
         assert [(r["op"], r["status"]) for r in outcome[1]] == [("search", "ok"), ("rollback", "ok")]
         assert target.read_text().startswith("Passport renewal")
+
+
+async def test_console_shows_the_agents_task_path_and_tool_calls_at_the_side(tmp_path: Path) -> None:
+    async with running(tmp_path) as (app, pilot):
+        await pilot.press(*"Plan a trip", "enter")
+        await wait_for(pilot, lambda: "chat: echo: Plan a trip" in app.agent_console.text, "the reply")
+        side = app.screen.query_one("#task-path", Static)
+        await wait_for(pilot, lambda: "Plan a trip" in str(side.content), "the task path")
+        assert app.screen.has_class("-wide")  # 140 columns: the side panel is shown
+        # A tool call of the selected process is listed, collapsible, with its outcome.
+        from textual.widgets import Collapsible
+
+        from kernel.events import ToolCallFinished, ToolCallStarted
+
+        pid = app.selected_pid
+        assert pid is not None
+        app._on_kernel_event(ToolCallStarted(pid, 1, "time.now"))
+        app._on_kernel_event(ToolCallFinished(pid, 1, "time.now", False, "ok", 0.25))
+        await wait_for(pilot, lambda: bool(app.screen.query(Collapsible)), "the tool call")
+        (call,) = app.screen.query(Collapsible)
+        assert call.title == "✓ time.now ok 0.25s" and call.collapsed
