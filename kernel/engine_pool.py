@@ -182,6 +182,7 @@ class EnginePool:
                     policy=policy,
                     llama_extensions=s.llama_extensions,
                     connect_timeout_s=connect_timeout_s,
+                    hint=f"check that {url} runs and answers, and its [[llm.servers]] entry",
                 ),
                 s.max_concurrency,
             )

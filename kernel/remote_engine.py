@@ -89,6 +89,7 @@ class RemoteEngine:
         llama_extensions: bool = True,
         connect_timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        hint: str = _HINT,
     ) -> None:
         """``base_url`` like ``http://127.0.0.1:8080`` (a trailing ``/v1`` is accepted). ``model`` is sent as
         the request's model (asked from ``/v1/models`` when empty). ``llama_extensions`` sends llama.cpp's
@@ -100,6 +101,8 @@ class RemoteEngine:
         self.model_name = model or f"openai@{self.base_url}"
         self.api_key = api_key
         self.llama_extensions = llama_extensions
+        #: What its errors tell the user to check.
+        self.hint = hint
         self.scheduler = Scheduler(
             max_batch=max_concurrency,
             token_budget=1,
@@ -299,7 +302,9 @@ class RemoteEngine:
             if response.status_code >= 400:
                 await response.aread()
                 error = LLMServerUnavailable if response.status_code in (502, 503, 504) else LLMServerError
-                raise error(f"LLM server at {url} answered HTTP {response.status_code}: {_error_text(response)}", _HINT)
+                raise error(
+                    f"LLM server at {url} answered HTTP {response.status_code}: {_error_text(response)}", self.hint
+                )
             done = False
             async for data in _sse_data(response):
                 if data == "[DONE]":
@@ -309,7 +314,9 @@ class RemoteEngine:
                     return  # nobody is listening any more
         if request.finish is None:
             if not done:
-                raise LLMServerUnavailable(f"LLM server at {url} ended the stream without finishing the reply", _HINT)
+                raise LLMServerUnavailable(
+                    f"LLM server at {url} ended the stream without finishing the reply", self.hint
+                )
             log.warning(
                 "LLM server at %s ended a stream without a finish reason (llama_cpp.server interrupts a "
                 "stream when another request arrives: run it with --interrupt_requests false)",
@@ -354,9 +361,11 @@ class RemoteEngine:
             if not isinstance(event, dict):
                 raise ValueError("not an object")
         except ValueError:
-            raise LLMServerError(f"LLM server at {url} sent a malformed stream event: {data[:200]!r}", _HINT) from None
+            raise LLMServerError(
+                f"LLM server at {url} sent a malformed stream event: {data[:200]!r}", self.hint
+            ) from None
         if "error" in event:
-            raise LLMServerError(f"LLM server at {url} reported an error: {_message(event['error'])}", _HINT)
+            raise LLMServerError(f"LLM server at {url} reported an error: {_message(event['error'])}", self.hint)
         if isinstance(event.get("usage"), dict):
             request.usage = event["usage"]
         for choice in event.get("choices") or ():
@@ -404,15 +413,17 @@ class RemoteEngine:
         url = str(exc.request.url) if _has_request(exc) else self.base_url
         if isinstance(exc, httpx.ConnectError):
             return LLMServerUnavailable(
-                f"cannot connect to the LLM server at {url}: {exc or 'connection refused'}", _HINT
+                f"cannot connect to the LLM server at {url}: {exc or 'connection refused'}", self.hint
             )
         if isinstance(exc, httpx.TimeoutException):
-            return LLMServerUnavailable(f"the LLM server at {url} timed out ({type(exc).__name__})", _HINT)
+            return LLMServerUnavailable(f"the LLM server at {url} timed out ({type(exc).__name__})", self.hint)
         if isinstance(exc, httpx.TransportError):
             return LLMServerUnavailable(
-                f"the connection to the LLM server at {url} failed: {type(exc).__name__}: {exc}", _HINT
+                f"the connection to the LLM server at {url} failed: {type(exc).__name__}: {exc}", self.hint
             )
-        return LLMServerError(f"the connection to the LLM server at {url} failed: {type(exc).__name__}: {exc}", _HINT)
+        return LLMServerError(
+            f"the connection to the LLM server at {url} failed: {type(exc).__name__}: {exc}", self.hint
+        )
 
     # -- delivery -------------------------------------------------------------------------------------
 

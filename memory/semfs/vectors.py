@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from aios.errors import AiosError
 from memory.chroma_lock import CHROMA_LOCK
 from memory.semfs.db import SemDB
 
@@ -166,6 +167,10 @@ class Vectors:
             deferred_since = None
             try:
                 applied = self.drain_once()
+            except AiosError as exc:  # e.g. the chroma server is unreachable: one line, not a traceback
+                log.warning("background embedding failed, retrying shortly: %s", exc.one_line())
+                applied = 0
+                self.stopping.wait(2.0)
             except Exception:
                 log.exception("background embedding failed; retrying shortly")
                 applied = 0

@@ -463,6 +463,7 @@ async def test_a_bad_request_is_the_callers_error_not_the_servers(pool: EnginePo
     with anyio.fail_after(30), pytest.raises(LLMServerError, match="HTTP 400: the prompt is BAD") as caught:
         await answer(pool, 1, chat("BAD"))
     assert not isinstance(caught.value, LLMServerUnavailable)
+    assert "[[llm.servers]]" in caught.value.one_line(), "the hint names the pool's config, not [llm] openai_url"
     assert all(s["state"] == "up" for s in pool.server_status()) and pool.reroutes == 0
 
 
