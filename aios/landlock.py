@@ -30,9 +30,9 @@ __all__ = [
     "Rules",
     "abi_version",
     "confinement_level",
-    "deny_new_processes",
     "drop_capabilities",
     "restrict_self",
+    "restrict_syscalls",
     "set_no_new_privs",
 ]
 
@@ -293,15 +293,27 @@ def _add_path(add_rule: int, ruleset: int, path: str, rights: int) -> None:
         os.close(fd)
 
 
-# -- seccomp: no new processes ---------------------------------------------------------------------------
+# -- seccomp: what Landlock has no rules for ------------------------------------------------------------
 
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7, "arm64": 0xC00000B7}
-#: (fork, vfork, clone, clone3); aarch64 has no fork/vfork (0xFFFFFFFF never matches).
-_PROCESS_SYSCALLS = {"x86_64": (57, 58, 56, 435), "aarch64": (0xFFFFFFFF, 0xFFFFFFFF, 220, 435)}
-_PROCESS_SYSCALLS["arm64"] = _PROCESS_SYSCALLS["aarch64"]
+#: fork, vfork, clone, clone3, socket, io_uring_setup; aarch64 has no fork/vfork (0xFFFFFFFF never matches).
+_NUMBERS = {
+    "x86_64": {"fork": 57, "vfork": 58, "clone": 56, "clone3": 435, "socket": 41, "io_uring_setup": 425},
+    "aarch64": {
+        "fork": 0xFFFFFFFF,
+        "vfork": 0xFFFFFFFF,
+        "clone": 220,
+        "clone3": 435,
+        "socket": 198,
+        "io_uring_setup": 425,
+    },
+}
+_NUMBERS["arm64"] = _NUMBERS["aarch64"]
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 _RET_ALLOW, _RET_ERRNO = 0x7FFF0000, 0x00050000
 _CLONE_THREAD = 0x00010000
+_AF_INET, _AF_INET6, _AF_PACKET, _SOCK_STREAM = 2, 10, 17, 1
+_LD, _JEQ, _JGE, _JSET, _AND, _RET = 0x20, 0x15, 0x35, 0x45, 0x54, 0x06
 
 
 class _SockFilter(ctypes.Structure):
@@ -312,38 +324,68 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def deny_new_processes() -> None:
-    """A seccomp filter: ``fork``, ``vfork`` and a ``clone`` that is not a thread fail with ``EAGAIN``
-    (``clone3`` says ``ENOSYS``, so the C library falls back to ``clone`` for threads).
+def _assemble(program: list[tuple[str, int, int | str, int | str, int]]) -> list[tuple[int, int, int, int]]:
+    """(label, code, jt, jf, k) with jump targets as labels (or 0: the next instruction) -> BPF."""
+    where = {label: i for i, (label, *_rest) in enumerate(program) if label}
 
-    For a worker run as root: Linux never applies ``RLIMIT_NPROC`` to uid 0, so a fork loop cannot be
-    bounded by a count there; such a worker may not start processes at all. Sets ``PR_SET_NO_NEW_PRIVS``.
+    def offset(i: int, target: int | str) -> int:
+        return 0 if target == 0 else where[str(target)] - i - 1
+
+    return [(code, offset(i, jt), offset(i, jf), k) for i, (_, code, jt, jf, k) in enumerate(program)]
+
+
+def restrict_syscalls(*, processes: bool, datagrams: bool) -> None:
+    """A seccomp filter for what Landlock has no rules for (sets ``PR_SET_NO_NEW_PRIVS``).
+
+    ``processes``: ``fork``, ``vfork`` and a ``clone`` that is not a thread fail with ``EAGAIN`` (``clone3``
+    says ``ENOSYS``, so the C library falls back to ``clone`` for threads) — for a worker run as root, which
+    Linux never holds to ``RLIMIT_NPROC``. ``datagrams``: IPv4/IPv6 sockets other than TCP (UDP, raw, SCTP),
+    packet sockets and io_uring (which can open sockets) fail with ``EACCES`` — for an agent without the
+    network capability (Landlock restricts TCP only). Other ABIs' entry points (32-bit, x32) are refused.
     """
     machine = platform.machine()
     if machine not in _AUDIT_ARCH or platform.system() != "Linux":
         raise LandlockUnavailable(f"no seccomp filter for {platform.system()}/{machine}")
-    fork, vfork, clone, clone3 = _PROCESS_SYSCALLS[machine]
-    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
-    deny, enosys, allow = _RET_ERRNO | errno.EAGAIN, _RET_ERRNO | errno.ENOSYS, _RET_ALLOW
-    program = [
-        (ld, 0, 0, 4),  # 0: arch
-        (jeq, 1, 0, _AUDIT_ARCH[machine]),  # 1: -> 3
-        (ret, 0, 0, _RET_ERRNO | errno.EPERM),  # 2: another ABI (32-bit entry points): refused
-        (ld, 0, 0, 0),  # 3: syscall number
-        (jge, 8, 0, 0x40000000),  # 4: x32 numbers -> 13
-        (jeq, 7, 0, fork),  # 5: -> 13
-        (jeq, 6, 0, vfork),  # 6: -> 13
-        (jeq, 6, 0, clone3),  # 7: -> 14
-        (jeq, 1, 0, clone),  # 8: -> 10
-        (ret, 0, 0, allow),  # 9
-        (ld, 0, 0, 16),  # 10: clone flags (args[0], low word)
-        (jset, 0, 1, _CLONE_THREAD),  # 11: a thread -> 12, else -> 13
-        (ret, 0, 0, allow),  # 12
-        (ret, 0, 0, deny),  # 13
-        (ret, 0, 0, enosys),  # 14
+    nr = _NUMBERS[machine]
+    eperm, eacces = _RET_ERRNO | errno.EPERM, _RET_ERRNO | errno.EACCES
+    program: list[tuple[str, int, int | str, int | str, int]] = [
+        ("", _LD, 0, 0, 4),  # arch
+        ("", _JEQ, 0, "eperm", _AUDIT_ARCH[machine]),
+        ("", _LD, 0, 0, 0),  # syscall number
+        ("", _JGE, "eperm", 0, 0x40000000),  # x32
     ]
-    filters = (_SockFilter * len(program))(*[_SockFilter(*insn) for insn in program])
-    fprog = _SockFprog(len(program), filters)
+    if processes:
+        program += [
+            ("", _JEQ, "eagain", 0, nr["fork"]),
+            ("", _JEQ, "eagain", 0, nr["vfork"]),
+            ("", _JEQ, "enosys", 0, nr["clone3"]),
+            ("", _JEQ, "clone", 0, nr["clone"]),
+        ]
+    if datagrams:
+        program += [
+            ("", _JEQ, "eacces", 0, nr["io_uring_setup"]),
+            ("", _JEQ, "socket", 0, nr["socket"]),
+        ]
+    program += [
+        ("allow", _RET, 0, 0, _RET_ALLOW),
+        ("clone", _LD, 0, 0, 16),  # args[0]: clone flags (low word)
+        ("", _JSET, "allowed", "eagain", _CLONE_THREAD),
+        ("socket", _LD, 0, 0, 16),  # args[0]: domain
+        ("", _JEQ, "inet", 0, _AF_INET),
+        ("", _JEQ, "inet", 0, _AF_INET6),
+        ("", _JEQ, "eacces", "allowed", _AF_PACKET),
+        ("inet", _LD, 0, 0, 24),  # args[1]: type, flags in the high bits
+        ("", _AND, 0, 0, 0xF),
+        ("", _JEQ, "allowed", "eacces", _SOCK_STREAM),  # TCP is Landlock's to refuse
+        ("allowed", _RET, 0, 0, _RET_ALLOW),  # (classic BPF jumps only forward)
+        ("eagain", _RET, 0, 0, _RET_ERRNO | errno.EAGAIN),
+        ("enosys", _RET, 0, 0, _RET_ERRNO | errno.ENOSYS),
+        ("eacces", _RET, 0, 0, eacces),
+        ("eperm", _RET, 0, 0, eperm),
+    ]
+    code = _assemble(program)
+    filters = (_SockFilter * len(code))(*[_SockFilter(*insn) for insn in code])
+    fprog = _SockFprog(len(code), filters)
     set_no_new_privs()
     libc = _c()
     if libc.prctl(

@@ -105,6 +105,10 @@ def _attempts(kernel: Any, tmp: Path, ports: dict[str, Any], victim: int) -> lis
         ("exec from a memfd", "memfd_exec", None),
         ("TCP connect to a local listener", "tcp_connect", ports["tcp"]),
         ("TCP bind", "tcp_bind", 0),
+        ("UDP datagram to a local port", "udp_send", ports["udp"]),
+        ("raw IP socket", "raw_socket", "raw"),
+        ("packet socket", "raw_socket", "packet"),
+        ("io_uring", "io_uring", None),
         ("abstract Unix socket outside", "abstract_connect", ports["abstract"]),
         ("kernel socket without a token", "unix_http", str(ports["unix"])),
         ("SIGTERM the kernel", "kill", {"pid": kpid, "sig": 15}),
@@ -156,7 +160,13 @@ async def _confined(tmp: Path) -> dict[str, Any]:
     shutil.copy(PLUGIN, paths.plugins_dir() / PLUGIN.name)
     paths.config_path().write_text("# bench\n")
     out: dict[str, Any] = {}
-    with socket.socket() as listener, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as abstract:
+    with (
+        socket.socket() as listener,
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as abstract,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+    ):
+        udp.bind(("127.0.0.1", 0))
+        udp.setblocking(False)
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         abstract_name = f"aios-bench-{os.getpid()}"
@@ -175,6 +185,7 @@ async def _confined(tmp: Path) -> dict[str, Any]:
                 await anyio.sleep(0.01)
             ports = {
                 "tcp": listener.getsockname()[1],
+                "udp": udp.getsockname()[1],
                 "abstract": abstract_name,
                 "unix": sock_path,
                 "token_file": sock_path.parent / "frontend.token",
@@ -206,6 +217,10 @@ async def _confined(tmp: Path) -> dict[str, Any]:
             if source_probe.exists():
                 escapes.append(f"wrote into the source tree: {source_probe}")
                 source_probe.unlink()
+            try:
+                escapes.append(f"a datagram arrived: {udp.recv(64)!r}")
+            except BlockingIOError:
+                pass
             victim_alive = kernel.info(victim)["state"] not in ("exited", "failed")
             if not victim_alive:
                 escapes.append("another agent's worker was killed")

@@ -62,8 +62,12 @@ def confine(start: dict[str, Any]) -> str:
         return "process"
     rules = start["rules"]
     landlock.drop_capabilities()
-    if os.getuid() == 0 and (start.get("limits") or {}).get("nproc"):
-        landlock.deny_new_processes()  # Linux exempts uid 0 from RLIMIT_NPROC: no forks at all then
+    # What Landlock has no rules for: forks as root (Linux exempts uid 0 from RLIMIT_NPROC, so no forks at all
+    # then) and, without the network capability, every socket but TCP's (UDP, raw, packet) and io_uring.
+    no_forks = os.getuid() == 0 and bool((start.get("limits") or {}).get("nproc"))
+    no_datagrams = not rules.get("network")
+    if no_forks or no_datagrams:
+        landlock.restrict_syscalls(processes=no_forks, datagrams=no_datagrams)
     abi = landlock.restrict_self(
         landlock.Rules(
             read=tuple(rules.get("read", ())),

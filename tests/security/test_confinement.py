@@ -136,6 +136,20 @@ async def test_tcp_connect_to_local_port(kernel: Kernel) -> None:
         await assert_contained(kernel, await attack(kernel, "tcp_connect", port))
 
 
+@pytest.mark.parametrize(("name", "arg"), [("raw_socket", "raw"), ("raw_socket", "packet"), ("io_uring", None)])
+async def test_other_sockets(kernel: Kernel, name: str, arg: Any) -> None:
+    await assert_contained(kernel, await attack(kernel, name, arg))
+
+
+async def test_udp_send_to_local_port(kernel: Kernel) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.setblocking(False)
+        await assert_contained(kernel, await attack(kernel, "udp_send", receiver.getsockname()[1]))
+        with pytest.raises(BlockingIOError):
+            receiver.recv(64)
+
+
 async def test_network_capability_opens_tcp(kernel: Kernel) -> None:
     """With ``network`` granted, the same connect goes through (files stay closed)."""
     with socket.socket() as listener:
@@ -146,6 +160,11 @@ async def test_network_capability_opens_tcp(kernel: Kernel) -> None:
             pid = await kernel.spawn("networked", json.dumps({"attack": "tcp_connect", "arg": port}))
             info = await kernel.wait(pid)
     assert json.loads(info["result"])["escaped"] is True and info["confinement"].startswith("landlock-")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver, anyio.fail_after(60):
+        receiver.bind(("127.0.0.1", 0))
+        pid = await kernel.spawn("networked", json.dumps({"attack": "udp_send", "arg": receiver.getsockname()[1]}))
+        assert json.loads((await kernel.wait(pid))["result"])["escaped"] is True
+        assert receiver.recv(64) == b"exfiltrated"
     with anyio.fail_after(60):
         pid = await kernel.spawn("networked", json.dumps({"attack": "read", "arg": "/etc/passwd"}))
         info = await kernel.wait(pid)

@@ -115,6 +115,28 @@ def _tcp_connect(port: int) -> Any:
         return f"connected to {s.getpeername()}"
 
 
+def _udp_send(port: int) -> Any:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"exfiltrated", ("127.0.0.1", port))
+        return "sent a datagram"
+
+
+def _raw_socket(family: str) -> Any:
+    kinds = {"raw": (socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), "packet": (17, socket.SOCK_RAW, 0)}
+    with socket.socket(*kinds[family]):
+        return f"opened a {family} socket"
+
+
+def _io_uring() -> Any:
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)
+    fd = libc.syscall(425, 8, params)  # io_uring_setup: could open sockets past the socket() filter
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    os.close(fd)
+    return "set up an io_uring"
+
+
 def _tcp_bind(port: int) -> Any:
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
@@ -232,6 +254,9 @@ ATTACKS: dict[str, Any] = {
     "memfd_exec": lambda arg: _memfd_exec(),
     "tcp_connect": _tcp_connect,
     "tcp_bind": _tcp_bind,
+    "udp_send": _udp_send,
+    "raw_socket": _raw_socket,
+    "io_uring": lambda arg: _io_uring(),
     "abstract_connect": _abstract_connect,
     "unix_http": _unix_http,
     "kill": _kill,
