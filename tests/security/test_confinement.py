@@ -195,6 +195,17 @@ async def test_fork_loop(kernel: Kernel) -> None:
     await assert_contained(kernel, info)
 
 
+async def test_child_gets_its_own_confined_process(kernel: Kernel) -> None:
+    with anyio.fail_after(60):
+        pid = await kernel.spawn("parent", "from the child")
+        info = await kernel.wait(pid)
+    out = json.loads(info["result"])
+    child = out["child"]
+    assert child["ppid"] == pid and child["state"] == "exited"
+    assert child["confinement"].startswith("landlock-") and child["os_pid"] not in (None, out["os_pid"], os.getpid())
+    assert json.loads(child["result"])["reply"] == "echo: from the child"
+
+
 async def test_unconfined_reaches_the_file(kernel: Kernel, secret: Path) -> None:
     """The same attempt with ``unconfined``: the file is read, so the confined cases can fail."""
     info = await attack(kernel, "read", str(secret), unconfined=True)

@@ -302,6 +302,18 @@ class CalmAgent(Agent):
         return json.dumps({"pid": me["pid"], "reply": reply, "os_pid": os.getpid()})
 
 
+class ParentAgent(Agent):
+    """Spawns ``calm`` with its goal and waits for it; JSON: its own OS pid and the child's final row."""
+
+    manifest = Manifest(
+        name="parent", description="spawns a child (tests only)", capabilities=Capabilities(max_children=1)
+    )
+
+    async def run(self, ctx: Context, goal: str) -> str:
+        child = await ctx.spawn("calm", goal)
+        return json.dumps({"os_pid": os.getpid(), "child": await ctx.wait(child)})
+
+
 class PingerAgent(Agent):
     """Times ``int(goal)`` round trips of the cheapest syscall (``proc.self``); their milliseconds as JSON."""
 
@@ -335,4 +347,4 @@ class StreamerAgent(Agent):
 
 @hookimpl
 def register_agents() -> list[type[Agent]]:
-    return [HostileAgent, NetworkedAgent, CalmAgent, PingerAgent, StreamerAgent]
+    return [HostileAgent, NetworkedAgent, CalmAgent, ParentAgent, PingerAgent, StreamerAgent]
