@@ -15,6 +15,7 @@ import hmac
 import importlib.util
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -233,7 +234,7 @@ class _Connection:
                             async for piece in stream:
                                 await self.send({"id": rid, "piece": piece})
                         finally:
-                            await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+                            await stream.aclose()  # an async generator: the engine request ends with it
                         await self.send({"id": rid, "done": True})
                 except AiosError as exc:
                     await self.send({"id": rid, "error": _error_body(exc)})
@@ -254,6 +255,14 @@ def _int(value: Any) -> int:
 
 def _error_body(exc: AiosError) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+
+
+def _clean_up(scratch: Path, log_path: Path) -> None:
+    """The scratch dir goes with its process; the worker's log stays only if it says something."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        if log_path.stat().st_size == 0:
+            log_path.unlink()
 
 
 def _describe_exit(code: int | None, limits: dict[str, int]) -> str:
@@ -342,7 +351,8 @@ async def run_worker(
         "AIOS_HOME": os.environ.get("AIOS_HOME", ""),
     }
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    log_fd = os.open(logs / f"{kernel.boot_id[:8]}-{proc.pid}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log_path = logs / f"{kernel.boot_id[:8]}-{proc.pid}.log"
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         process = await anyio.open_process(
             [sys.executable, *WORKER_ARGS, str(child.fileno())],
@@ -395,6 +405,7 @@ async def run_worker(
             await stream.aclose()
             code = await _reap(process, cfg.worker_kill_grace_s, terminate=terminate or last is None)
             proc.os_exit = code
+            await anyio.to_thread.run_sync(_clean_up, scratch, log_path)
     if refused:
         kernel.audit.record(
             pid=proc.pid,
