@@ -13,8 +13,9 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input, Static, TextArea
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Input, Label, Static, TextArea
 from textual.worker import Worker
 
 from aios.errors import AiosError
@@ -149,6 +150,125 @@ def step_skeleton(tool: dict[str, Any], taken: set[str]) -> dict[str, Any]:
     return {"id": sid, "tool": tool["name"], "args": args}
 
 
+def coerce(value: str, schema: dict[str, Any]) -> Any:
+    """A form field's text as its JSON-schema type wants it (UsageError when it is not one)."""
+    from aios.errors import UsageError
+
+    kind = schema.get("type")
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+        if kind == "boolean":
+            if value.strip().lower() not in ("true", "false", "yes", "no", "1", "0"):
+                raise ValueError(value)
+            return value.strip().lower() in ("true", "yes", "1")
+        if kind in ("array", "object"):
+            parsed = json.loads(value)
+            if not isinstance(parsed, list if kind == "array" else dict):
+                raise ValueError(value)
+            return parsed
+    except ValueError:
+        raise UsageError(f"{value!r} is not a{'n' if str(kind)[0] in 'aio' else ''} {kind}") from None
+    return value
+
+
+class ArgsForm(ModalScreen[dict[str, Any] | None]):
+    """A form generated from a tool's JSON schema: one field per argument (required ones marked); returns the
+    arguments, typed, or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, tool: dict[str, Any]) -> None:
+        super().__init__()
+        self.tool = tool
+        schema = tool.get("input_schema") or tool.get("inputSchema") or {}
+        self.props: dict[str, dict[str, Any]] = dict(schema.get("properties") or {})
+        self.required = set(schema.get("required") or [])
+
+    def compose(self) -> ComposeResult:
+        fields: list[Any] = [Label(f"Add {self.tool['name']} to the plan", classes="dialog-title")]
+        for name, prop in self.props.items():
+            mark = " *" if name in self.required else ""
+            hint = f"{prop.get('type', 'any')}" + (f" · {prop['description']}" if prop.get("description") else "")
+            fields.append(Label(f"{name}{mark}  [dim]{markup(hint[:80])}[/]"))
+            default = prop.get("default")
+            value = "" if default is None else (json.dumps(default) if not isinstance(default, str) else default)
+            fields.append(Input(value=value, id=f"arg-{name}"))
+        fields.append(Static("", id="args-error"))
+        fields.append(
+            Horizontal(
+                Button("Add [Enter]", id="args-ok", variant="primary"),
+                Button("Cancel", id="args-cancel"),
+                classes="dialog-buttons",
+            )
+        )
+        yield VerticalScroll(*fields, classes="dialog")
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._focus_first)
+
+    def _focus_first(self) -> None:
+        inputs = self.query(Input)
+        if inputs:
+            inputs.first().focus()
+
+    def _ok(self) -> None:
+        from aios.errors import UsageError
+
+        args: dict[str, Any] = {}
+        try:
+            for name, prop in self.props.items():
+                text = self.query_one(f"#arg-{name}", Input).value
+                if text == "":
+                    if name in self.required:
+                        raise UsageError(f"{name} is required")
+                    continue
+                args[name] = coerce(text, prop)
+        except UsageError as exc:
+            self.query_one("#args-error", Static).update(f"[red]{markup(exc.one_line())}[/]")
+            return
+        self.dismiss(args)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._ok()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "args-ok":
+            self._ok()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class GoalDialog(ModalScreen[str | None]):
+    """One line of text: what the planner should write a plan for."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        yield Vertical(
+            Label("What should the plan do? (the planner writes it from the catalog)", classes="dialog-title"),
+            Input(placeholder="e.g. what time is it in Tokyo and in Lisbon", id="goal"),
+            classes="dialog",
+        )
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(lambda: self.query_one("#goal", Input).focus())
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 _STATE_STYLE = {
     "waiting": "dim",
     "running": "bold yellow",
@@ -165,6 +285,7 @@ class ToolsScreen(ModeScreen):
     REFRESH_S = 2.0
     BINDINGS = [
         Binding("ctrl+a", "add_step", "Add tool to plan", priority=True),
+        Binding("ctrl+w", "write_plan", "Planner writes it", priority=True),
         Binding("ctrl+g", "run_plan", "Run plan", priority=True),
         Binding("ctrl+x", "cancel_plan", "Cancel plan", priority=True),
         Binding("ctrl+f", "focus_search", "Search tools", priority=True),
@@ -289,7 +410,9 @@ class ToolsScreen(ModeScreen):
             raise UsageError('a plan is {"steps": [{"id": ..., "tool": ..., "args": {...}, "deps": [...]}]}')
         return steps
 
-    def action_add_step(self) -> None:
+    @work(group="compose")
+    async def action_add_step(self) -> None:
+        """The highlighted tool as a new step, its arguments filled in a form made from its schema."""
         table = self.query_one("#tools", DataTable)
         if not self.shown_tools or not table.row_count:
             self.notify("no tool highlighted", severity="warning")
@@ -302,9 +425,36 @@ class ToolsScreen(ModeScreen):
             self.notify(exc.one_line(), severity="error")
             return
         schema_tool = next((t for t in self.tools if t["name"] == tool["name"]), tool)
-        steps.append(step_skeleton(schema_tool, {str(s["id"]) for s in steps}))
+        step = step_skeleton(schema_tool, {str(s["id"]) for s in steps})
+        if (schema_tool.get("input_schema") or {}).get("properties"):
+            args = await self.aios.push_screen_wait(ArgsForm(schema_tool))
+            if args is None:
+                return
+            step["args"] = args
+        steps.append(step)
         editor.text = json.dumps({"steps": steps}, indent=2)
         self.notify(f"added {tool['name']} to the plan")
+
+    @work(group="compose", exclusive=True)
+    async def action_write_plan(self) -> None:
+        """The planner (``tool.propose``: the model, under a grammar from the candidate tools' schemas) writes
+        a plan for a goal into the editor, to review and run."""
+        goal = await self.aios.push_screen_wait(GoalDialog())
+        if not goal:
+            return
+        status = self.query_one("#plan-status", Static)
+        status.update(f"the planner is writing a plan for: {markup(goal)}…")
+        try:
+            found = await self.aios.call("tool.propose", goal=goal)
+        except AiosError as exc:
+            status.update(f"[red]{markup(exc.one_line())}[/]")
+            return
+        self.query_one("#plan-json", TextArea).text = json.dumps({"steps": found["steps"]}, indent=2)
+        problems = found.get("problems") or []
+        status.update(
+            "the planner's plan: review it, ctrl+g runs it"
+            + ("" if not problems else "\n[yellow]" + markup("; ".join(map(str, problems))[:300]) + "[/]")
+        )
 
     def action_run_plan(self) -> None:
         if self.plan is not None and self.plan.state == "running":

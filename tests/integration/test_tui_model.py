@@ -3,13 +3,14 @@ the Files mode's ask box turns a request into the model's grammar-constrained pl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Input, Static, TextArea
 
 from aios.config import Config, LLMConfig
 from kernel import load_runtime
@@ -17,6 +18,7 @@ from memory.store import Store
 from tests.unit._semfs_kit import write_corpus
 from tui import make_app
 from tui.files_screen import FilesScreen
+from tui.tools_screen import GoalDialog, ToolsScreen
 
 pytestmark = [pytest.mark.model, pytest.mark.anyio]
 
@@ -64,5 +66,18 @@ async def test_the_tui_on_the_bundled_model(tmp_path: Path) -> None:
             preview = screen.query_one("#preview", Static)
             await wait_for(pilot, lambda: "results" in str(preview.content), "the plan to run")
             assert "plan" in str(preview.content)
+
+            # The planner writes a tool plan from a goal (tool.propose), into the Tools mode's editor.
+            await pilot.press("f5")
+            await wait_for(pilot, lambda: isinstance(app.screen, ToolsScreen) and app.screen.ready, "the tools mode")
+            tools = app.screen
+            assert isinstance(tools, ToolsScreen)
+            await pilot.press("ctrl+w")
+            await wait_for(pilot, lambda: isinstance(app.screen, GoalDialog), "the goal dialog")
+            await pilot.press(*"what time is it in Tokyo", "enter")
+            status = tools.query_one("#plan-status", Static)
+            await wait_for(pilot, lambda: "the planner's plan" in str(status.content), "the planner's plan")
+            steps = json.loads(tools.query_one("#plan-json", TextArea).text)["steps"]
+            assert steps and all("tool" in s for s in steps)
     finally:
         store.close()

@@ -23,7 +23,7 @@ from tui import AiosApp, make_app
 from tui.agents_screen import AgentsScreen, SpawnDialog
 from tui.files_screen import ConfirmDialog, FilesScreen
 from tui.logs_screen import LogsScreen
-from tui.tools_screen import ToolsScreen
+from tui.tools_screen import ArgsForm, ToolsScreen, coerce
 
 pytestmark = pytest.mark.anyio
 
@@ -159,9 +159,17 @@ async def test_tools_mode_composes_dispatches_watches_and_cancels_plans(tmp_path
         search.focus()
         await pilot.press(*"what time is it", "enter")
         await wait_for(pilot, lambda: tools.row_count and rows(tools)[0][0] == "time.now", "the search result")
-        await pilot.press("ctrl+a")
+        await pilot.press("ctrl+a")  # a form made from time.now's schema
+        await wait_for(pilot, lambda: isinstance(app.screen, ArgsForm), "the arguments form")
+        form = app.screen
+        await wait_for(pilot, lambda: isinstance(app.focused, Input) and app.focused.id == "arg-timezone", "the field")
+        await pilot.press(*"Asia/Tokyo", "enter")
+        await wait_for(pilot, lambda: app.screen is screen, "the form to close")
         editor = screen.query_one("#plan-json", TextArea)
-        assert [s["tool"] for s in json.loads(editor.text)["steps"]] == ["time.now"]
+        assert json.loads(editor.text)["steps"] == [
+            {"id": "now", "tool": "time.now", "args": {"timezone": "Asia/Tokyo"}}
+        ]
+        assert isinstance(form, ArgsForm)
 
         # A plan with two parallel steps and one after both: dispatched as tool.plan, watched as a DAG.
         plan = {
@@ -355,3 +363,17 @@ async def test_console_shows_the_agents_task_path_and_tool_calls_at_the_side(tmp
         await wait_for(pilot, lambda: bool(app.screen.query(Collapsible)), "the tool call")
         (call,) = app.screen.query(Collapsible)
         assert call.title == "✓ time.now ok 0.25s" and call.collapsed
+
+
+def test_form_fields_are_typed_by_their_schema() -> None:
+    from aios.errors import UsageError
+
+    assert coerce("3", {"type": "integer"}) == 3
+    assert coerce("0.5", {"type": "number"}) == 0.5
+    assert coerce("yes", {"type": "boolean"}) is True
+    assert coerce('["a"]', {"type": "array"}) == ["a"]
+    assert coerce("x", {}) == "x"
+    with pytest.raises(UsageError, match="is not an integer"):
+        coerce("three", {"type": "integer"})
+    with pytest.raises(UsageError, match="is not an object"):
+        coerce("[1]", {"type": "object"})
