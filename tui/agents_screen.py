@@ -20,6 +20,7 @@ __all__ = ["AGENT_COLUMNS", "AgentsScreen", "SpawnDialog"]
 #: Column keys and labels of the top-like table.
 AGENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("pid", "PID"),
+    ("os_pid", "OS PID"),
     ("ppid", "PPID"),
     ("agent", "AGENT"),
     ("state", "STATE"),
@@ -28,8 +29,19 @@ AGENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tokens", "USED/BUDGET"),
     ("ttft", "TTFT"),
     ("context", "CONTEXT"),
+    ("rss", "RSS"),
+    ("cpu", "CPU"),
     ("tool", "TOOL"),
 )
+
+#: How the engine's residency reads in the table.
+RESIDENCY = {
+    "resident": "resident",
+    "swapped_ram": "swapped (ram)",
+    "swapped_file": "swapped (disk)",
+    "dropped": "dropped",
+    "remote": "remote",
+}
 
 
 def agent_cells(info: dict[str, Any]) -> dict[str, str]:
@@ -39,9 +51,13 @@ def agent_cells(info: dict[str, Any]) -> dict[str, str]:
     ttft = info.get("ttft_s")
     residency = str(info.get("residency") or "none")
     tokens = info.get("context_tokens")
-    context = "-" if residency == "none" else residency + (f" {tokens}" if tokens else "")
+    context = "-" if residency == "none" else RESIDENCY.get(residency, residency) + (f" {tokens}" if tokens else "")
+    rss, cpu = info.get("rss_kb"), info.get("cpu_s")
     return {
         "pid": str(info["pid"]),
+        "os_pid": str(info.get("os_pid") or "-"),
+        "rss": "-" if not rss else f"{int(rss) / 1024:.0f}M",
+        "cpu": "-" if cpu is None else f"{float(cpu):.1f}s",
         "ppid": str(info.get("ppid") or "-"),
         "agent": info_get(info, "agent"),
         "state": info_get(info, "state"),

@@ -86,6 +86,7 @@ class AiosApp(App[None]):
     BINDINGS = [
         *(Binding(key, f"mode('{name}')", label, priority=True, show=False) for name, key, label, _ in MODES),
         Binding("f8", "approvals", "Approvals", priority=True),
+        Binding("f9", "toggle_theme", "Dark/light", priority=True, show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -172,6 +173,10 @@ class AiosApp(App[None]):
         for name, key, label, cls in MODES:
             yield SystemCommand(f"{label} mode ({key})", cls.HELP, lambda name=name: self.action_mode(name))
         yield SystemCommand("Approvals (f8)", "Answer the oldest waiting approval request", self.action_approvals)
+
+    def action_toggle_theme(self) -> None:
+        """Dark and light: the current theme's counterpart (the palette's "Change theme" lists them all)."""
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
     def action_mode(self, name: str) -> None:
         if isinstance(self.screen, ApprovalScreen):

@@ -85,9 +85,10 @@ async def test_agents_mode_spawns_kills_suspends_renices_and_shows_the_engine(tm
         await wait_for(pilot, lambda: isinstance(app.screen, SpawnDialog), "the spawn dialog")
         await pilot.press("enter")  # the default agent, no goal: an interactive chat
         await wait_for(pilot, lambda: screen.table.row_count == 1, "the new process's row")
-        await wait_for(pilot, lambda: rows(screen.table)[0][3] == "waiting_input", "the agent waiting for input")
+        await wait_for(pilot, lambda: rows(screen.table)[0][4] == "waiting_input", "the agent waiting for input")
         row = rows(screen.table)[0]
-        assert row[:5] == ["1", "-", "chat", "waiting_input", "normal"]
+        assert row[0] == "1" and row[2:6] == ["-", "chat", "waiting_input", "normal"]
+        assert row[1].isdigit()  # the agent runs as an OS process of its own
         tree = screen.query_one("#proc-tree", Tree)
         assert [str(n.label) for n in tree.root.children] == ["1 chat waiting_input"]
         engine = screen.query_one("#engine-stats", Static)
@@ -95,13 +96,17 @@ async def test_agents_mode_spawns_kills_suspends_renices_and_shows_the_engine(tm
         assert "KV" in str(engine.content) and "batch" in str(engine.content)
 
         await pilot.press("s")
-        await wait_for(pilot, lambda: rows(screen.table)[0][3] == "suspended", "suspension")
+        await wait_for(pilot, lambda: rows(screen.table)[0][4] == "suspended", "suspension")
         await pilot.press("s")
-        await wait_for(pilot, lambda: rows(screen.table)[0][3] == "waiting_input", "resumption")
+        await wait_for(pilot, lambda: rows(screen.table)[0][4] == "waiting_input", "resumption")
         await pilot.press("r")
-        await wait_for(pilot, lambda: rows(screen.table)[0][4] == "background", "the next priority class")
+        await wait_for(pilot, lambda: rows(screen.table)[0][5] == "background", "the next priority class")
+        await pilot.press("f9")  # dark <-> light
+        assert app.theme == "textual-light"
+        await pilot.press("f9")
+        assert app.theme == "textual-dark"
         await pilot.press("k")
-        await wait_for(pilot, lambda: rows(screen.table)[0][3] == "exited", "the kill")
+        await wait_for(pilot, lambda: rows(screen.table)[0][4] == "exited", "the kill")
         assert app.kernel is not None and app.kernel.ps()[0]["exit_code"] == 143
 
 
