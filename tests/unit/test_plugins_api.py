@@ -33,6 +33,11 @@ class Sdk(Agent):
         out["complete"] = await ctx.llm.complete("say hi", system="be brief")
         await ctx.memory.set_core("persona", "Be brief.")
         out["core"] = await ctx.memory.core()
+        out["archived"] = await ctx.memory.archive("Passport renewal takes six weeks.", tags=["trip"])
+        out["found"] = await ctx.memory.search("passport")
+        out["got"] = await ctx.memory.get(out["archived"]["id"])
+        out["forgot"] = await ctx.memory.forget(out["archived"]["id"])
+        out["after"] = await ctx.memory.search("passport")
         tree = await ctx.tasks.create("Groceries")
         milk = await ctx.tasks.add(tree["id"], "Milk", output="two litres", status="done")
         out["question"] = await ctx.tasks.classify(tree["id"], "How much milk?")
@@ -82,6 +87,9 @@ async def test_every_facade_goes_through_the_kernel(tmp_path: Path) -> None:
     out = _OUT
     assert out["complete"]  # the fake echoes; complete() joins the stream
     assert [b["label"] for b in out["core"]["blocks"] + out["core"]["pending"]] == ["persona"]
+    assert out["archived"]["id"] in [f["id"] for f in out["found"]]
+    assert out["got"]["text"] == "Passport renewal takes six weeks." and out["got"]["tags"] == ["trip"]
+    assert out["archived"]["id"] not in [f["id"] for f in out["after"]]
     assert (out["question"]["kind"], out["question"]["by"]) == ("question", "rule")
     assert out["removed"]["kind"] == "update" and out["kept"]["restore"] is True
     assert out["added"]["kind"] == "new_step" and out["added"]["new"] is True
