@@ -275,8 +275,9 @@ class AiosApp(App[None]):
         pid = event.pid
         transcripts = self.transcripts
         match event:
-            case OutputWritten(text=text):
+            case OutputWritten(text=text):  # the bulk of the stream: buffered, flushed ~30 times a second
                 transcripts.output(pid, text)
+                return
             case ProcessStateChanged(state=state):
                 if pid in self.procs:
                     self.procs[pid]["state"] = state
