@@ -13,19 +13,21 @@ from typing import Any
 
 from aios.api import Agent, Capabilities, Context, Manifest
 from aios.hookspecs import hookimpl
+from plugins.answers import answer_schema, format_answer
 
 __all__ = ["PlannerAgent", "join_schema"]
 
 JOIN_SYSTEM = "You answer briefly from tool results."
 
 
-def join_schema(can_replan: bool) -> dict[str, Any]:
-    """The answer's JSON schema: ``replan`` is offered only while a replan is still allowed."""
+def join_schema(can_replan: bool, goal: str = "") -> dict[str, Any]:
+    """The answer's JSON schema: ``replan`` is offered only while a replan is still allowed; the answer is in
+    the form the goal asks for (a number, yes/no, a path, a short text)."""
     return {
         "type": "object",
         "properties": {
             "action": {"enum": ["answer", "replan"]} if can_replan else {"const": "answer"},
-            "answer": {"type": "string", "maxLength": 300},
+            "answer": answer_schema(goal),
         },
         "required": ["action", "answer"],
         "additionalProperties": False,
@@ -88,13 +90,13 @@ class PlannerAgent(Agent):
         try:
             doc = await ctx.llm.json(
                 [{"role": "system", "content": JOIN_SYSTEM}, {"role": "user", "content": user}],
-                join_schema(can_replan),
+                join_schema(can_replan, goal),
                 max_tokens=160,
             )
         except Exception as exc:  # an answer that does not parse is still an answer to show
             ctx.log.info("join answer did not parse: %s", exc)
             return "answer", ""
-        return str(doc.get("action", "answer")), str(doc.get("answer", "")).strip()
+        return str(doc.get("action", "answer")), format_answer(doc.get("answer", ""))
 
 
 @hookimpl

@@ -15,6 +15,7 @@ from typing import Any
 from aios.api import Agent, Capabilities, Context, Manifest
 from aios.errors import AiosError
 from aios.hookspecs import hookimpl
+from plugins.answers import answer_schema, format_answer
 
 __all__ = ["WorkerAgent", "args_schema"]
 
@@ -40,12 +41,14 @@ def args_schema(input_schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
 
-ANSWER_SCHEMA = {
-    "type": "object",
-    "properties": {"answer": {"type": "string", "maxLength": 200}},
-    "required": ["answer"],
-    "additionalProperties": False,
-}
+def answer_object(goal: str) -> dict[str, Any]:
+    """The final answer's schema, in the form the goal asks for (a number, yes/no, a path, a short text)."""
+    return {
+        "type": "object",
+        "properties": {"answer": answer_schema(goal)},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
 
 
 class WorkerAgent(Agent):
@@ -106,12 +109,14 @@ class WorkerAgent(Agent):
                 await ctx.write("No tool I may use fits this task.\n")
                 return None
             doc = await ctx.llm.json(
-                self._context(goal, steps) + "\n\nAnswer the task from these results.", ANSWER_SCHEMA, system=SYSTEM
+                self._context(goal, steps) + "\n\nAnswer the task from these results.",
+                answer_object(goal),
+                system=SYSTEM,
             )
         except AiosError as exc:  # a backend without grammars, a denied tool, a budget spent
             await ctx.write(f"I could not finish: {exc.one_line()}\n")
             return None
-        answer = str(doc.get("answer", "")).strip() if isinstance(doc, dict) else ""
+        answer = format_answer(doc.get("answer", "")) if isinstance(doc, dict) else ""
         await ctx.write(answer + "\n")
         await ctx.end_turn()
         return answer

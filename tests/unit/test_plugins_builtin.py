@@ -233,3 +233,37 @@ async def test_worker_stops_instead_of_repeating_a_call_that_succeeded() -> None
     with anyio.fail_after(5):
         assert await WorkerAgent().run(runner, "time in UTC?") == "23:00"
     assert [name for name, _ in runner.calls].count("tool.call") == 1
+
+
+@pytest.mark.parametrize(
+    ("goal", "form"),
+    [
+        ("How many rows does data.csv have?", "number"),
+        ("What is the total of the amount column?", "number"),
+        ("Is the repository clean?", "yes_no"),
+        ("Which file mentions the budget?", "path"),
+        ("Who wrote the last commit?", "text"),
+    ],
+)
+def test_the_answer_takes_the_form_the_goal_asks_for(goal: str, form: str) -> None:
+    from plugins.answers import answer_form
+
+    assert answer_form(goal) == form
+
+
+async def test_worker_answers_a_number_when_the_goal_asks_for_one() -> None:
+    runner = Runner(
+        ['{"choice": "clock.now"}', '{"tz": "UTC"}', '{"choice": "done"}', '{"answer": 42.0}'],
+        {"tool.search": TOOLS, "tool.call": {"is_error": False, "text": "42 rows"}},
+    )
+    schemas: list[Any] = []
+    chat = runner.chat
+
+    def recording(messages: Any, **kwargs: Any) -> AsyncIterator[str]:
+        schemas.append(kwargs.get("json_schema"))
+        return chat(messages, **kwargs)
+
+    runner.chat = recording  # type: ignore[method-assign]
+    with anyio.fail_after(5):
+        assert await WorkerAgent().run(runner, "How many rows does the table have?") == "42"
+    assert schemas[-1]["properties"]["answer"] == {"type": "number"}
