@@ -302,7 +302,7 @@ class ToolsScreen(ModeScreen):
 
     def body(self) -> ComposeResult:
         servers: DataTable[str] = DataTable(id="servers", cursor_type="row")
-        servers.add_columns("SERVER", "STATE", "TOOLS", "TRANSPORT", "RESTARTS")
+        servers.add_columns("SERVER", "STATE", "TOOLS", "LATENCY", "TRANSPORT", "RESTARTS")
         servers.border_title = "servers"
         tools: DataTable[str] = DataTable(id="tools", cursor_type="row", zebra_stripes=True)
         tools.add_columns("TOOL", "DESCRIPTION")
@@ -349,8 +349,9 @@ class ToolsScreen(ModeScreen):
         except AiosError as exc:
             self.query_one("#plan-status", Static).update(f"[red]{markup(exc.one_line())}[/]")
             return
-        if servers != self._servers_seen:
-            self._servers_seen = servers
+        latency = self._latencies()
+        if (servers, latency) != self._servers_seen:
+            self._servers_seen = (servers, latency)
             table = self.query_one("#servers", DataTable)
             table.clear()
             for s in servers:
@@ -360,9 +361,18 @@ class ToolsScreen(ModeScreen):
                     str(s.get("name", "")),
                     f"[{style}]{markup(state)}[/]",
                     str(s.get("tools", 0)),
+                    latency.get(str(s.get("name", "")), "-"),
                     str(s.get("transport", "")),
                     str(s.get("restarts", 0)),
                 )
+
+    def _latencies(self) -> dict[str, str]:
+        """Mean time of the tool calls seen finishing, per server (any process's, from the kernel's events)."""
+        times: dict[str, list[float]] = {}
+        for call in self.aios.tool_calls.calls.values():
+            if call.elapsed_s is not None and call.outcome == "ok":
+                times.setdefault(call.tool.split(".", 1)[0], []).append(call.elapsed_s)
+        return {server: f"{sum(v) / len(v) * 1000:.0f}ms" for server, v in times.items()}
 
     def _show_tools(self, tools: list[dict[str, Any]]) -> None:
         self.shown_tools = tools

@@ -191,6 +191,8 @@ async def test_tools_mode_composes_dispatches_watches_and_cancels_plans(tmp_path
         assert [r[3] for r in rows(dag)] == ["running", "running", "waiting"]
         await wait_for(pilot, lambda: screen.plan is not None and screen.plan.state == "done", "the plan to finish")
         assert [r[3] for r in rows(dag)] == ["ok", "ok", "ok"]
+        # Each server's latency: the mean of the calls seen finishing.
+        await wait_for(pilot, lambda: rows(servers)[0][3].endswith("ms"), "the time server's latency")
         assert screen.plan is not None and screen.plan.width == 2
         assert "UTC" in rows(dag)[2][5] or rows(dag)[2][5]
         status = str(screen.query_one("#plan-status", Static).content)

@@ -36,6 +36,7 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AiosApp]:
     monkeypatch.setattr(tui.logs_screen, "_when", lambda value: "12:00:00")
     monkeypatch.setattr(tui.tools_screen.PlanStep, "timer", lambda self: "0.01s")
     monkeypatch.setattr(tui.tools_screen.PlanRun, "took", lambda self: "0.1s")
+    monkeypatch.setattr(tui.tools_screen.ToolsScreen, "_latencies", lambda self: {"time": "5ms"})
     monkeypatch.setattr(kernel.sys_proc.LOG_TAIL, "emit", lambda record: None)
     kernel.sys_proc.LOG_TAIL.records.clear()
     store = Store.open(tmp_path / "aios.db")
@@ -97,7 +98,11 @@ MODES: dict[str, Callable[[Pilot[None]], Awaitable[None]]] = {
     "memory": in_mode("memory", lambda app: app.screen._shape is not None),  # type: ignore[attr-defined]
     "tools": in_mode(
         "tools",
-        lambda app: rows(app, "#tools") > 0 and rows(app, "#servers") == 4 and "ready" in str(app.screen._servers_seen),  # type: ignore[attr-defined]
+        lambda app: (
+            rows(app, "#tools") > 0
+            and rows(app, "#servers") == 4
+            and str(app.screen._servers_seen).count("'state': 'ready'") == 4
+        ),  # type: ignore[attr-defined]
     ),
     "logs": in_mode("logs", lambda app: rows(app, "#audit") == 1, before=a_tool_call),
 }
