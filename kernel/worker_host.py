@@ -92,11 +92,13 @@ def _locate(kernel: Kernel, cls: type[Agent]) -> WorkerSpec | None:
     if issubclass(cls, ExternalAgent) or "<locals>" in cls.__qualname__:
         return None
     pm = kernel.plugins.pm
-    distributed = {id(plugin) for plugin, _ in pm.list_plugin_distinfo()}
+    sources = getattr(kernel.plugins, "sources", {})  # plugin name -> PluginSource (builtin, entry point, ...)
     for impl in pm.hook.register_agents.get_hookimpls():
         name, plugin = impl.plugin_name, impl.plugin
-        builtin = name in BUILTIN_PLUGINS
-        if not (builtin or name.endswith(".py") or id(plugin) in distributed):
+        source = sources.get(name)
+        kind = source.kind if source is not None else ("builtin" if name in BUILTIN_PLUGINS else "registered")
+        builtin = kind == "builtin"
+        if kind not in ("builtin", "entry point", "file"):
             continue  # registered by code in the kernel's own process (tests, embedding): trusted, in-process
         try:
             returned: Any = impl.function()
