@@ -14,6 +14,7 @@ from typing import Any
 from aios.api import Agent, Capabilities, Context, Manifest
 from aios.hookspecs import hookimpl
 from plugins.answers import answer_schema, format_answer
+from plugins.goals import request_named_paths
 
 __all__ = ["PlannerAgent", "join_schema"]
 
@@ -47,6 +48,7 @@ class PlannerAgent(Agent):
         if not goal.strip():
             await ctx.write("Give the planner a goal, e.g. `aios run planner 'what time is it in Tokyo?'`\n")
             return None
+        await request_named_paths(ctx, goal)  # the folder the task names: asked for, not just denied
         answer, feedback = "", ""
         for round_no in range(2):
             proposal = await ctx.tools.propose(goal, feedback=feedback)

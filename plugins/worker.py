@@ -16,6 +16,7 @@ from aios.api import Agent, Capabilities, Context, Manifest
 from aios.errors import AiosError
 from aios.hookspecs import hookimpl
 from plugins.answers import answer_schema, format_answer
+from plugins.goals import request_named_paths
 
 __all__ = ["WorkerAgent", "args_schema"]
 
@@ -71,6 +72,7 @@ class WorkerAgent(Agent):
         if not goal.strip():
             await ctx.write("Give the worker a task.\n")
             return None
+        await request_named_paths(ctx, goal)  # the folder the task names: asked for, not just denied
         steps: list[dict[str, Any]] = []
         try:
             for _ in range(self.max_steps):

@@ -267,3 +267,30 @@ async def test_worker_answers_a_number_when_the_goal_asks_for_one() -> None:
     with anyio.fail_after(5):
         assert await WorkerAgent().run(runner, "How many rows does the table have?") == "42"
     assert schemas[-1]["properties"]["answer"] == {"type": "number"}
+
+
+def test_paths_a_goal_names() -> None:
+    from plugins.goals import paths_in
+
+    goal = "How many rows does /data/sales.csv have? Compare with ~/notes/q3.md, not https://x.org/a/b."
+    assert paths_in(goal) == ["/data/sales.csv", "~/notes/q3.md"]
+    assert paths_in("what time is it in a/b?") == []
+
+
+async def test_worker_asks_for_the_folder_the_task_names_before_it_starts() -> None:
+    runner = Runner(
+        ['{"choice": "clock.now"}', '{"tz": "UTC"}', '{"choice": "done"}', '{"answer": 3}'],
+        {
+            "proc.request": lambda p: {"granted": p["target"] == "/data/sales.csv"},
+            "tool.search": TOOLS,
+            "tool.call": {"is_error": False, "text": "3"},
+        },
+    )
+    with anyio.fail_after(5):
+        assert await WorkerAgent().run(runner, "How many rows do /data/sales.csv and /secret/x.csv have?") == "3"
+    asked = [p for name, p in runner.calls if name == "proc.request"]
+    assert [(p["kind"], p["target"], p["reason"]) for p in asked] == [
+        ("file", "/data/sales.csv", "the task names it"),
+        ("file", "/secret/x.csv", "the task names it"),
+    ]
+    assert "I may not read /secret/x.csv: it was not granted.\n" in runner.out
