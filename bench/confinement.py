@@ -119,6 +119,8 @@ def _attempts(kernel: Any, tmp: Path, ports: dict[str, Any], victim: int) -> lis
         ("ptrace the kernel", "ptrace", kpid),
         ("process_vm_readv the kernel", "vm_read", kpid),
         ("chown (a capability)", "chown", None),
+        ("a secret in the kernel's environment", "environ", SECRET),
+        ("files or sockets inherited from the kernel", "inherited_fds", None),
         ("allocate past the memory limit", "memory", 1024),
         ("busy loop past the CPU limit", "cpu", 120),
         ("fork loop", "fork_loop", 500),
@@ -127,6 +129,10 @@ def _attempts(kernel: Any, tmp: Path, ports: dict[str, Any], victim: int) -> lis
     if os.path.exists("/usr/bin/python3") and os.path.realpath("/usr/bin/python3") != os.path.realpath(sys.executable):
         attempts.append(("exec another python", "exec", ["/usr/bin/python3", "-c", "pass"]))
     return attempts
+
+
+#: Put in the kernel's environment for the run; no agent may see it.
+SECRET = "sk-bench-kernel-secret"
 
 
 def _snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
@@ -327,6 +333,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aios-bench-confine-") as name:
         tmp = Path(name)
         os.environ["AIOS_HOME"] = str(tmp / "home")
+        os.environ["AIOS_OPENAI_API_KEY"] = SECRET
         (tmp / "confined").mkdir()
         for sub in ("inproc", "inproc2", "confined2"):
             (tmp / sub).mkdir()

@@ -111,6 +111,12 @@ async def test_kernel_proc_files(kernel: Kernel, what: str) -> None:
     await assert_contained(kernel, await attack(kernel, "open", f"/proc/{os.getpid()}/{what}"))
 
 
+async def test_kernel_environment_and_fds_are_not_inherited(kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIOS_OPENAI_API_KEY", "sk-kernel-secret")
+    await assert_contained(kernel, await attack(kernel, "environ", "sk-kernel-secret"))
+    await assert_contained(kernel, await attack(kernel, "inherited_fds"))
+
+
 async def test_symlink_in_scratch(kernel: Kernel, secret: Path) -> None:
     await assert_contained(kernel, await attack(kernel, "symlink", str(secret)))
 

@@ -208,6 +208,35 @@ def _cpu(seconds: float) -> Any:
     return f"spun for {seconds} s"
 
 
+def _environ(secret: str) -> Any:
+    leaked = [name for name, value in os.environ.items() if secret in value]
+    if not leaked:
+        raise OSError(f"no environment variable holds it ({len(os.environ)} inherited)")
+    return f"found in {leaked}"
+
+
+def _inherited_fds() -> Any:
+    """A file, a folder or a named or network socket the kernel left open in this process. The worker's own
+    descriptors (its unnamed socketpair, asyncio's self-pipe and epoll) are not."""
+    import stat
+
+    leaked = []
+    for fd in range(3, 1024):
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            continue
+        if stat.S_ISSOCK(mode):
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                if sock.family != socket.AF_UNIX or sock.getsockname():
+                    leaked.append((fd, sock.family.name, sock.getsockname()))
+        elif stat.S_IFMT(mode):  # a file, folder, FIFO or device (anonymous inodes have no type bits)
+            leaked.append((fd, stat.filemode(mode)))
+    if not leaked:
+        raise OSError("nothing inherited but the worker's own unnamed sockets")
+    return f"inherited {leaked}"
+
+
 def _sleep(seconds: float) -> Any:
     time.sleep(seconds)
     return "slept"
@@ -266,6 +295,8 @@ ATTACKS: dict[str, Any] = {
     "memory": _memory,
     "cpu": _cpu,
     "sleep": _sleep,
+    "environ": _environ,
+    "inherited_fds": lambda arg: _inherited_fds(),
     "fork_loop": _fork_loop,
     "fd_exhaust": _fd_exhaust,
 }
