@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -108,7 +109,7 @@ def _locate(kernel: Kernel, cls: type[Agent]) -> WorkerSpec | None:
         if cls not in classes:
             continue
         module_file = getattr(plugin, "__file__", None)
-        importable = cls.__module__ in sys.modules and importlib.util.find_spec(cls.__module__) is not None
+        importable = cls.__module__ in sys.modules and _worker_imports(cls.__module__)
         if importable:
             file = None
             found = getattr(sys.modules[cls.__module__], "__file__", None) or module_file
@@ -121,6 +122,41 @@ def _locate(kernel: Kernel, cls: type[Agent]) -> WorkerSpec | None:
             own = (found,) if file or "." not in cls.__module__ else (str(Path(found).parent),)
         return WorkerSpec(cls.__module__, cls.__qualname__, file, own, builtin)
     return None
+
+
+def _worker_imports(module: str) -> bool:
+    """Whether a worker's interpreter (no PYTHONPATH, no user site, none of this process's own sys.path
+    additions) finds ``module`` where this process did; one found only through those additions (a plugin put
+    on sys.path at run time) is loaded by file instead."""
+    spec = importlib.util.find_spec(module)
+    if spec is None:
+        return False
+    if not spec.origin or not os.path.isabs(spec.origin):
+        return True
+    origin = Path(spec.origin).resolve()
+    return any(origin.is_relative_to(entry) for entry in _default_sys_path())
+
+
+_DEFAULT_SYS_PATH: list[tuple[Path, ...]] = []
+
+
+def _default_sys_path() -> tuple[Path, ...]:
+    """sys.path of a fresh interpreter like the workers' (asked once: .pth files decide part of it)."""
+    if not _DEFAULT_SYS_PATH:
+        probe = subprocess.run(
+            [sys.executable, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"},
+        )
+        try:
+            entries = [str(p) for p in json.loads(probe.stdout) if p]
+        except ValueError:
+            entries = [p for p in sys.path if p]
+        _DEFAULT_SYS_PATH.append(tuple(Path(p).resolve() for p in entries))
+    return _DEFAULT_SYS_PATH[0]
 
 
 def scratch_dir(kernel: Kernel, pid: int) -> Path:

@@ -1,6 +1,7 @@
 """The example third-party distribution (plugins/example_plugin), installed the way pip lays it out (its package
 plus a dist-info with the entry points from its own pyproject.toml) and exercised end to end: discovered,
-listed, run on the fake backend through a real kernel, its @tool in the catalog and access-checked."""
+listed, run on the fake backend through a real kernel in its own confined process, its @tool in the catalog and
+access-checked."""
 
 from __future__ import annotations
 
@@ -113,6 +114,9 @@ def test_runs_on_the_fake_backend_with_its_tool_checked_by_the_kernel(installed:
         store.close()
     assert counted["state"] == "exited", counted.get("error")
     assert counted["result"] == "4"
+    # an installed third-party agent runs in its own confined process (where Landlock is available)
+    assert counted["os_pid"] and counted["os_pid"] != os.getpid()
+    assert counted["confinement"] != "in-process"
     assert counted["tool_calls"] == 1
     assert messages[-1]["content"] == "4 words. A short text.\n"
     assert outsider["state"] == "exited", outsider.get("error")
