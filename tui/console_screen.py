@@ -7,7 +7,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Collapsible, Input, Static
+from textual.widgets import Collapsible, Input, Static, Tab, Tabs
 
 from aios.errors import AiosError
 from kernel.events import (
@@ -46,6 +46,7 @@ class ConsoleScreen(ModeScreen):
         self._cursor_target: int | None = None  # pid whose row gets the cursor once it appears
         self._shown_calls: dict[tuple[int, int], Collapsible] = {}
         self._call_bodies: dict[tuple[int, int], Static] = {}
+        self._tabs: dict[int, tuple[str, str]] = {}  # pid -> (agent, label shown)
 
     def body(self) -> ComposeResult:
         table = ProcessTable(id="processes")
@@ -57,6 +58,7 @@ class ConsoleScreen(ModeScreen):
         yield Horizontal(
             table,
             Vertical(
+                Tabs(id="agent-tabs"),
                 console,
                 Input(placeholder="Message the selected agent (Enter); ctrl+n starts another", id="prompt"),
                 id="agent",
@@ -94,6 +96,8 @@ class ConsoleScreen(ModeScreen):
                 self._show_process(info)
             case ProcessStateChanged(state=state) | ProcessExited(state=state):
                 self.process_table.set_state(pid, state)
+                if pid in self._tabs:
+                    self._show_tab(pid, self._tabs[pid][0], state)
                 if pid == self.aios.selected_pid:
                     self._update_title()
             case TurnEnded() if pid == self.aios.selected_pid:
@@ -113,13 +117,37 @@ class ConsoleScreen(ModeScreen):
     def _show_process(self, info: dict[str, object]) -> None:
         pid = int(str(info["pid"]))
         self.process_table.upsert(dict(info))
+        self._show_tab(pid, str(info.get("agent", "")), str(info.get("state", "")))
         if pid == self._cursor_target:
             self._cursor_target = None
             self.process_table.show_pid(pid)
 
+    def _show_tab(self, pid: int, agent: str, state: str) -> None:
+        """One tab per agent (an ended one's label says so); selecting a tab selects the agent."""
+        label = f"{pid} {agent}" + (" ✗" if state in TERMINAL_STATES else "")
+        shown = self._tabs.get(pid)
+        if shown == (agent, label):
+            return
+        tabs = self.query_one("#agent-tabs", Tabs)
+        if shown is None:
+            tabs.add_tab(Tab(label, id=f"pid-{pid}"))
+            if pid == self.aios.selected_pid:  # selected before its row and tab appeared
+                tabs.active = f"pid-{pid}"
+        else:
+            tabs.query_one(f"#pid-{pid}", Tab).label = label
+        self._tabs[pid] = (agent, label)
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        tab_id = event.tab.id if event.tab is not None else None
+        if tab_id and tab_id.startswith("pid-") and int(tab_id[4:]) != self.aios.selected_pid:
+            self.select_and_show(int(tab_id[4:]))
+
     def show_selected(self) -> None:
         """The selected process changed: show its conversation and tool calls."""
         pid = self.aios.selected_pid
+        tabs = self.query_one("#agent-tabs", Tabs)
+        if pid is not None and pid in self._tabs and tabs.active != f"pid-{pid}":
+            tabs.active = f"pid-{pid}"
         self.agent_console.show("" if pid is None else self.aios.transcripts.text(pid))
         for shown in self._shown_calls.values():
             shown.remove()

@@ -384,3 +384,23 @@ def test_form_fields_are_typed_by_their_schema() -> None:
         coerce("three", {"type": "integer"})
     with pytest.raises(UsageError, match="is not an object"):
         coerce("[1]", {"type": "object"})
+
+
+async def test_console_has_a_tab_per_agent(tmp_path: Path) -> None:
+    from textual.widgets import Tabs
+
+    async with running(tmp_path) as (app, pilot):
+        await pilot.press(*"first", "enter")
+        await wait_for(pilot, lambda: "chat: echo: first" in app.agent_console.text, "the first reply")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.selected_pid == 2, "the second agent")
+        await pilot.press(*"second", "enter")
+        await wait_for(pilot, lambda: "chat: echo: second" in app.agent_console.text, "the second reply")
+        tabs = app.screen.query_one("#agent-tabs", Tabs)
+        assert [str(t.label) for t in tabs.query("Tab")] == ["1 chat", "2 chat"] and tabs.active == "pid-2"
+        await pilot.click("#pid-1")
+        await wait_for(pilot, lambda: app.selected_pid == 1, "the first agent selected by its tab")
+        assert "chat: echo: first" in app.agent_console.text and "second" not in app.agent_console.text
+        assert app.process_table.cursor_row == 0  # the table follows
+        await pilot.press("ctrl+k")
+        await wait_for(pilot, lambda: str(tabs.query_one("#pid-1").label) == "1 chat ✗", "the ended agent's tab")
