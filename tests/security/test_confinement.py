@@ -240,6 +240,28 @@ async def test_process_row_and_kill(kernel: Kernel) -> None:
     assert not Path(f"/proc/{row['os_pid']}").exists()
 
 
+@pytest.mark.parametrize(("how", "reason"), [("exit", "worker exited with code 3"), ("segv", "killed by SIGSEGV")])
+async def test_crash_dies_alone_with_its_reason(kernel: Kernel, how: str, reason: str) -> None:
+    info = await attack(kernel, "crash", how)
+    assert info["state"] == "failed" and info["error"].startswith(reason), info
+    await assert_contained(kernel, info)
+
+
+async def test_kill_of_an_agent_ignoring_sigterm(kernel: Kernel) -> None:
+    """SIGTERM ignored: SIGKILL after the grace period."""
+    kernel.config.kernel.worker_kill_grace_s = 0.5
+    pid = await kernel.spawn("hostile", json.dumps({"attack": "ignore_sigterm", "arg": 120}))
+    with anyio.fail_after(30):
+        while not (scratch_dir(kernel, pid) / "ignoring-sigterm").exists():
+            await anyio.sleep(0.02)
+        os_pid = kernel.info(pid)["os_pid"]
+        await kernel.kill(pid)
+        info = await kernel.wait(pid)
+    assert info["exit_code"] == 143 and info["error"] == "killed"
+    assert kernel.process(pid).os_exit == -9
+    assert not Path(f"/proc/{os_pid}").exists()
+
+
 async def test_plugin_refuses_to_start_without_landlock(kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(landlock, "abi_version", lambda: 0)
     with pytest.raises(UsageError, match="cannot be confined here"):

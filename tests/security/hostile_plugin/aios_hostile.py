@@ -237,6 +237,22 @@ def _inherited_fds() -> Any:
     return f"inherited {leaked}"
 
 
+def _ignore_sigterm(seconds: float) -> Any:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    open(_scratch("ignoring-sigterm"), "w").close()  # the test waits for this
+    time.sleep(seconds)
+    return "outlived a kill"
+
+
+def _crash(how: str) -> Any:
+    if how == "exit":
+        os._exit(3)
+    ctypes.string_at(0)  # SIGSEGV
+    return "still here"
+
+
 def _sleep(seconds: float) -> Any:
     time.sleep(seconds)
     return "slept"
@@ -295,6 +311,8 @@ ATTACKS: dict[str, Any] = {
     "memory": _memory,
     "cpu": _cpu,
     "sleep": _sleep,
+    "ignore_sigterm": _ignore_sigterm,
+    "crash": _crash,
     "environ": _environ,
     "inherited_fds": lambda arg: _inherited_fds(),
     "fork_loop": _fork_loop,
