@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -50,7 +51,7 @@ async def running(tmp_path: Path, size: tuple[int, int] = (140, 44)) -> AsyncIte
         store.close()
 
 
-def rows(table: DataTable[object]) -> list[list[str]]:
+def rows(table: DataTable[Any]) -> list[list[str]]:
     return [[Text.from_markup(str(c)).plain for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
@@ -163,7 +164,7 @@ async def test_tools_mode_composes_dispatches_watches_and_cancels_plans(tmp_path
         search = screen.query_one("#tool-search", Input)
         search.focus()
         await pilot.press(*"what time is it", "enter")
-        await wait_for(pilot, lambda: tools.row_count and rows(tools)[0][0] == "time.now", "the search result")
+        await wait_for(pilot, lambda: tools.row_count > 0 and rows(tools)[0][0] == "time.now", "the search result")
         await pilot.press("ctrl+a")  # a form made from time.now's schema
         await wait_for(pilot, lambda: isinstance(app.screen, ArgsForm), "the arguments form")
         form = app.screen
@@ -387,7 +388,7 @@ def test_form_fields_are_typed_by_their_schema() -> None:
 
 
 async def test_console_has_a_tab_per_agent(tmp_path: Path) -> None:
-    from textual.widgets import Tabs
+    from textual.widgets import Tab, Tabs
 
     async with running(tmp_path) as (app, pilot):
         await pilot.press(*"first", "enter")
@@ -397,10 +398,10 @@ async def test_console_has_a_tab_per_agent(tmp_path: Path) -> None:
         await pilot.press(*"second", "enter")
         await wait_for(pilot, lambda: "chat: echo: second" in app.agent_console.text, "the second reply")
         tabs = app.screen.query_one("#agent-tabs", Tabs)
-        assert [str(t.label) for t in tabs.query("Tab")] == ["1 chat", "2 chat"] and tabs.active == "pid-2"
+        assert [str(t.label) for t in tabs.query(Tab)] == ["1 chat", "2 chat"] and tabs.active == "pid-2"
         await pilot.click("#pid-1")
         await wait_for(pilot, lambda: app.selected_pid == 1, "the first agent selected by its tab")
         assert "chat: echo: first" in app.agent_console.text and "second" not in app.agent_console.text
         assert app.process_table.cursor_row == 0  # the table follows
         await pilot.press("ctrl+k")
-        await wait_for(pilot, lambda: str(tabs.query_one("#pid-1").label) == "1 chat ✗", "the ended agent's tab")
+        await wait_for(pilot, lambda: str(tabs.query_one("#pid-1", Tab).label) == "1 chat ✗", "the ended agent's tab")

@@ -101,8 +101,8 @@ MODES: dict[str, Callable[[Pilot[None]], Awaitable[None]]] = {
         lambda app: (
             rows(app, "#tools") > 0
             and rows(app, "#servers") == 4
-            and str(app.screen._servers_seen).count("'state': 'ready'") == 4
-        ),  # type: ignore[attr-defined]
+            and str(app.screen._servers_seen).count("'state': 'ready'") == 4  # type: ignore[attr-defined]
+        ),
     ),
     "logs": in_mode("logs", lambda app: rows(app, "#audit") == 1, before=a_tool_call),
 }
