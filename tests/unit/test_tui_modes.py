@@ -72,6 +72,9 @@ async def test_every_mode_is_on_a_key_and_in_the_command_palette(tmp_path: Path)
         # The footer shows the current mode's keys.
         keys = {b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
         assert {"New agent", "Kill"} <= keys
+        # The mouse too: the bar's entries switch modes.
+        await pilot.click(".mode-bar", offset=(27, 0))  # " F3 Files "
+        await wait_for(pilot, lambda: app.current_mode == "files", "a click on the mode bar")
         await switch(app, pilot, "f5", "tools")
         keys = {b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
         assert {"Run plan", "Cancel plan"} <= keys and "New agent" not in keys
