@@ -209,9 +209,10 @@ class AiosApp(App[None]):
                 with kernel.subscribe(approver=True) as events:  # this front end answers approvals
                     self.door, self.kernel = door, kernel
                     self._started.set()
-                    self._show_subtitle()
-                    for request in await self.offload(kernel.approvals):
+                    for request in await self.offload(kernel.approvals):  # asked before we attached
                         self.pending.setdefault(str(request["id"]), _approval(request))
+                    self._show_subtitle()
+                    self._next_approval()
                     self.post_message(self.KernelReady(kernel))
                     self._poll()
                     async for event in events:
