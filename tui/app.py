@@ -209,6 +209,7 @@ class AiosApp(App[None]):
                 with kernel.subscribe(approver=True) as events:  # this front end answers approvals
                     self.door, self.kernel = door, kernel
                     self._started.set()
+                    self._show_subtitle()
                     for request in await self.offload(kernel.approvals):  # asked before we attached
                         self.pending.setdefault(str(request["id"]), _approval(request))
                     self._show_subtitle()

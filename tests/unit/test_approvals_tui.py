@@ -186,3 +186,26 @@ async def test_a_second_tui_drives_the_running_kernel_over_the_socket(
                 await pilot.press("o")
                 info = await rig.run(rig.kernel.wait, asker)
                 assert info["exit_code"] == 0
+
+
+async def test_a_request_waiting_before_the_tui_attached_is_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _access_kit import open_rig
+
+    config = Config()
+    config.access.headless_timeout_s = 60  # nobody attached yet: the request waits instead of being denied
+    with anyio.fail_after(40):
+        async with open_rig(tmp_path, "socket", config=config) as rig:
+            assert rig.socket is not None
+            monkeypatch.setenv("AIOS_SOCKET", str(rig.socket))
+            asker = await rig.run(rig.kernel.spawn, "asker", "t.ask8")
+            while not rig.kernel.approvals():
+                await anyio.sleep(0.02)
+            app = make_app(config=Config())
+            async with app.run_test(size=(120, 40)) as pilot:
+                await wait_for(pilot, lambda: dialog_ready(app), "the dialog for the earlier request")
+                assert "1 approval waiting" in app.sub_title
+                await pilot.press("o")
+                assert (await rig.run(rig.kernel.wait, asker))["exit_code"] == 0
+                await wait_for(pilot, lambda: "approval" not in app.sub_title, "the badge to clear")
