@@ -11,6 +11,7 @@ why (exit code, signal, limit) in a ``WorkerDied``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import importlib.util
 import json
@@ -163,7 +164,8 @@ def scratch_dir(kernel: Kernel, pid: int) -> Path:
     return paths.data_dir() / "scratch" / f"{kernel.boot_id[:8]}-{pid}"
 
 
-def _python_rules() -> tuple[list[str], list[str]]:
+@functools.cache
+def _python_rules() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(read, execute) paths for the Python installation, its libraries and the source packages."""
     import sysconfig
 
@@ -177,8 +179,7 @@ def _python_rules() -> tuple[list[str], list[str]]:
             read.add(location)
     # Shared libraries (C extensions link against them) and the loader's cache; no /etc, no /home, no /proc.
     read.update(["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/etc/ld.so.cache", "/usr/share/zoneinfo"])
-    execute = [os.path.realpath(sys.executable)]
-    return sorted(read), execute
+    return tuple(sorted(read)), (os.path.realpath(sys.executable),)
 
 
 def _count_tasks() -> int:
@@ -317,30 +318,36 @@ def _describe_exit(code: int | None, limits: dict[str, int]) -> str:
     return f"worker exited with code {code} without a result"
 
 
-async def _reap(process: OsProcess, grace: float, *, terminate: bool) -> int | None:
+async def _reap(process: OsProcess, pidfd: int | None, grace: float, *, terminate: bool) -> int | None:
     """Wait for the worker to end; SIGTERM it (if asked, or if it lingers), then SIGKILL after ``grace``.
     Whatever it forked (its session's process group) is killed with it."""
     code: int | None = None
     with anyio.CancelScope(shield=True):
-        code = await _wait_or_kill(process, grace, terminate=terminate)
+        code = await _wait_or_kill(process, pidfd, grace, terminate=terminate)
         with contextlib.suppress(OSError):
             os.killpg(process.pid, signal.SIGKILL)  # it led its own session (start_new_session)
     return code
 
 
-async def _wait_or_kill(process: OsProcess, grace: float, *, terminate: bool) -> int | None:
+def _signal(process: OsProcess, pidfd: int | None, sig: int) -> None:
+    """Signal the worker through its pidfd: never a reused pid, and, unlike ``Popen.send_signal``, no
+    ``waitpid`` that would reap it behind asyncio's child watcher (which then reports exit code 255)."""
+    with contextlib.suppress(ProcessLookupError):
+        if pidfd is not None:
+            signal.pidfd_send_signal(pidfd, sig)
+        elif process.returncode is None:
+            os.kill(process.pid, sig)
+
+
+async def _wait_or_kill(process: OsProcess, pidfd: int | None, grace: float, *, terminate: bool) -> int | None:
     if not terminate:
         with anyio.move_on_after(grace):
             return await process.wait()
-    if process.returncode is not None:
-        return process.returncode
     for sig in (signal.SIGTERM, signal.SIGCONT):  # a stopped (suspended) worker must run to die
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(sig)
+        _signal(process, pidfd, sig)
     with anyio.move_on_after(grace):
         return await process.wait()
-    with contextlib.suppress(ProcessLookupError):
-        process.kill()
+    _signal(process, pidfd, signal.SIGKILL)
     code: int = await process.wait()
     return code
 
@@ -356,10 +363,10 @@ async def run_worker(
     logs = paths.logs_dir() / "workers"
     logs.mkdir(parents=True, mode=0o700, exist_ok=True)
     limits = limits_for(kernel, cls)
-    if limits.get("nproc"):
+    if limits.get("nproc") and os.getuid() != 0:  # root's workers may not fork at all (seccomp)
         limits["nproc_base"] = await anyio.to_thread.run_sync(_count_tasks)
-    read, execute = _python_rules()
-    read.extend(spec.own_files)
+    python_read, execute = _python_rules()
+    read = [*python_read, *spec.own_files]
     start = {
         "op": "start",
         "pid": proc.pid,
@@ -374,7 +381,7 @@ async def run_worker(
         "limits": limits,
         "rules": {
             "read": read,
-            "execute": execute,
+            "execute": list(execute),
             "write": [str(scratch), "/dev/null"],
             "network": proc.caps.network,
         },
@@ -410,6 +417,9 @@ async def run_worker(
         os.close(log_fd)
     proc.os_pid = process.pid
     proc.confinement = "starting"
+    pidfd: int | None = None
+    with contextlib.suppress(OSError, AttributeError):  # Linux >= 5.3
+        pidfd = os.pidfd_open(process.pid)
     stream = await UNIXSocketStream.from_socket(parent)
     conn = _Connection(kernel, proc, stream, max(kernel.config.access.max_request_kb * 1024, 1 << 20))
     last: dict[str, Any] | None = None
@@ -436,13 +446,15 @@ async def run_worker(
             except FrameError as exc:
                 refused = f"refused: {exc}"
             except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass  # the worker died: its exit status says how
+                terminate = False  # the worker died (or is dying): its exit status says how
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
-            code = await _reap(process, cfg.worker_kill_grace_s, terminate=terminate or last is None)
+            code = await _reap(process, pidfd, cfg.worker_kill_grace_s, terminate=terminate)
             proc.os_exit = code
+            if pidfd is not None:
+                os.close(pidfd)
             await anyio.to_thread.run_sync(_clean_up, scratch, log_path)
     if refused:
         kernel.audit.record(
