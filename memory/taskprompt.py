@@ -1,10 +1,17 @@
 """Prompt synthesis from a task tree: the active node's root-to-node path plus its dependency chains.
 
-What goes in, in a prefix-stable order (ARCHITECTURE.md §3): the task (root) first, then the facts the
-current step depends on (oldest node first), then the path below the root down to the current step, then
-the current step's own sub-steps. Sibling branches and superseded values are left out. The path is
-mandatory: if it does not fit the token budget the call fails with a clear error; dependencies (nearest
-first) and sub-steps are added while they fit and the rest are reported as omitted.
+What goes in: the task (root), the facts the current step depends on, the path below the root down to the
+current step, and the current step's own sub-steps. Sibling branches and superseded values are left out. The
+path is mandatory: if it does not fit the token budget the call fails with a clear error; dependencies
+(nearest first) and sub-steps are added while they fit and the rest are reported as omitted.
+
+The layout is made for the engine's KV reuse (it keeps the longest common prefix of a context's tokens and
+recomputes everything after the first differing token): ``Task: ...``, then one ``- Label: value`` line per
+step in the order its text last changed (``_change_order``: an edited, replaced, rolled-back or re-check
+flagged step moves to the tail, an unchanged one keeps its place; a sub-step's label is its path, "Hotel >
+Room", so the order needs no nesting), then ``Current step: ...`` last, the one line that moves every turn.
+No counters or timestamps are rendered. A turn that adds a step or edits the last-changed one recomputes
+only its line and the current-step line; an edit of step k recomputes from k's old line on.
 
 Tokens are counted by ``count_tokens``: inside a kernel (the ``task.prompt`` syscall) that is the running
 model's own tokenizer (``Kernel.count_tokens``); without a model (``aios tasks prompt``) it is
@@ -62,19 +69,36 @@ def render_node(node: dict[str, Any]) -> str:
     return text
 
 
+def _label(tasks: TaskTreeStore, tree_id: int, node: dict[str, Any], root_id: int) -> str:
+    """The node's titles from below the root down to it ("Hotel > Room"), so a flat line keeps its place."""
+    titles = [n["title"] for n in tasks.active_path(tree_id, node["id"]) if n["id"] != root_id]
+    return " > ".join(titles) or node["title"]
+
+
+def _change_order(node: dict[str, Any]) -> tuple[int, float, int]:
+    """Lines in the order their text last changed: a step edited, replaced, rolled back or flagged for re-check
+    moves to the tail, so the lines before it (and their KV cache) stay as they were."""
+    return (int(bool(node["needs_recheck"])), float(node["updated_at"] or 0.0), int(node["id"]))
+
+
 def _render(
-    root: dict[str, Any], deps: list[dict[str, Any]], below: list[dict[str, Any]], children: list[dict[str, Any]]
+    tasks: TaskTreeStore,
+    root: dict[str, Any],
+    deps: list[dict[str, Any]],
+    below: list[dict[str, Any]],
+    children: list[dict[str, Any]],
 ) -> str:
+    """The slice, prefix-stable: the task, then one line per step in change order (see ``_change_order``),
+    then the current step last (it moves every turn; it is one short line)."""
+    tree_id, root_id = int(root["tree_id"]), int(root["id"])
     lines = [f"Task: {render_node(root)}"]
-    if deps:
-        lines.append("Known facts this step uses:")
-        lines += [f"- {render_node(d)}" for d in sorted(deps, key=lambda n: n["id"])]
+    steps = {n["id"]: n for n in [*deps, *below, *children]}
+    if steps:
+        lines.append("Steps:")
+        for node in sorted(steps.values(), key=_change_order):
+            lines.append(f"- {render_node({**node, 'title': _label(tasks, tree_id, node, root_id)})}")
     if below:
         lines.append("Current step: " + " > ".join(n["title"] for n in below))
-        lines += [f"{'  ' * i}- {render_node(n)}" for i, n in enumerate(below)]
-    if children:
-        lines.append("Its parts:")
-        lines += [f"- {render_node(c)}" for c in children]
     return "\n".join(lines)
 
 
@@ -97,7 +121,7 @@ def synthesize(
     if not path:
         raise TaskError(f"task tree t{tree_id} has no live path to n{node_id}")
     root, below = path[0], path[1:]
-    text = _render(root, [], below, [])
+    text = _render(tasks, root, [], below, [])
     need = count_tokens(text)
     if need > budget:
         raise TaskBudgetError(
@@ -111,19 +135,19 @@ def synthesize(
     for dep in tasks.dependency_closure(list(on_path)):
         if dep["id"] in on_path or dep["status"] == "superseded":
             continue
-        candidate = _render(root, [*deps, dep], below, [])
+        candidate = _render(tasks, root, [*deps, dep], below, [])
         if count_tokens(candidate) <= budget:
             deps.append(dep)
         else:
             omitted.append(dep["id"])
     children: list[dict[str, Any]] = []
     for child in tasks.children(path[-1]["id"]):
-        candidate = _render(root, deps, below, [*children, child])
+        candidate = _render(tasks, root, deps, below, [*children, child])
         if count_tokens(candidate) <= budget:
             children.append(child)
         else:
             omitted.append(child["id"])
-    text = _render(root, deps, below, children)
+    text = _render(tasks, root, deps, below, children)
     return TaskPrompt(
         text=text,
         tokens=count_tokens(text),

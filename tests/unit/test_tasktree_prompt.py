@@ -45,16 +45,58 @@ def test_prompt_holds_path_and_dependencies_but_no_siblings_or_superseded_values
     assert "needs re-check" in prompt.text  # the hotel depended on the replaced destination
     lines = prompt.text.splitlines()
     assert lines[0] == "Task: Trip to Portugal (running)"
-    assert lines.index("Known facts this step uses:") < lines.index("Current step: Hotel > Room")
+    assert lines[1] == "Steps:" and lines[-1] == "Current step: Hotel > Room"
+    assert "- Hotel > Room: double [pending]" in lines  # a sub-step is labelled with its path, so order can be free
 
 
-def test_prompt_is_prefix_stable_when_a_later_step_changes(tasks: TaskTreeStore) -> None:
+def _common(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def test_an_edited_step_moves_to_the_tail_and_the_prefix_before_it_stays(tasks: TaskTreeStore) -> None:
     ids = _trip(tasks)
     before = synthesize(tasks, ids["tree"], budget=500, node_id=ids["room"]).text
-    tasks.update(ids["room"], output="single", actor="u")
+    # edit the first step of the slice (the destination, a dependency): every line before it is kept as is
+    tasks.update(ids["dest"], output="Naples", actor="u")
     after = synthesize(tasks, ids["tree"], budget=500, node_id=ids["room"]).text
-    common = len(before.split("- Room:")[0])
-    assert before[:common] == after[:common] and before != after
+    stable = before.index("- Destination: Rome")
+    assert _common(before, after) >= stable and "Rome" not in after
+    body = after.splitlines()
+    # the edited step and the steps flagged for re-check by it follow every unchanged step
+    assert body.index("- Destination: Naples [pending]") > body.index("- Dates: May 3-7 [pending]")
+    assert body[-2].startswith("- Hotel") and "needs re-check" in body[-2]
+    # a second edit of the same, now last-changed step keeps everything before its line
+    tasks.update(ids["room"], output="single", actor="u")
+    again = synthesize(tasks, ids["tree"], budget=500, node_id=ids["room"]).text
+    assert _common(after, again) >= after.index("- Hotel > Room: double") and "double" not in again
+
+
+def test_a_correction_by_replace_shares_the_prefix_and_leaks_no_superseded_value(tasks: TaskTreeStore) -> None:
+    from kernel.backends.fake import FakeBackend
+
+    ids = _trip(tasks)
+    tokenizer = FakeBackend()
+    before = synthesize(tasks, ids["tree"], budget=500, node_id=ids["room"]).text
+    tasks.replace([ids["dates"]], title="Dates", output="May 10-12", actor="u")
+    after = synthesize(tasks, ids["tree"], budget=500, node_id=ids["room"]).text
+    assert "May 3-7" not in after and "- Dates: May 10-12\n" in after
+    assert _common(before, after) >= before.index("- Dates: May 3-7")
+    # token level: only the tail from the first changed line on is new
+    old, new = tokenizer.tokenize(before), tokenizer.tokenize(after)
+    kept = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new)))
+    assert kept >= len(tokenizer.tokenize(before[: before.index("- Dates: May 3-7")]))
+
+
+def test_a_new_sub_step_only_appends_before_the_current_step_line(tasks: TaskTreeStore) -> None:
+    ids = _trip(tasks)
+    before = synthesize(tasks, ids["tree"], budget=500, node_id=ids["room"]).text
+    view = tasks.add_node(ids["tree"], parent_id=ids["room"], title="View", output="sea view", actor="u")["id"]
+    after = synthesize(tasks, ids["tree"], budget=500, node_id=view).text
+    head = before.rsplit("\nCurrent step:", 1)[0]
+    assert after.startswith(head + "\n- Hotel > Room > View: sea view [pending]\nCurrent step: Hotel > Room > View")
 
 
 def test_budget_too_small_for_the_path_is_a_clear_error_and_deps_are_dropped_first(tasks: TaskTreeStore) -> None:
@@ -73,7 +115,7 @@ def test_root_question_sees_the_parts(tasks: TaskTreeStore) -> None:
     ids = _trip(tasks)
     root = tasks.tree(ids["tree"])["root_id"]
     prompt = synthesize(tasks, ids["tree"], budget=500, node_id=root)
-    assert "Destination: Rome" in prompt.text and "Room" not in prompt.text
+    assert "- Destination: Rome" in prompt.text and "Room" not in prompt.text
 
 
 def test_parse_classification_checks_kind_and_node() -> None:
