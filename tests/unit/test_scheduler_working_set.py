@@ -118,10 +118,12 @@ def test_32_agents_over_8_slots_run_in_working_sets() -> None:
         residents = [Resident(k, "normal", 0.0, agents[k].done_step is None, served=v) for k, v in slots.items()]
         plan = s.plan(cands, residents, now=float(step))
         for key in plan.evict:
+            assert isinstance(key, int)
             if agents[key].done_step is None:
                 evictions[key] += 1
             del slots[key]
         for key in plan.admit:
+            assert isinstance(key, int)
             slots[key] = 0
         assert len(slots) <= 8
         live = sum(1 for a in agents.values() if a.done_step is None)
@@ -167,3 +169,27 @@ async def test_engine_swaps_each_of_32_agents_at_most_twice_over_8_slots(tmp_pat
     swaps = [s.swaps + s.recomputes for s in stats.values() if s is not None]
     assert max(swaps) <= 2, swaps
     assert all(s is not None and s.completion_tokens == 96 for s in stats.values())
+
+
+@pytest.mark.anyio
+async def test_engine_learns_an_agents_time_between_requests(tmp_path: Path) -> None:
+    """After two requests the engine knows the agent's usual gap, and an idle context says when it is due."""
+    fake = FakeBackend(script=lambda m: "a b c", n_seq_max=2)
+    engine = Engine(fake, swap_dir=tmp_path / "swap")
+    engine.start()
+    params = SamplingParams(max_tokens=8, temperature=0.0)
+    try:
+        with anyio.fail_after(20):
+            for text in ("first", "second"):
+                async for _ in engine.submit("a", params, messages=[{"role": "user", "content": text}]):
+                    pass
+
+            def facts() -> tuple[float | None, float | None, float]:
+                ctx = engine._contexts["a"]
+                return ctx.gap_s, ctx.idle_since, ctx.expected_back
+
+            gap, idle_since, back = await engine.run_in_engine(facts)
+    finally:
+        await engine.aclose()
+    assert gap is not None and gap >= 0.0
+    assert idle_since is not None and back == idle_since + gap
