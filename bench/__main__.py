@@ -15,6 +15,7 @@ BENCHMARKS = (
     "confinement",
     "cli",
     "agentic",
+    "agents",
 )
 
 
