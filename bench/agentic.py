@@ -48,6 +48,8 @@ TURNS = tuple(int(x) for x in os.environ.get("AIOS_BENCH_AGENTIC_TURNS", "4,6").
 REPEATS = int(os.environ.get("AIOS_BENCH_AGENTIC_REPEATS", "1"))
 #: Comma-separated rows/systems to leave out of a reduced run: sequential, oneshot, m32oneshot.
 SKIP = set(filter(None, os.environ.get("AIOS_BENCH_AGENTIC_SKIP", "").split(",")))
+#: Programs per second arriving as a Poisson process (the issue's second mode); 0: all start at once.
+POISSON = float(os.environ.get("AIOS_BENCH_AGENTIC_POISSON", "0"))
 ONESHOT_N = (1, 4, 8, 16)
 ONESHOT_TOKENS = 128
 TOOL_SERVER = {"command": sys.executable, "args": ["-m", "bench._agentic_tools"], "cwd": str(ROOT)}
@@ -91,7 +93,7 @@ def _plugins(m: int, turns: tuple[int, int]) -> Any:
     from aios import Agent, Capabilities, Manifest, hookimpl
     from aios.plugin_manager import PluginManager
 
-    programs = workload(m, seed=SEED, turns=turns)
+    programs = workload(m, seed=SEED, turns=turns, poisson_rate=POISSON)
 
     class Program(Agent):
         manifest = Manifest(name="bench-agentic", capabilities=Capabilities(tools=("agentic.*",)))
@@ -288,7 +290,7 @@ async def _server_programs(url: str, m: int, turns: tuple[int, int]) -> list[dic
     from mcp import Client, StdioServerParameters
 
     template = _template()
-    programs = workload(m, seed=SEED, turns=turns)
+    programs = workload(m, seed=SEED, turns=turns, poisson_rate=POISSON)
     params = StdioServerParameters(command=TOOL_SERVER["command"], args=TOOL_SERVER["args"], cwd=TOOL_SERVER["cwd"])
     limits = httpx.Limits(max_connections=m + 4, max_keepalive_connections=m + 4)
     async with Client(params, cache=None) as tools, httpx.AsyncClient(timeout=None, limits=limits) as client:
@@ -335,7 +337,7 @@ async def _sequential_async(m: int, turns: tuple[int, int]) -> list[dict[str, An
     template = ChatTemplate(llm.metadata.get("tokenizer.chat_template"))
     ban = {0: -1e9, 2: -1e9, 4: -1e9}
     lock = anyio.Lock()
-    programs = workload(m, seed=SEED, turns=turns)
+    programs = workload(m, seed=SEED, turns=turns, poisson_rate=POISSON)
 
     def evaluated() -> int:
         return int(llama_cpp.llama_perf_context(llm._ctx.ctx).n_p_eval)
@@ -668,7 +670,7 @@ def _write(
         metrics["swaps_per_agent_m32_oneshot"] = n32 / 32
     metrics["wall_s"] = wall
     baseline = {k: v for k, v in figures.items() if k not in metrics}
-    reduced = M_VALUES != (8, 32) or TURNS != (4, 6) or bool(SKIP) or len(rows) < 3
+    reduced = M_VALUES != (8, 32) or TURNS != (4, 6) or bool(SKIP) or len(rows) < 3 or POISSON > 0
     write_result(
         "agentic",
         params={
@@ -680,6 +682,7 @@ def _write(
             "threads": THREADS,
             "repeats": REPEATS,
             "seed": SEED,
+            "poisson_rate": POISSON,
             "rows": rows,
             "skipped": sorted(SKIP),
             "reduced_run": reduced,
