@@ -1,4 +1,4 @@
-"""`aios plugins list|info` and `aios agent new NAME` (scaffolds a plugin package whose test passes at once)."""
+"""`aios plugins list|info|approve` and `aios agent new NAME` (scaffolds a plugin package whose test passes at once)."""
 
 from __future__ import annotations
 
@@ -90,6 +90,29 @@ def plugin_info(name: str, as_json: bool) -> None:
         click.echo(f"tool     {tool}")
     for problem in row["errors"]:
         click.echo(f"error    {problem}")
+
+
+@plugins_group.command("approve", context_settings=CONTEXT_SETTINGS)
+@click.argument("name")
+def plugin_approve(name: str) -> None:
+    """Approve a third-party agent's declared capabilities without running it (the first run asks otherwise).
+
+    NAME is an agent, or a plugin (all its agents). Recorded in config.toml as `[plugins.approved.AGENT]`;
+    when the agent's declared capabilities change, its next run asks again. Built-in agents need no approval.
+
+    \b
+    Example:
+      aios plugins approve wordcount
+    """
+    from aios.plugin_manager import PluginManager
+
+    approved = PluginManager().approve(name)
+    if not approved:
+        click.echo(f"{name}: built in, needs no approval")
+    for subject in approved:
+        caps = ", ".join(f"{k}={v}" for k, v in subject.capabilities.items()) or "nothing beyond the defaults"
+        version = f" {subject.version}" if subject.version else ""
+        click.echo(f"approved {subject.agent} ({subject.plugin}{version}): {caps}")
 
 
 @click.group("agent", context_settings=CONTEXT_SETTINGS)

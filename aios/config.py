@@ -24,6 +24,8 @@ __all__ = [
     "KernelConfig",
     "LLMConfig",
     "LLMServer",
+    "PluginApproval",
+    "PluginsConfig",
     "PoolConfig",
     "SemfsConfig",
     "TUIConfig",
@@ -179,12 +181,28 @@ class AccessConfig(_Section):
     )
 
 
+class PluginApproval(_Section):
+    """A third-party agent the user approved (`[plugins.approved.NAME]`, written by aios): what it declared."""
+
+    plugin: str = Field("", description="The plugin that provides the agent.")
+    version: str = Field("", description="The plugin's version when approved.")
+    digest: str = Field(description="sha256 of the agent's declared capabilities; a change asks again.")
+    approved_at: float = Field(0.0, description="When (Unix time).")
+
+
+class PluginsConfig(_Section):
+    """Third-party plugins: the agents whose declared capabilities you approved on their first run."""
+
+    approved: dict[str, PluginApproval] = Field(default_factory=dict, description="Approved agents by name.")
+
+
 class Config(_Section):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     kernel: KernelConfig = Field(default_factory=KernelConfig)
     tui: TUIConfig = Field(default_factory=TUIConfig)
     semfs: SemfsConfig = Field(default_factory=SemfsConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
+    plugins: PluginsConfig = Field(default_factory=PluginsConfig)
 
 
 def _describe(error: ErrorDetails) -> str:

@@ -5,17 +5,26 @@ Sources, in order: the built-in plugins shipped in ``plugins/``, installed distr
 empty value none), and one-file plugins (``*.py``) in the config dir's ``plugins/`` folder. A plugin that
 fails to import, whose agent has an invalid manifest, or whose ``register_tools`` raises or returns something
 that is not a tool, is recorded by name (``failures``) and logged; it never stops the others.
+
+Third-party agents (from an entry point or a one-file plugin, not the built-ins) run only once the user approved
+what their manifest declares (``approval_subject``): the kernel asks on their first run and again whenever the
+declared capabilities change; an "always" answer, or ``aios plugins approve NAME``, is recorded in config.toml
+as ``[plugins.approved.NAME]`` (``record_approval``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import json
 import logging
 import os
 import re
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -25,15 +34,19 @@ import pluggy
 
 from aios import hookspecs, paths
 from aios.api import PRIORITIES, Agent, Capabilities, Manifest, PluginTool
-from aios.errors import UnknownAgentError
+from aios.config import PluginApproval, load_config, parse_config
+from aios.errors import ConfigError, UnknownAgentError
 
 __all__ = [
     "BUILTIN_PLUGINS",
+    "ApprovalSubject",
     "PluginFailure",
     "PluginManager",
     "PluginSource",
     "agent_problem",
+    "approved",
     "capabilities_summary",
+    "record_approval",
     "tool_server_name",
 ]
 
@@ -67,6 +80,31 @@ class PluginSource:
     module: str
     distribution: str = ""
     version: str = ""
+
+
+#: Where a plugin comes from that must be approved before its agents run.
+THIRD_PARTY_KINDS = ("entry point", "file")
+
+
+@dataclass(frozen=True)
+class ApprovalSubject:
+    """A third-party agent as the user approves it: what it declares, and a digest of that."""
+
+    agent: str
+    plugin: str
+    version: str
+    capabilities: dict[str, Any]
+    digest: str
+
+    def describe(self) -> str:
+        """One line for the approval prompt: the plugin, its version, and every declared capability."""
+        declared = "; ".join(f"{k}={_shown(v)}" for k, v in self.capabilities.items()) or "nothing beyond defaults"
+        version = f" {self.version}" if self.version else ""
+        return f"first run of plugin {self.plugin!r}{version}: agent {self.agent!r} declares {declared}"
+
+
+def _shown(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 
 class PluginManager:
@@ -239,12 +277,104 @@ class PluginManager:
             self._tools = found
         return self._tools
 
+    def plugin_of(self, agent: str) -> str | None:
+        """The name of the plugin that registered ``agent`` (None: unknown)."""
+        self.agents()
+        return self._agent_plugin.get(agent)
+
+    def approval_subject(self, agent: str) -> ApprovalSubject | None:
+        """What the user must approve before ``agent`` runs; None for built-in (and directly registered) ones."""
+        cls = self.agent(agent)
+        plugin = self._agent_plugin.get(agent, "")
+        where = self.sources.get(plugin)
+        if where is None or where.kind not in THIRD_PARTY_KINDS:
+            return None
+        declared = capabilities_summary(cls.manifest.capabilities)
+        body = json.dumps({"agent": agent, "capabilities": declared}, sort_keys=True, default=list)
+        name = where.distribution or tool_server_name(plugin)
+        return ApprovalSubject(agent, name, where.version, declared, hashlib.sha256(body.encode()).hexdigest())
+
+    def approve(self, name: str, path: Path | None = None) -> list[ApprovalSubject]:
+        """Record the user's approval of third-party agent ``name``, or of every agent of plugin ``name``
+        (`aios plugins approve`); what was approved (empty: nothing there needs approval)."""
+        agents = self.agents()
+        names = [name] if name in agents else [a for a in sorted(agents) if name in self._plugin_names(a)]
+        if not names:
+            known = ", ".join(sorted(a for a in agents if self.approval_subject(a) is not None)) or "none"
+            raise UnknownAgentError(
+                f"no agent or plugin named {name!r} (third-party agents: {known})", "see `aios plugins list`"
+            )
+        subjects = [s for s in map(self.approval_subject, names) if s is not None]
+        for subject in subjects:
+            record_approval(subject, path)
+        return subjects
+
+    def _plugin_names(self, agent: str) -> set[str]:
+        plugin = self._agent_plugin.get(agent, "")
+        where = self.sources.get(plugin)
+        return {plugin, tool_server_name(plugin), where.distribution if where else ""} - {""}
+
     def agent(self, name: str) -> type[Agent]:
         agents = self.agents()
         if name not in agents:
             known = ", ".join(sorted(agents)) or "none"
             raise UnknownAgentError(f"unknown agent '{name}' (available: {known})", "see `aios agents`")
         return agents[name]
+
+
+def approved(subject: ApprovalSubject, path: Path | None = None) -> bool:
+    """Whether config.toml records an approval of exactly what ``subject`` declares (blocking: reads it)."""
+    record = load_config(path).plugins.approved.get(subject.agent)
+    return record is not None and record.digest == subject.digest
+
+
+def record_approval(subject: ApprovalSubject, path: Path | None = None) -> PluginApproval:
+    """Write ``[plugins.approved.<agent>]`` into config.toml (replacing an earlier record of that agent), keeping
+    the rest of the file as it is; the result is validated before it replaces the file."""
+    path = path or paths.config_path()
+    record = PluginApproval(plugin=subject.plugin, version=subject.version, digest=subject.digest)
+    record.approved_at = round(time.time(), 3)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}", "check its permissions") from None
+    headers = {f"[plugins.approved.{subject.agent}]", f'[plugins.approved."{subject.agent}"]'}
+    kept: list[str] = []
+    skipping = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            skipping = stripped.replace(" ", "") in headers
+        if not skipping:
+            kept.append(line)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    kept += [
+        "",
+        f'[plugins.approved."{subject.agent}"]',
+        *(f"{k} = {json.dumps(v)}" for k, v in record.model_dump().items()),
+    ]
+    text = "\n".join(kept).lstrip("\n") + "\n"
+    import tomllib
+
+    try:
+        parse_config(tomllib.loads(text), str(path))
+    except (tomllib.TOMLDecodeError, ConfigError) as exc:
+        raise ConfigError(f"{path}: cannot record the approval of {subject.agent!r}: {exc}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".toml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    log.info("approved plugin agent %s (%s %s)", subject.agent, subject.plugin, subject.version)
+    return record
 
 
 def _failure_of(source: str) -> str:

@@ -87,8 +87,11 @@ class ApprovalBroker:
     def pending(self) -> list[dict[str, Any]]:
         return [p.info() for p in self._pending.values()]
 
-    async def ask(self, proc: Process, syscall: str, access: Access, reason: str) -> tuple[Decision, str]:
-        """Wait for the user's answer to one ``ask``; return the final decision and why."""
+    async def ask(
+        self, proc: Process, syscall: str, access: Access, reason: str, *, remember: bool = True
+    ) -> tuple[Decision, str]:
+        """Wait for the user's answer to one ``ask``; return the final decision and why (``remember``: an
+        "always" answer goes into the policy file; False: the caller records it itself)."""
         kernel = self._kernel
         settings = kernel.config.access
         attached = kernel.events.has_approver()
@@ -124,14 +127,16 @@ class ApprovalBroker:
         if request.answer is None:
             request.answer, request.by = "timeout", "kernel"
         kernel.events.publish(ApprovalResolved(proc.pid, request.id, request.answer, request.by))
-        return await self._outcome(request, reason, attached)
+        return await self._outcome(request, reason, attached, remember)
 
-    async def _outcome(self, request: PendingApproval, reason: str, attached: bool) -> tuple[Decision, str]:
+    async def _outcome(
+        self, request: PendingApproval, reason: str, attached: bool, remember: bool = True
+    ) -> tuple[Decision, str]:
         answer, by = request.answer, request.by
         if answer in ("allow_always", "deny_always"):
             decision: Decision = "allow" if answer == "allow_always" else "deny"
             policy = self._kernel.guard.policy
-            if policy is not None:  # rewrites policy.json: not on the event loop
+            if policy is not None and remember:  # rewrites policy.json: not on the event loop
                 await run_blocking(
                     policy.remember, request.agent, request.resource, decision, syscall=request.syscall, pool="db"
                 )

@@ -30,7 +30,8 @@ from aios.errors import (
     first_problem,
 )
 from aios.filemodes import private_umask, secure_home
-from aios.plugin_manager import PluginManager
+from aios.plugin_manager import ApprovalSubject, PluginManager, record_approval
+from aios.plugin_manager import approved as plugin_approved
 from kernel.access import TOP, AccessGuard, attenuate
 from kernel.approvals import ApprovalBroker
 from kernel.audit import AuditLog
@@ -269,7 +270,9 @@ class Kernel:
         if goal:
             self._writer.add_message(proc.pid, "user", goal)
         self.events.publish(ProcessSpawned(proc.pid, proc.info()))
-        self.task_group.start_soon(self._run_process, proc, instance, name=f"aios-pid-{proc.pid}")
+        # A third-party agent runs once the user approved what it declares (asked on its first run).
+        subject = self.plugins.approval_subject(agent)
+        self.task_group.start_soon(self._run_process, proc, instance, subject, name=f"aios-pid-{proc.pid}")
         return proc.pid
 
     async def send(self, pid: int, text: str) -> None:
@@ -426,13 +429,17 @@ class Kernel:
         self._persist(proc)
         self.events.publish(ProcessStateChanged(proc.pid, state.value))
 
-    async def _run_process(self, proc: Process, agent: Agent | WorkerRun) -> None:
+    async def _run_process(
+        self, proc: Process, agent: Agent | WorkerRun, subject: ApprovalSubject | None = None
+    ) -> None:
         ctx = ProcessContext(self, proc)
         self.set_state(proc, ProcState.RUNNING)
         try:
             with proc.cancel_scope or anyio.CancelScope() as scope:
                 proc.cancel_scope = scope
                 try:
+                    if subject is not None:
+                        await self._approve_plugin(proc, subject)
                     if isinstance(agent, WorkerRun):  # its own OS process; kill reaps it (SIGTERM, SIGKILL)
                         result = await run_worker(
                             self, proc, agent.cls, agent.spec, token=agent.token, confine=agent.confine
@@ -455,6 +462,36 @@ class Kernel:
         finally:
             # Kernel shutdown cancels every agent from outside its scope.
             self._finish(proc, ProcState.EXITED, KILLED_EXIT_CODE, error="kernel shut down")
+
+    async def _approve_plugin(self, proc: Process, subject: ApprovalSubject) -> None:
+        """Ask the user to approve a third-party agent's declared capabilities unless config.toml records an
+        approval of exactly these; "always" records it. Raises ``AgentFailed`` (one line) when not approved."""
+        if await run_blocking(plugin_approved, subject, pool="db"):
+            return
+        access = Access("proc", f"plugin {subject.plugin} (agent {subject.agent})")
+        decision, reason = await self.approval_broker.ask(
+            proc, "plugin.approve", access, subject.describe(), remember=False
+        )
+        answer = "deny"
+        if decision == "allow":
+            answer = "allow_always" if reason.endswith("chose always allow") else "allow_once"
+            if answer == "allow_always":
+                await run_blocking(record_approval, subject, pool="db")
+        self.audit.record(
+            pid=proc.pid,
+            agent=proc.agent,
+            token_id=self.tokens.token_id(proc.pid),
+            syscall="plugin.approve",
+            resource=f"plugin:{subject.plugin}",
+            decision="allow" if decision == "allow" else "deny",
+            reason=reason,
+            detail={"digest": subject.digest, "version": subject.version, "answer": answer},
+        )
+        if decision != "allow":
+            raise AgentFailed(
+                f"plugin {subject.plugin!r} (agent {subject.agent!r}) was not approved to run: "
+                f"{reason.rsplit('; ', 1)[-1]}; approve it with `aios plugins approve {subject.agent}`"
+            )
 
     def _audit_death(self, proc: Process, reason: str) -> None:
         self.audit.record(

@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from aios.client import SocketClient
+from aios.plugin_manager import PluginManager
 
 pytestmark = pytest.mark.model
 
@@ -41,6 +42,7 @@ def daemon(aios_home: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     (aios_home / "plugins").mkdir(parents=True)
     (aios_home / "plugins" / "outside.py").write_text(PLUGIN)
     (aios_home / "config.toml").write_text("[llm]\ntemperature = 0.0\n")
+    PluginManager(load_entry_points=False).approve("outside")  # the user approved it (first run asks otherwise)
     sock_dir = Path(tempfile.mkdtemp(prefix="aios-", dir="/tmp"))
     env = {**os.environ, "AIOS_HOME": str(aios_home), "AIOS_SOCKET": str(sock_dir / "k.sock")}
     proc = subprocess.Popen([sys.executable, "-m", "aios", "serve"], env=env, stderr=subprocess.PIPE, text=True)

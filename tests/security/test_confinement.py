@@ -44,6 +44,7 @@ async def kernel(aios_home: Path) -> AsyncIterator[Kernel]:
     shutil.copy(PLUGIN, plugins / PLUGIN.name)
     manager = PluginManager(load_entry_points=False)
     assert not manager.failures, manager.failures
+    manager.approve("aios_hostile")  # the user approved what it declares (first run asks: test_plugins_approval)
     async with open_kernel(Config(), runtime=FakeBackend(), plugins=manager) as k:
         yield k
 

@@ -98,6 +98,7 @@ def test_runs_on_the_fake_backend_with_its_tool_checked_by_the_kernel(installed:
 
     manager = PluginManager()
     manager.register(Outsiders(), name="outsiders")
+    manager.approve("aios-example")  # the user approved what it declares (first run asks: test_plugins_approval.py)
     store = Store.open(tmp_path / "aios.db")
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:

@@ -67,6 +67,7 @@ async def test_each_misbehaving_agent_fails_alone(aios_home: Path, tmp_path: Pat
     (folder / "broken.py").write_text("import not_a_module_anywhere\n")
     plugins = PluginManager(load_entry_points=False)
     assert [f.source.rsplit("/", 1)[-1] for f in plugins.failures] == ["broken.py"]
+    plugins.approve("unruly")  # the user approved what it declares (first run asks: test_plugins_approval.py)
     store = Store.open(tmp_path / "aios.db")
     try:
         with anyio.fail_after(30):

@@ -1,0 +1,191 @@
+"""First run of a third-party agent: the kernel shows what its manifest declares for approval, once; "always"
+(or `aios plugins approve`) records it in config.toml, a changed capability set asks again, and a denied or
+unanswered approval fails that spawn with one line naming the plugin. Built-in agents never ask.
+
+Real kernel (FakeBackend), a real one-file plugin in the test's AIOS_HOME, its agent in its own worker process,
+the real config file; the approvals are answered through the kernel's approval API as a front end would."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from click.testing import CliRunner
+
+from aios import paths
+from aios.config import Config
+from aios.plugin_manager import BUILTIN_PLUGINS, PluginManager
+from kernel import open_kernel
+from kernel.backends.fake import FakeBackend
+from kernel.events import ApprovalRequested, KernelEvent, ProcessExited
+from kernel.kernel import Kernel
+from memory.store import Store
+
+pytestmark = pytest.mark.anyio
+
+PLUGIN = """
+from aios import Agent, Capabilities, Context, Manifest, hookimpl
+
+
+class Notes(Agent):
+    manifest = Manifest(
+        name="notes",
+        description="keeps notes",
+        capabilities=Capabilities(tools=("files.search",), files_read=("{folder}",), memory_write=("notes",),
+                                  llm_token_budget=500, network={network}),
+    )
+
+    async def run(self, ctx: Context, goal: str) -> str | None:
+        return "noted: " + goal
+
+
+@hookimpl
+def register_agents():
+    return [Notes]
+"""
+
+
+def install(aios_home: Path, folder: Path, *, network: bool = False) -> None:
+    plugins = paths.plugins_dir()
+    plugins.mkdir(parents=True, exist_ok=True)
+    (plugins / "notes_plugin.py").write_text(PLUGIN.format(folder=folder, network=network))
+
+
+def approvals_in_config() -> dict[str, Any]:
+    path = paths.config_path()
+    if not path.exists():
+        return {}
+    return dict(tomllib.loads(path.read_text()).get("plugins", {}).get("approved", {}))
+
+
+@asynccontextmanager
+async def kernel_on(tmp_path: Path, headless_s: float = 10.0) -> AsyncIterator[Kernel]:
+    config = Config()
+    config.access.headless_timeout_s = headless_s
+    manager = PluginManager(load_entry_points=False)
+    assert not manager.failures, manager.failures
+    store = Store.open(tmp_path / "aios.db")
+    try:
+        async with open_kernel(config, runtime=FakeBackend(), store=store, plugins=manager) as kernel:
+            yield kernel
+    finally:
+        store.close()
+
+
+async def run_answering(kernel: Kernel, answer: str | None) -> tuple[dict[str, Any], list[ApprovalRequested]]:
+    """Spawn ``notes`` with an approver attached that answers every approval with ``answer``; (its final
+    process info, the approval requests it raised)."""
+    asked: list[ApprovalRequested] = []
+    with kernel.subscribe(approver=True) as events:
+        pid = await kernel.spawn("notes", "buy milk")
+        event: KernelEvent
+        async for event in events:
+            if isinstance(event, ApprovalRequested) and event.pid == pid:
+                asked.append(event)
+                assert answer is not None, f"asked unexpectedly: {event.reason}"
+                await kernel.approve(event.request_id, answer, by="test")
+            if isinstance(event, ProcessExited) and event.pid == pid:
+                break
+    return await kernel.wait(pid), asked
+
+
+async def test_first_run_asks_always_records_and_the_next_run_does_not_ask(aios_home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "notes-folder"
+    install(aios_home, folder)
+    with anyio.fail_after(60):
+        async with kernel_on(tmp_path) as kernel:
+            info, asked = await run_answering(kernel, "allow_always")
+            audit = await anyio.to_thread.run_sync(lambda: kernel.audit_rows(agent="notes"))
+    assert info["state"] == "exited" and info["result"] == "noted: buy milk", info.get("error")
+    assert len(asked) == 1
+    request = asked[0]
+    assert request.syscall == "plugin.approve" and "notes_plugin" in request.resource
+    # the prompt shows every declared capability
+    for shown in ("files.search", str(folder), "memory_write=notes", "llm_token_budget=500", "'notes'"):
+        assert shown in request.reason, request.reason
+    recorded = approvals_in_config()
+    assert set(recorded) == {"notes"} and recorded["notes"]["plugin"] == "notes_plugin"
+    assert len(recorded["notes"]["digest"]) == 64
+    assert any(r["syscall"] == "plugin.approve" and r["decision"] == "allow" for r in audit)
+    assert not (paths.config_dir() / "policy.json").exists()  # recorded in config.toml, not as a policy rule
+    with anyio.fail_after(60):
+        async with kernel_on(tmp_path) as kernel:  # a new kernel reads the record: no question
+            info, asked = await run_answering(kernel, None)
+    assert info["state"] == "exited" and info["result"] == "noted: buy milk", info.get("error")
+    assert asked == []
+
+
+async def test_changed_capabilities_ask_again_and_a_deny_fails_in_one_line(aios_home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "notes-folder"
+    install(aios_home, folder)
+    with anyio.fail_after(60):
+        async with kernel_on(tmp_path) as kernel:
+            await run_answering(kernel, "allow_always")
+    before = approvals_in_config()["notes"]
+    install(aios_home, folder, network=True)  # the new version also wants the network
+    with anyio.fail_after(60):
+        async with kernel_on(tmp_path) as kernel:
+            info, asked = await run_answering(kernel, "deny")
+    assert len(asked) == 1 and "network=True" in asked[0].reason
+    assert info["state"] == "failed" and info["result"] is None
+    error = info["error"]
+    assert "\n" not in error and "'notes_plugin'" in error and "not approved" in error, error
+    assert "denied by test" in error and "aios plugins approve notes" in error
+    assert not info.get("os_pid"), "the plugin's worker must not start before the approval"
+    assert approvals_in_config()["notes"] == before  # nothing recorded for the denied set
+
+
+async def test_deny_on_first_run_records_nothing_and_allow_once_asks_again(aios_home: Path, tmp_path: Path) -> None:
+    install(aios_home, tmp_path / "notes-folder")
+    with anyio.fail_after(60):
+        async with kernel_on(tmp_path) as kernel:
+            denied, _ = await run_answering(kernel, "deny_always")
+            once, asked_once = await run_answering(kernel, "allow_once")
+            again, asked_again = await run_answering(kernel, "allow_once")
+    assert denied["state"] == "failed" and "not approved" in denied["error"]
+    assert approvals_in_config() == {}
+    assert not (paths.config_dir() / "policy.json").exists()
+    assert once["state"] == "exited" and again["state"] == "exited"
+    assert len(asked_once) == 1 and len(asked_again) == 1  # "once" is for that run only
+
+
+async def test_headless_the_spawn_fails_naming_the_plugin_and_the_way_out(aios_home: Path, tmp_path: Path) -> None:
+    install(aios_home, tmp_path / "notes-folder")
+    with anyio.fail_after(60):
+        async with kernel_on(tmp_path, headless_s=0.2) as kernel:
+            info = await kernel.wait(await kernel.spawn("notes", "x"))
+    assert info["state"] == "failed"
+    assert "'notes_plugin'" in info["error"] and "headless" in info["error"], info["error"]
+    assert "aios plugins approve notes" in info["error"]
+
+
+async def test_aios_plugins_approve_records_it_and_the_run_does_not_ask(aios_home: Path, tmp_path: Path) -> None:
+    from aios.cli import cli
+
+    install(aios_home, tmp_path / "notes-folder")
+    runner = CliRunner()
+    unknown = runner.invoke(cli, ["plugins", "approve", "nosuch"])
+    assert unknown.exit_code != 0 and "no agent or plugin named 'nosuch'" in unknown.output
+    builtin = runner.invoke(cli, ["plugins", "approve", "chat"])
+    assert builtin.exit_code == 0 and "needs no approval" in builtin.output, builtin.output
+    assert approvals_in_config() == {}
+    done = runner.invoke(cli, ["plugins", "approve", "notes_plugin"])  # by plugin name: all its agents
+    assert done.exit_code == 0, done.output
+    assert "approved notes" in done.output and "files.search" in done.output
+    assert set(approvals_in_config()) == {"notes"}
+    with anyio.fail_after(60):
+        async with kernel_on(tmp_path) as kernel:
+            info, asked = await run_answering(kernel, None)
+    assert info["state"] == "exited" and asked == []
+
+
+def test_built_in_and_directly_registered_agents_need_no_approval(aios_home: Path) -> None:
+    manager = PluginManager(load_entry_points=False)
+    builtins = [a for a in manager.agents() if manager.plugin_of(a) in BUILTIN_PLUGINS]
+    assert "chat" in builtins and "planner" in builtins
+    assert all(manager.approval_subject(a) is None for a in builtins)
