@@ -2,7 +2,9 @@
 
 "Always" answers persist in ``policy.json`` in the config dir (written atomically, mode 0600), keyed by agent
 name and resource (``tool:git.git_push``). They only settle an ``ask``: a resource the manifest does not
-grant stays denied whatever the file says. ``aios policy list|revoke`` shows and removes them.
+grant stays denied whatever the file says, except what an agent asked for at run time (``proc.request``,
+``PolicyStore.recall``): that is what the user answered "always" to. ``aios policy list|revoke`` shows and
+removes them.
 
 Narrowing: ``[access.agents.NAME]`` in config.toml caps what agent NAME's manifest may have.
 """
@@ -72,6 +74,28 @@ class PolicyStore:
     def lookup(self, agent: str, resource: str) -> Remembered | None:
         rule = self._rules.get((agent, resource))
         return None if rule is None else rule.decision
+
+    def recall(self, agent: str, kind: str, target: str, *, write: bool = False) -> tuple[Remembered, str] | None:
+        """The remembered answer to an agent's runtime request (``proc.request``) for ``kind:target``, and what
+        it was given for: a tool by its name, a file by any remembered folder that holds it (the folder is what
+        the user agreed to; a write needs a remembered write; any remembered deny over it wins). None: ask."""
+        if kind != "file":
+            decision = self.lookup(agent, f"{kind}:{target}" + (" (write)" if write else ""))
+            return None if decision is None else (decision, target)
+        allowed: str | None = None
+        for (who, resource), rule in self._rules.items():
+            if who != agent or not resource.startswith("file:"):
+                continue
+            root = resource[len("file:") :]
+            wrote = root.endswith(" (write)")
+            root = root.removesuffix(" (write)")
+            if not (target == root or target.startswith(root.rstrip("/") + "/")):
+                continue
+            if rule.decision == "deny" and (write or not wrote):
+                return "deny", root
+            if rule.decision == "allow" and (wrote or not write):
+                allowed = root
+        return None if allowed is None else ("allow", allowed)
 
     def rules(self, agent: str | None = None) -> list[PolicyRule]:
         return sorted((r for r in self._rules.values() if agent in (None, r.agent)), key=lambda r: r.id)

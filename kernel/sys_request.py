@@ -3,8 +3,9 @@
 Instead of a flat denial, an agent that needs a folder or a tool its manifest did not ask for can say so, with a
 reason; the user sees it like any approval (the TUI's dialog, the `aios run` prompt, `aios approvals watch`)
 and answers. An allow grants the access to this process (and the children it spawns later) until it ends; the
-manifest itself is never changed, so the next run asks again. A deny, a timeout or no front end to ask (headless)
-leaves everything as it was. Every request and its outcome is in the audit log.
+manifest itself is never changed, so the next run asks again, unless the user answered "always" (allow or deny):
+that answer is in the policy file and settles the same request in later runs without asking. A deny, a timeout
+or no front end to ask (headless) leaves everything as it was. Every request and its outcome is in the audit log.
 """
 
 from __future__ import annotations
@@ -58,7 +59,13 @@ async def proc_request(kernel: Any, proc: Process, request: ProcRequestRequest) 
     if decision == "allow":
         return {"granted": True, "asked": False, "resource": access.describe()}
     why = f"{proc.agent} asks for {access.describe()}" + (f": {request.reason}" if request.reason else "")
-    decision, reason = await kernel.approval_broker.ask(proc, "proc.request", access, why)
+    policy = kernel.guard.policy
+    remembered = None if policy is None else policy.recall(proc.agent, request.kind, target, write=request.write)
+    if remembered is not None:  # answered "always" (allow or deny) in an earlier run: not asked again
+        decision, target = remembered
+        reason = f"{why}; the user chose always {decision} (`aios policy list`)"
+    else:
+        decision, reason = await kernel.approval_broker.ask(proc, "proc.request", access, why)
     granted = decision == "allow"
     if granted and proc.alive:
         proc.caps = _widened(proc, request, target)
@@ -71,4 +78,4 @@ async def proc_request(kernel: Any, proc: Process, request: ProcRequestRequest) 
         decision="allow" if granted else "deny",
         reason=reason or why,
     )
-    return {"granted": granted, "asked": True, "resource": access.describe(), "reason": reason}
+    return {"granted": granted, "asked": remembered is None, "resource": access.describe(), "reason": reason}

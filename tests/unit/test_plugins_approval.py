@@ -189,3 +189,61 @@ def test_built_in_and_directly_registered_agents_need_no_approval(aios_home: Pat
     builtins = [a for a in manager.agents() if manager.plugin_of(a) in BUILTIN_PLUGINS]
     assert "chat" in builtins and "planner" in builtins
     assert all(manager.approval_subject(a) is None for a in builtins)
+
+
+# -- ctx.request answered "always": remembered in the policy file, settled without asking in later runs --------
+
+
+async def _request_answering(rig: Any, caller: Any, answer: str | None, **ask: Any) -> tuple[bool, int]:
+    """``caller.request(**ask)`` with an approver answering ``answer``; (granted, how many times it was asked)."""
+    asked = 0
+    out: dict[str, bool] = {}
+    with rig.kernel.subscribe(approver=True) as events:
+
+        async def answer_all() -> None:
+            nonlocal asked
+            async for event in events:
+                if isinstance(event, ApprovalRequested):
+                    asked += 1
+                    assert answer is not None, f"asked unexpectedly: {event.reason}"
+                    await rig.kernel.approve(event.request_id, answer, by="test")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(answer_all)
+            out["granted"] = await caller.request(**ask)
+            tg.cancel_scope.cancel()
+    return out["granted"], asked
+
+
+async def test_request_answered_always_persists_across_kernels(aios_home: Path, tmp_path: Path) -> None:
+    from _access_kit import open_rig
+
+    from aios.errors import PermissionDenied
+
+    with anyio.fail_after(30):
+        async with open_rig(tmp_path / "one") as rig:
+            elsewhere = rig.root / "elsewhere"
+            elsewhere.mkdir()
+            (elsewhere / "report.txt").write_text("quarterly numbers")
+            _, beta = await rig.agent("beta")
+            granted, asked = await _request_answering(rig, beta, "allow_always", path=str(elsewhere), reason="why")
+            assert (granted, asked) == (True, 1)
+            denied, asked = await _request_answering(rig, beta, "deny_always", tool="t.push")
+            assert (denied, asked) == (False, 1)
+        report = elsewhere / "report.txt"
+        async with open_rig(tmp_path / "two") as rig:  # a new kernel, the same config dir: nobody is asked
+            _, beta = await rig.agent("beta")
+            with pytest.raises(PermissionDenied):  # remembered answers settle requests; they grant nothing alone
+                await beta.call("proc.test_read", path=str(report))
+            assert await _request_answering(rig, beta, None, path=str(report)) == (True, 0)  # inside the folder
+            assert await beta.call("proc.test_read", path=str(report)) == "quarterly numbers"
+            assert await _request_answering(rig, beta, None, tool="t.push") == (False, 0)
+            with pytest.raises(PermissionDenied):
+                await beta.call("proc.test_touch", kind="tool", target="t.push")
+            # a read remembered is not a write, and another agent inherits nothing: both are asked
+            assert await _request_answering(rig, beta, "deny", path=str(report), write=True) == (False, 1)
+            _, alpha = await rig.agent("alpha")
+            assert await _request_answering(rig, alpha, "deny", path=str(report)) == (False, 1)
+            rows = await anyio.to_thread.run_sync(lambda: rig.kernel.audit_rows(agent="beta"))
+            settled = [r for r in rows if r["syscall"] == "proc.request" and "chose always" in r["reason"]]
+            assert {r["decision"] for r in settled} == {"allow", "deny"}
