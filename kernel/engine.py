@@ -5,7 +5,11 @@ sequence slots (swap to RAM/file or drop for recompute, by a measured cost model
 decode token for every running sequence plus chunks of prefill, calls decode once, samples per request and
 streams text back to per-request async queues. A context (one per agent) keeps its KV between requests,
 so the next turn only prefills what changed; a new context whose prompt starts like a resident one's
-(a shared system prompt) copies that KV instead of computing it again.
+(a shared system prompt) copies that KV instead of computing it again. A context whose owner is gone stays in
+its slot as a *cached prefix* (llama-server's prompt cache, per slot): a later request whose prompt starts
+the same takes that slot over and computes only the new tokens. Cached prefixes are invisible to the
+scheduler (their slots count as free) and are the first to go, least recently used first, when a live
+context needs a slot.
 """
 
 from __future__ import annotations
@@ -185,6 +189,12 @@ class Engine:
         self._requests: dict[int, _Request] = {}
         self._contexts: dict[Hashable, _Context] = {}
         self._free_slots = list(range(runtime.n_seq_max))
+        #: Contexts whose owner is gone, kept in their slots as prefix sources; least recently used first.
+        self._cached: list[_Context] = []
+        self._cached_ids = itertools.count(1)
+        #: Prompt tokens taken from cached prefixes instead of computed (for benchmarks and tests).
+        self.cache_hits = 0
+        self.cache_reused_tokens = 0
         self._thread: threading.Thread | None = None
         self._closed = False
         #: Serialises the runtime's tokenizer between the engine thread and ``count_tokens`` callers.
@@ -402,7 +412,18 @@ class Engine:
         ]:
             if ctx.request is not None:
                 self._finish(ctx.request, reason="cancelled")
+            self._retire(ctx)
+
+    def _retire(self, ctx: _Context) -> None:
+        """The owner of ``ctx`` is gone: keep its KV in its slot as a cached prefix, or drop it."""
+        if not self.share_prefixes or ctx.slot is None or not ctx.tokens or ctx.request is not None:
             self._drop_context(ctx)
+            return
+        self._contexts.pop(ctx.key, None)
+        self.context_info.pop(ctx.key, None)
+        ctx.key = _CachedKey(next(self._cached_ids))
+        ctx.last_used = time.monotonic()
+        self._cached.append(ctx)
 
     def _drop_context(self, ctx: _Context) -> None:
         if ctx.slot is not None:
@@ -431,7 +452,7 @@ class Engine:
         if not self.share_prefixes:
             return False
         have = _lcp(ctx.tokens, request.prompt)
-        for other_ctx in self._contexts.values():
+        for other_ctx in itertools.chain(self._contexts.values(), self._cached):
             if other_ctx is not ctx and other_ctx.slot is not None:
                 have = max(have, _lcp(other_ctx.tokens, request.prompt))
         rank = PRIORITY_RANK.get(ctx.priority, 2)
@@ -518,7 +539,7 @@ class Engine:
         prompt = request.prompt
         keep = _lcp(ctx.tokens, prompt)
         source = None
-        for other in self._contexts.values() if self.share_prefixes else ():
+        for other in itertools.chain(self._contexts.values(), self._cached) if self.share_prefixes else ():
             if other is not ctx and other.slot is not None:
                 shared = _lcp(other.tokens, prompt)
                 if shared >= MIN_SHARED_PREFIX and shared > keep:
@@ -613,7 +634,7 @@ class Engine:
             ctx.request = None
             ctx.last_used = ctx.idle_since = time.monotonic()
             if ctx.ephemeral:
-                self._drop_context(ctx)
+                self._retire(ctx)
             else:
                 self._publish(ctx)
         self._deliver(request, error if error is not None else stats)
@@ -656,8 +677,35 @@ class Engine:
             request.target.append(request.pending)
             request.pending = None
 
+    def _take_cached(self, ctx: _Context) -> _Context | None:
+        """The cached prefix that serves ``ctx``'s unstarted request best, if it beats what ``ctx`` holds."""
+        request = ctx.request
+        if ctx.swapped is not None or request is None or request.started or not self._cached:
+            return None
+        best, have = None, _lcp(ctx.tokens, request.prompt)
+        for cached in self._cached:
+            shared = _lcp(cached.tokens, request.prompt)
+            if shared > have and shared >= min(MIN_SHARED_PREFIX, len(request.prompt) - 1):
+                best, have = cached, shared
+        return best
+
     def _admit(self, ctx: _Context) -> None:
-        slot = self._free_slots.pop(0)
+        cached = self._take_cached(ctx)
+        if cached is not None:  # take the cached prefix's slot over: its KV is this request's prompt start
+            assert cached.slot is not None
+            self._cached.remove(cached)
+            ctx.slot, ctx.served, ctx.tokens, ctx.dropped = cached.slot, 0, cached.tokens, False
+            self.cache_hits += 1
+            assert ctx.request is not None
+            self.cache_reused_tokens += _lcp(ctx.tokens, ctx.request.prompt)
+            self._publish(ctx)
+            return
+        if self._free_slots:
+            slot = self._free_slots.pop(0)
+        else:  # every free slot holds a cached prefix: the least recently used one goes
+            victim = self._cached.pop(0).slot
+            assert victim is not None
+            slot = victim
         ctx.slot = slot
         ctx.served = 0
         self.runtime.seq_rm(slot)
@@ -700,6 +748,13 @@ class Engine:
             request.loop.call_soon_threadsafe(put)
         except RuntimeError:  # the event loop is gone: nobody is listening
             request.cancelled.set()
+
+
+@dataclass(frozen=True)
+class _CachedKey:
+    """The key of a cached prefix: never equal to an agent's key."""
+
+    n: int
 
 
 def _special(runtime: Runtime, token_id: str | None) -> str:

@@ -194,7 +194,8 @@ async def test_cancel_and_release(tmp_path: Path) -> None:
         engine.release("b")
         await engine.run_in_engine(lambda: None)
         assert "b" not in engine.context_info
-        assert sorted(engine._free_slots) == list(range(8))
+        # Its slot is free again, or holds its KV as a cached prefix (which the scheduler sees as free).
+        assert sorted([*engine._free_slots, *(c.slot for c in engine._cached)]) == list(range(8))
 
 
 async def test_every_engine_serves_the_one_protocol_the_kernel_depends_on() -> None:
