@@ -17,8 +17,11 @@ def run_agent(
     stream: Callable[[str], None] | None,
     status: Callable[[str], Any],
     unconfined: bool = False,
+    allow_read: tuple[str, ...] = (),
+    allow_write: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Run ``agent`` on ``goal`` non-interactively; return its final process info."""
+    """Run ``agent`` on ``goal`` non-interactively; return its final process info. ``allow_read`` /
+    ``allow_write``: folders granted to this run (`--allow-read` / `--allow`)."""
     import sys
 
     from kernel.launch import run_agent as launch
@@ -29,5 +32,12 @@ def run_agent(
 
         approver = prompt_approvals
     return launch(
-        agent, goal, priority=priority, stream=stream, approver=approver, loading=status, unconfined=unconfined
+        agent,
+        goal,
+        priority=priority,
+        stream=stream,
+        approver=approver,
+        loading=status,
+        unconfined=unconfined,
+        grants=(allow_read, allow_write),
     )

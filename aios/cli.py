@@ -109,18 +109,50 @@ def tui() -> None:
 @click.option("--priority", type=click.Choice(PRIORITIES), help="Scheduling class.")
 @click.option("--json", "as_json", is_flag=True, help="Print the finished process as JSON instead of streaming.")
 @click.option("--unconfined", is_flag=True, help="Run a plugin agent without Landlock (only one you trust).")
-def run(agent: str, goal: tuple[str, ...], priority: str | None, as_json: bool, unconfined: bool) -> None:
+@click.option(
+    "--allow",
+    "allow_write",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, resolve_path=True),
+    help="Let the agent read and write this folder for this run (repeatable; within [access.user]; audited).",
+)
+@click.option(
+    "--allow-read",
+    "allow_read",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, resolve_path=True),
+    help="Let the agent read this folder for this run (repeatable).",
+)
+def run(
+    agent: str,
+    goal: tuple[str, ...],
+    priority: str | None,
+    as_json: bool,
+    unconfined: bool,
+    allow_write: tuple[str, ...],
+    allow_read: tuple[str, ...],
+) -> None:
     """Run AGENT on GOAL and stream its output to stdout.
 
     \b
     Examples:
       aios run chat "Name three uses of a process table"
       aios run chat "Summarise this:" "$(cat notes.txt)" > answer.txt
+      aios run planner "How many rows in sales.csv?" --allow-read ~/data
     """
     from aios._cli_run import run_agent
 
     stream = None if as_json else _stream_out
-    info = run_agent(agent, " ".join(goal), priority=priority, stream=stream, status=status, unconfined=unconfined)
+    info = run_agent(
+        agent,
+        " ".join(goal),
+        priority=priority,
+        stream=stream,
+        status=status,
+        unconfined=unconfined,
+        allow_read=allow_read,
+        allow_write=allow_write,
+    )
     if as_json:
         print_json(info)
     elif info.get("state") == "failed":

@@ -341,10 +341,14 @@ class SocketClient(DaemonClient):
         interactive: bool | None = None,
         priority: str | None = None,
         unconfined: bool = False,
+        allow_read: tuple[str, ...] = (),
+        allow_write: tuple[str, ...] = (),
     ) -> int:
-        body = {"agent": agent, "goal": goal, "interactive": interactive, "priority": priority}
+        body: dict[str, Any] = {"agent": agent, "goal": goal, "interactive": interactive, "priority": priority}
         if unconfined:  # a plugin agent without Landlock: the user said so
             body["unconfined"] = True
+        if allow_read or allow_write:  # folders the user grants this run (`aios run --allow`)
+            body["allow_read"], body["allow_write"] = list(allow_read), list(allow_write)
         return int((await self.arequest("POST", "/v1/spawn", body))["pid"])
 
     async def spawn_with_token(self, agent: str, goal: str = "", *, interactive: bool | None = True) -> tuple[int, str]:

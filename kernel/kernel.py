@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -222,11 +223,14 @@ class Kernel:
         owner: str = "user",
         caps: Capabilities | None = None,
         unconfined: bool = False,
+        allow_read: tuple[str, ...] = (),
+        allow_write: tuple[str, ...] = (),
     ) -> int:
         """Start ``agent``. Its capabilities are its manifest's narrowed by the config, and by ``caps`` when
         given (a parent's, for a child: attenuation only, never wider). It runs in its own OS process,
         confined by Landlock and resource limits (``kernel.worker_host.plan``; ``unconfined``: without
-        Landlock, as the user's explicit choice)."""
+        Landlock, as the user's explicit choice). ``allow_read``/``allow_write``: folders the user grants this
+        run on top (`aios run --allow-read/--allow`), within what ``[access.user]`` lets the user grant."""
         if self.task_group is None:
             raise UsageError("the kernel is not running")
         cls = self.plugins.agent(agent)
@@ -237,6 +241,13 @@ class Kernel:
             granted = attenuate(granted, self.user.caps)
         if caps is not None:
             granted = attenuate(granted, caps)
+        extra = self._user_grants(allow_read, allow_write) if ppid == 0 else ()
+        if extra:
+            reads = tuple(root for root, writable in extra if not writable)
+            writes = tuple(root for root, writable in extra if writable)
+            granted = dataclasses.replace(
+                granted, files_read=granted.files_read + reads, files_write=granted.files_write + writes
+            )
         priority = self._clamp_priority(manifest, priority or manifest.priority or self.config.kernel.default_priority)
         if PRIORITIES.index(priority) < PRIORITIES.index(granted.max_priority):
             priority = granted.max_priority
@@ -267,6 +278,15 @@ class Kernel:
             token_id=self.tokens.token_id(ppid) if ppid else "",
             detail={"child": proc.pid},
         )
+        for root, write in extra:
+            self.audit.record(
+                pid=proc.pid,
+                agent=USER,
+                syscall="proc.grant",
+                resource=f"file:{root}" + (" (write)" if write else ""),
+                decision="allow",
+                reason="granted by the user for this run (aios run --allow)",
+            )
         if goal:
             self._writer.add_message(proc.pid, "user", goal)
         self.events.publish(ProcessSpawned(proc.pid, proc.info()))
@@ -274,6 +294,25 @@ class Kernel:
         subject = self.plugins.approval_subject(agent)
         self.task_group.start_soon(self._run_process, proc, instance, subject, name=f"aios-pid-{proc.pid}")
         return proc.pid
+
+    def _user_grants(self, read: tuple[str, ...], write: tuple[str, ...]) -> list[tuple[str, bool]]:
+        """The folders the user grants one run, each attenuated by ``[access.user]``: (root, write) pairs."""
+        out: list[tuple[str, bool]] = []
+        for path, writable in [(p, False) for p in read] + [(p, True) for p in write]:
+            flag = "--allow" if writable else "--allow-read"
+            real = os.path.realpath(os.path.expanduser(path))
+            if not os.path.isabs(os.path.expanduser(path)):
+                raise UsageError(f"{flag} {path}: give an absolute path (the kernel has no working directory)")
+            if not os.path.isdir(real):
+                raise UsageError(f"{flag} {path}: not a folder")
+            probe = Capabilities(files_write=(real,)) if writable else Capabilities(files_read=(real,))
+            held = attenuate(probe, self.user.caps)
+            roots = held.files_write if writable else held.files_read + held.files_write
+            if not roots:
+                verb = "write" if writable else "read"
+                raise PermissionDenied(f"{flag} {path}: outside the folders [access.user] lets you {verb}")
+            out.extend((root, writable) for root in roots if (root, writable) not in out)
+        return out
 
     async def send(self, pid: int, text: str) -> None:
         proc = self.process(pid)

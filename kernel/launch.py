@@ -115,10 +115,12 @@ def run_agent(
     approver: Callable[[Any], Coroutine[Any, Any, None]] | None = None,
     loading: Loading | None = None,
     unconfined: bool = False,
+    grants: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
 ) -> dict[str, Any]:
     """Run ``agent`` on ``goal`` non-interactively as a kernel process (in `aios ps`, audited); stream its
     output to ``stream``; return its final process info. The running daemon runs it when there is one, else a
-    kernel started here. ``approver(client)`` answers approvals meanwhile (on the terminal)."""
+    kernel started here. ``approver(client)`` answers approvals meanwhile (on the terminal). ``grants``:
+    (read-only, read-write) folders the user grants this run (`--allow-read`, `--allow`)."""
     import anyio
 
     from kernel.client import SocketClient, daemon_client
@@ -130,7 +132,7 @@ def run_agent(
         async def on_daemon() -> dict[str, Any]:
             async with SocketClient() as client:
                 return await _follow(
-                    client, await client.open_events(), agent, goal, priority, stream, approver, unconfined
+                    client, await client.open_events(), agent, goal, priority, stream, approver, unconfined, grants
                 )
 
         return anyio.run(on_daemon)
@@ -145,7 +147,9 @@ def run_agent(
 
     async def in_process() -> dict[str, Any]:
         async with open_kernel(config, runtime=runtime, plugins=plugins) as kernel:
-            return await _follow(kernel, kernel.subscribe(), agent, goal, priority, stream, approver, unconfined)
+            return await _follow(
+                kernel, kernel.subscribe(), agent, goal, priority, stream, approver, unconfined, grants
+            )
 
     return anyio.run(in_process)
 
@@ -159,6 +163,7 @@ async def _follow(
     stream: Callable[[str], None] | None,
     approver: Callable[[Any], Coroutine[Any, Any, None]] | None,
     unconfined: bool = False,
+    grants: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
 ) -> dict[str, Any]:
     import anyio
 
@@ -167,7 +172,9 @@ async def _follow(
     async with anyio.create_task_group() as tg:
         if approver is not None:
             tg.start_soon(approver, kernel)
-        extra = {"unconfined": True} if unconfined else {}  # without Landlock: `aios run --unconfined`
+        extra: dict[str, Any] = {"unconfined": True} if unconfined else {}  # without Landlock: `--unconfined`
+        if grants[0] or grants[1]:  # folders granted to this run: `aios run --allow-read/--allow`
+            extra["allow_read"], extra["allow_write"] = grants
         pid = await kernel.spawn(agent, goal, interactive=False, priority=priority, **extra)
         with events:
             async for event in events:

@@ -249,7 +249,13 @@ class _Api:
     async def spawn(self, bearer: Bearer, body: Any) -> Any:
         kernel = self.kernel
         pid = await kernel.spawn(
-            body.agent, body.goal, interactive=body.interactive, priority=body.priority, unconfined=body.unconfined
+            body.agent,
+            body.goal,
+            interactive=body.interactive,
+            priority=body.priority,
+            unconfined=body.unconfined,
+            allow_read=tuple(body.allow_read),
+            allow_write=tuple(body.allow_write),
         )
         out: dict[str, Any] = {"pid": pid}
         if body.token:

@@ -50,6 +50,10 @@ class SpawnBody(_Body):
     token: bool = False
     #: Run a plugin agent without Landlock (the user's explicit choice; `aios run --unconfined`).
     unconfined: bool = False
+    #: Absolute folders the user grants this run, read-only / read and write (`aios run --allow-read/--allow`),
+    #: within what [access.user] lets the user grant.
+    allow_read: list[str] = Field(default_factory=list, max_length=64)
+    allow_write: list[str] = Field(default_factory=list, max_length=64)
 
 
 class PidBody(_Body):
