@@ -31,12 +31,90 @@ import anyio
 
 from bench._results import write_result
 from bench._taskmem_dialogues import DIALOGUES, Dialogue, Turn
+from memory.taskprompt import estimate_tokens
 
 SYSTEM = "You are a helpful, concise assistant. Answer in one or two sentences."
 REPLY_TOKENS = 40
 TASK_BUDGET = 400
 
 _OUT: dict[str, Any] = {}
+
+#: The long dialogue's items: (key, title, first quantity, later quantity); no value is a substring of another.
+_PANTRY = (
+    ("milk", "Milk", "two litres of milk", "three litres of milk"),
+    ("eggs", "Eggs", "half a dozen eggs", "eighteen eggs"),
+    ("bread", "Bread", "one sourdough loaf", "two baguettes"),
+    ("coffee", "Coffee", "a bag of coffee beans", "a jar of instant coffee"),
+    ("rice", "Rice", "a kilo of basmati rice", "two kilos of jasmine rice"),
+    ("pasta", "Pasta", "three packs of penne", "four packs of fusilli"),
+    ("apples", "Apples", "six green apples", "ten red apples"),
+    ("cheese", "Cheese", "a block of cheddar", "a wedge of gouda"),
+    ("tomatoes", "Tomatoes", "a tin of chopped tomatoes", "five fresh tomatoes"),
+    ("yoghurt", "Yoghurt", "a tub of greek yoghurt", "four small yoghurts"),
+    ("chicken", "Chicken", "a whole chicken", "four chicken thighs"),
+    ("onions", "Onions", "a net of onions", "three red onions"),
+    ("tea", "Tea", "a box of green tea", "a box of earl grey"),
+    ("oats", "Oats", "a bag of rolled oats", "a tub of porridge oats"),
+    ("bananas", "Bananas", "a bunch of bananas", "two ripe bananas"),
+    ("butter", "Butter", "a pat of salted butter", "a block of vegan butter"),
+    ("flour", "Flour", "a kilo of plain flour", "a bag of bread flour"),
+    ("honey", "Honey", "a jar of runny honey", "a squeezy bottle of honey"),
+    ("beans", "Beans", "two tins of baked beans", "three tins of kidney beans"),
+    ("spinach", "Spinach", "a bag of baby spinach", "a box of frozen spinach"),
+)
+
+
+def _pantry() -> Dialogue:
+    """A long dialogue (a month's shopping list kept in one chat): every item added, asked about, changed or
+    removed, with "what is in the cart" now and then; built from the cart dialogue's kinds of turn, long
+    enough that flat history outgrows the model's context (2,048 tokens by default) and must be cut."""
+    turns: list[Turn] = []
+    live: dict[str, str] = {}
+    title = {k: t for k, t, _, _ in _PANTRY}
+    for i, (key, name, first, _) in enumerate(_PANTRY):
+        turns.append(Turn(f"Add {first} to the list.", "new_step", (), (("add", key, name, first, None, []),)))
+        live[key] = first
+        if i % 3 == 2:
+            turns.append(Turn(f"How much {name.lower()} is on the list?", "question", (key,), (("ask", key),)))
+        if i % 7 == 6:
+            turns.append(Turn("What is on the list now?", "question", (), (("ask", None),)))
+    for i, (key, name, first, later) in enumerate(_PANTRY):
+        if i % 5 == 4:
+            turns.append(Turn(f"Remove the {name.lower()}.", "update", (key,), (("drop", key),), supersedes=(first,)))
+            del live[key]
+        else:
+            turns.append(
+                Turn(
+                    f"Make the {name.lower()} {later} instead.",
+                    "update",
+                    (key,),
+                    (("update", key, later),),
+                    supersedes=(first,),
+                )
+            )
+            live[key] = later
+            if i % 3 == 1:
+                turns.append(Turn(f"How much {name.lower()} is on the list now?", "question", (key,), (("ask", key),)))
+        if i % 4 == 3:
+            turns.append(Turn("What is on the list now?", "question", (), (("ask", None),)))
+    final_titles = {title[k] for k in live}
+    final = dict(live)
+    return Dialogue(
+        "pantry",
+        "Shopping list for the month",
+        tuple(turns),
+        (
+            ("the list holds exactly the items kept", lambda node, nodes: {n["title"] for n in nodes} == final_titles),
+            (
+                "every kept item has its latest quantity",
+                lambda node, nodes: all(node(k)["output"] == v for k, v in final.items()),
+            ),
+        ),
+    )
+
+
+#: The four short dialogues, then the long one (reported apart: ``metrics.short`` / ``metrics.long``).
+ALL: tuple[Dialogue, ...] = (*DIALOGUES, _pantry())
 
 
 async def _tokens(ctx: Any) -> tuple[int, int]:
@@ -131,16 +209,31 @@ def _context(messages: list[dict[str, str]]) -> str:
     return "\n".join(m["content"] for m in messages[:-1])
 
 
-async def _flat(ctx: Any, dialogue: Dialogue) -> list[dict[str, Any]]:
+async def _flat(ctx: Any, dialogue: Dialogue, n_ctx: int) -> list[dict[str, Any]]:
+    """Flat history, KV-friendly as a careful chat client would keep it: append-only while it fits the
+    sequence's context; when the next turn would not fit (prompt + message + a full reply), the oldest half of
+    the exchanges is dropped at once (one recompute per overflow, not one per turn as a sliding window would)."""
     history: list[dict[str, str]] = []
     superseded: set[str] = set()
     turns = []
+    last_prompt = 0
     for turn in dialogue.turns:
         superseded = (superseded | set(turn.supersedes)) - set(turn.restores)
+        truncated = False
+        if history and last_prompt + 2 * REPLY_TOKENS + estimate_tokens(turn.user) + 16 > n_ctx:
+            pairs = len(history) // 2
+            history = history[2 * ((pairs + 1) // 2) :]
+            truncated = True
         messages = [{"role": "system", "content": SYSTEM}, *history, {"role": "user", "content": turn.user}]
         reply, prompt, computed = await _counted(ctx, _reply(ctx, messages))
+        last_prompt = prompt
         turns.append(
-            {"prompt_tokens": prompt, "computed_tokens": computed, "leaks": _leaks(_context(messages), superseded)}
+            {
+                "prompt_tokens": prompt,
+                "computed_tokens": computed,
+                "leaks": _leaks(_context(messages), superseded),
+                "truncated": truncated,
+            }
         )
         history += [{"role": "user", "content": turn.user}, {"role": "assistant", "content": reply}]
     return turns
@@ -201,26 +294,28 @@ async def _run() -> dict[str, Any]:
     from kernel import open_kernel
 
     caps = Capabilities(llm_token_budget=10**9)
+    config = load_config()
+    n_ctx = config.llm.n_ctx
 
     class Flat(Agent):
         manifest = Manifest(name="taskmem-flat", capabilities=caps)
 
         async def run(self, ctx: Context, goal: str) -> str | None:
-            _OUT["flat"] = [await _flat(ctx, d) for d in DIALOGUES]
+            _OUT["flat"] = [await _flat(ctx, d, n_ctx) for d in ALL]
             return "done"
 
     class Tree(Agent):
         manifest = Manifest(name="taskmem-tree", capabilities=caps)
 
         async def run(self, ctx: Context, goal: str) -> str | None:
-            _OUT["tree"] = [await _tree(ctx, d) for d in DIALOGUES]
+            _OUT["tree"] = [await _tree(ctx, d) for d in ALL]
             return "done"
 
     class Probe(Agent):
         manifest = Manifest(name="taskmem-probe", capabilities=caps)
 
         async def run(self, ctx: Context, goal: str) -> str | None:
-            _OUT["probe"] = [await _tree(ctx, d, replies=False, rules=False) for d in DIALOGUES]
+            _OUT["probe"] = [await _tree(ctx, d, replies=False, rules=False) for d in ALL]
             return "done"
 
     class Plugins:
@@ -230,70 +325,117 @@ async def _run() -> dict[str, Any]:
 
     plugins = PluginManager(load_entry_points=False)
     plugins.register(Plugins(), name="taskmem-bench")
-    config = load_config()
     async with open_kernel(config, plugins=plugins) as kernel:
         for agent in ("taskmem-flat", "taskmem-tree", "taskmem-probe"):
             info = await kernel.wait(await kernel.spawn(agent, "run"))
             if info["state"] != "exited" or info.get("exit_code"):
                 raise RuntimeError(f"bench agent {agent} failed: {info.get('error')}")
         _OUT["model"] = kernel.model_name
+        _OUT["n_ctx"] = n_ctx
     return _OUT
+
+
+def _part(out: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """The numbers of the named dialogues."""
+    pick = [i for i, d in enumerate(out["tree"]) if d["name"] in names]
+    flat = [t for i in pick for t in out["flat"][i]]
+    tree = [t for i in pick for t in out["tree"][i]["turns"]]
+    probe = [t for i in pick for t in out["probe"][i]["turns"]]
+    flat_prompt = sum(t["prompt_tokens"] for t in flat)
+    flat_computed = sum(t["computed_tokens"] for t in flat)
+    tree_prompt = sum(t["prompt_tokens"] + t["classify_prompt_tokens"] for t in tree)
+    tree_computed = sum(t["computed_tokens"] + t["classify_computed_tokens"] for t in tree)
+    values = [t["value_right"] for t in tree if t["value_right"] is not None]
+    return {
+        "turns": len(tree),
+        "computed_token_reduction": round((flat_computed - tree_computed) / flat_computed, 4),
+        "prompt_token_reduction": round((flat_prompt - tree_prompt) / flat_prompt, 4),
+        "classification_accuracy": round(sum(t["classified_right"] for t in tree) / len(tree), 4),
+        "classified_by_rule": round(sum(t["classified"].get("by") == "rule" for t in tree) / len(tree), 4),
+        "update_values_carried": f"{sum(bool(v) for v in values)}/{len(values)}",
+        "superseded_leaks_tree": sum(t["leaks"] for t in tree),
+        "superseded_leaks_flat": sum(t["leaks"] for t in flat),
+        "tree_computed_tokens_total": tree_computed,
+        "tree_prompt_tokens_total": tree_prompt,
+        "flat_computed_tokens_total": flat_computed,
+        "flat_prompt_tokens_total": flat_prompt,
+        "flat_truncations": sum(bool(t.get("truncated")) for t in flat),
+        "classify_computed_tokens_total": sum(t["classify_computed_tokens"] for t in tree),
+        "classify_prompt_tokens_total": sum(t["classify_prompt_tokens"] for t in tree),
+        "tree_computed_tokens_per_turn": [t["computed_tokens"] + t["classify_computed_tokens"] for t in tree],
+        "flat_computed_tokens_per_turn": [t["computed_tokens"] for t in flat],
+        "flat_prompt_tokens_per_turn": [t["prompt_tokens"] for t in flat],
+        "classification_accuracy_model_only": round(sum(t["classified_right"] for t in probe) / len(probe), 4),
+        "classify_prompt_tokens_model_only": sum(t["classify_prompt_tokens"] for t in probe),
+    }
 
 
 def main() -> None:
     os.environ.setdefault("AIOS_HOME", tempfile.mkdtemp(prefix="aios-bench-"))
     started = time.monotonic()
     out = anyio.run(_run)
-    flat = [t for d in out["flat"] for t in d]
-    tree = [t for d in out["tree"] for t in d["turns"]]
-    probe = [t for d in out["probe"] for t in d["turns"]]
-    flat_prompt = sum(t["prompt_tokens"] for t in flat)
-    flat_computed = sum(t["computed_tokens"] for t in flat)
-    tree_prompt = sum(t["prompt_tokens"] + t["classify_prompt_tokens"] for t in tree)
-    tree_computed = sum(t["computed_tokens"] + t["classify_computed_tokens"] for t in tree)
+    short_names = {d.name for d in DIALOGUES}
+    every = _part(out, {d.name for d in ALL})
+    short = _part(out, short_names)
+    long = _part(out, {d.name for d in ALL} - short_names)
     checks = [ok for d in out["tree"] for ok in d["checks"].values()]
     failed = [f"{d['name']}: {desc}" for d in out["tree"] for desc, ok in d["checks"].items() if not ok]
-    by_rule = sum(t["classified"].get("by") == "rule" for t in tree)
-    values = [t["value_right"] for t in tree if t["value_right"] is not None]
+    headline = (
+        "computed_token_reduction",
+        "prompt_token_reduction",
+        "classification_accuracy",
+        "classified_by_rule",
+        "update_values_carried",
+        "superseded_leaks_tree",
+        "superseded_leaks_flat",
+        "tree_computed_tokens_total",
+        "tree_prompt_tokens_total",
+        "classify_computed_tokens_total",
+        "classify_prompt_tokens_total",
+    )
     write_result(
         "taskmem",
         params={
             "model": out.get("model"),
-            "dialogues": [d.name for d in DIALOGUES],
-            "turns": len(tree),
+            "dialogues": [d.name for d in ALL],
+            "short_dialogues": sorted(short_names),
+            "turns": every["turns"],
+            "turns_short": short["turns"],
             "reply_tokens": REPLY_TOKENS,
             "task_budget": TASK_BUDGET,
+            "n_ctx": out.get("n_ctx"),
             "temperature": 0.0,
             "layout": "flat, tree and probe each one process (its own KV sequence), run one after another",
+            "flat_truncation": "when the next turn would not fit n_ctx, the oldest half of the exchanges is dropped",
         },
         metrics={
-            "computed_token_reduction": round((flat_computed - tree_computed) / flat_computed, 4),
-            "prompt_token_reduction": round((flat_prompt - tree_prompt) / flat_prompt, 4),
-            "classification_accuracy": round(sum(t["classified_right"] for t in tree) / len(tree), 4),
-            "classified_by_rule": round(by_rule / len(tree), 4),
-            "update_values_carried": f"{sum(bool(v) for v in values)}/{len(values)}",
-            "superseded_leaks_tree": sum(t["leaks"] for t in tree),
-            "superseded_leaks_flat": sum(t["leaks"] for t in flat),
-            "tree_computed_tokens_total": tree_computed,
-            "tree_prompt_tokens_total": tree_prompt,
-            "classify_computed_tokens_total": sum(t["classify_computed_tokens"] for t in tree),
-            "classify_prompt_tokens_total": sum(t["classify_prompt_tokens"] for t in tree),
-            "tree_computed_tokens_per_turn": [t["computed_tokens"] + t["classify_computed_tokens"] for t in tree],
+            **{k: every[k] for k in headline},
             "final_state_checks_passed": sum(checks),
             "final_state_checks_total": len(checks),
+            "short": {k: short[k] for k in (*headline, "flat_computed_tokens_total", "flat_truncations")},
+            "long": {k: long[k] for k in (*headline, "flat_computed_tokens_total", "flat_truncations")},
             "wall_s": round(time.monotonic() - started, 1),
         },
         baseline={
-            "flat_computed_tokens_total": flat_computed,
-            "flat_prompt_tokens_total": flat_prompt,
-            "flat_computed_tokens_per_turn": [t["computed_tokens"] for t in flat],
-            "flat_prompt_tokens_per_turn": [t["prompt_tokens"] for t in flat],
-            "classification_accuracy_model_only": round(sum(t["classified_right"] for t in probe) / len(probe), 4),
-            "classify_prompt_tokens_model_only": sum(t["classify_prompt_tokens"] for t in probe),
+            "flat_computed_tokens_total": every["flat_computed_tokens_total"],
+            "flat_prompt_tokens_total": every["flat_prompt_tokens_total"],
+            "flat_truncations": every["flat_truncations"],
+            "classification_accuracy_model_only": every["classification_accuracy_model_only"],
+            "classify_prompt_tokens_model_only": every["classify_prompt_tokens_model_only"],
+            "short_flat_computed_tokens_per_turn": short["flat_computed_tokens_per_turn"],
+            "short_flat_prompt_tokens_per_turn": short["flat_prompt_tokens_per_turn"],
+            "long_flat_computed_tokens_per_turn": long["flat_computed_tokens_per_turn"],
+            "long_flat_prompt_tokens_per_turn": long["flat_prompt_tokens_per_turn"],
         },
         ratio={
-            "tree_over_flat_computed_tokens": round(tree_computed / flat_computed, 4),
-            "tree_over_flat_prompt_tokens": round(tree_prompt / flat_prompt, 4),
+            "tree_over_flat_computed_tokens": round(
+                every["tree_computed_tokens_total"] / every["flat_computed_tokens_total"], 4
+            ),
+            "tree_over_flat_prompt_tokens": round(
+                every["tree_prompt_tokens_total"] / every["flat_prompt_tokens_total"], 4
+            ),
+            "short_tree_computed_tokens_per_turn": short["tree_computed_tokens_per_turn"],
+            "long_tree_computed_tokens_per_turn": long["tree_computed_tokens_per_turn"],
         },
         notes=("final-state checks failed: " + "; ".join(failed)) if failed else "all final-state checks passed",
     )
