@@ -510,17 +510,56 @@ def _agentic_rows(have_server: bool) -> tuple[dict[str, Any], dict[str, list[flo
     return figures, cdf
 
 
+#: The 1-minute load average around each system's runs (the machine is shared): {system: [before, after, ...]}.
+LOAD: dict[str, list[float]] = {}
+
+
+def _load(name: str) -> None:
+    LOAD.setdefault(name, []).append(round(os.getloadavg()[0], 2))
+
+
 def _oneshot_rows(have_server: bool) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
-    kernel_runs = isolated(kernel_oneshot, [1, *ONESHOT_N], 16)[1:]  # the first round warms up
-    for row in kernel_runs:
-        figures[f"kernel_oneshot_tok_s_n{row['n']}"] = row["tok_s"]
-        figures[f"kernel_oneshot_ttft_p50_s_n{row['n']}"] = percentile(row["ttft"], 50)
-    if have_server:
-        for row in server_oneshot([1, *ONESHOT_N], 16)[1:]:
-            figures[f"llama_server_oneshot_tok_s_n{row['n']}"] = row["tok_s"]
-            figures[f"llama_server_oneshot_ttft_p50_s_n{row['n']}"] = percentile(row["ttft"], 50)
-    return figures
+    runs: dict[str, list[float]] = {}
+    for _ in range(REPEATS):  # interleaved, so drifting load hits both systems alike; medians over repeats
+        _load("kernel_oneshot")
+        kernel_runs = isolated(kernel_oneshot, [1, *ONESHOT_N], 16)[1:]  # the first round warms up
+        _load("kernel_oneshot")
+        for row in kernel_runs:
+            runs.setdefault(f"kernel_oneshot_tok_s_n{row['n']}", []).append(row["tok_s"])
+            runs.setdefault(f"kernel_oneshot_ttft_p50_s_n{row['n']}", []).append(percentile(row["ttft"], 50))
+        if have_server:
+            _load("llama_server_oneshot")
+            server_runs = server_oneshot([1, *ONESHOT_N], 16)[1:]
+            _load("llama_server_oneshot")
+            for row in server_runs:
+                runs.setdefault(f"llama_server_oneshot_tok_s_n{row['n']}", []).append(row["tok_s"])
+                runs.setdefault(f"llama_server_oneshot_ttft_p50_s_n{row['n']}", []).append(percentile(row["ttft"], 50))
+    return {key: median(values) for key, values in runs.items()}
+
+
+def _row_of(key: str) -> str:
+    if "oneshot_slots8" in key or key == "swaps_per_agent_m32_oneshot":
+        return "m32oneshot"
+    return "oneshot" if "_oneshot_" in key else "agentic"
+
+
+def _kept(rows: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Figures of the rows this run left out, from the committed result (a reduced run updates its rows only),
+    and what that earlier run was."""
+    path = RESULTS_DIR / "agentic.json"
+    if not path.exists():
+        return {}, {}
+    previous = json.loads(path.read_text())
+    old_rows = [r for r in previous.get("params", {}).get("rows", []) if r not in rows]
+    figures = {
+        k: v
+        for group in ("metrics", "baseline")
+        for k, v in previous.get(group, {}).items()
+        if k not in ("wall_s", "swaps_per_agent_m32_oneshot") and _row_of(k) in old_rows
+    }
+    about = {"rows": old_rows, "when": previous.get("when"), "machine": previous.get("machine")}
+    about["params"] = {k: v for k, v in previous.get("params", {}).items() if k not in ("rows", "kept_rows")}
+    return figures, about if old_rows else {}
 
 
 def _m32_rows(have_server: bool) -> dict[str, Any]:
@@ -664,6 +703,8 @@ def main() -> None:
 def _write(
     figures: dict[str, Any], cdf: dict[str, list[float]], rows: list[str], have_server: bool, wall: float
 ) -> None:
+    kept, about = _kept(rows)
+    figures = {**kept, **figures}
     n32 = figures.get("kernel_oneshot_slots8_swaps_n32")
     metrics = {k: v for k, v in figures.items() if k.startswith(("aios_", "kernel_"))}
     if n32 is not None:
@@ -671,6 +712,7 @@ def _write(
     metrics["wall_s"] = wall
     baseline = {k: v for k, v in figures.items() if k not in metrics}
     reduced = M_VALUES != (8, 32) or TURNS != (4, 6) or bool(SKIP) or len(rows) < 3 or POISSON > 0
+    reduced = reduced or bool(about.get("params", {}).get("reduced_run"))
     write_result(
         "agentic",
         params={
@@ -683,7 +725,9 @@ def _write(
             "repeats": REPEATS,
             "seed": SEED,
             "poisson_rate": POISSON,
-            "rows": rows,
+            "rows": rows + [r for r in about.get("rows", []) if r not in rows],
+            "kept_rows": about,
+            "loadavg_1m_around_runs": LOAD,
             "skipped": sorted(SKIP),
             "reduced_run": reduced,
             "llama_server": str(server_binary()) if have_server else "missing",
@@ -697,6 +741,7 @@ def _write(
             "All systems in one run on a shared 2-core machine; medians over repeats. "
             + ("REDUCED run (see params: turns, rows, skipped). " if reduced else "")
             + ("llama-server missing: its rows are absent. " if not have_server else "")
+            + (f"Rows {about['rows']} kept from the run of {about['when']} (params.kept_rows). " if about else "")
         ),
     )
     if cdf:
