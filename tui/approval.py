@@ -71,7 +71,9 @@ class ApprovalScreen(ModalScreen[str | None]):
             yield Label(f"pid {r.pid} ({r.agent}) asks for approval", id="approval-title")
             yield Static(f"{r.syscall} → {r.resource}", id="approval-resource")
             yield Static(r.reason, id="approval-reason")
-            yield Static(f"The agent is suspended meanwhile; it is {wait}.", id="approval-note")
+            # A third-party plugin's first run (kernel: plugin.approve): none of its code runs before the answer.
+            held = "has not started" if r.syscall == "plugin.approve" else "is suspended meanwhile"
+            yield Static(f"The agent {held}; it is {wait}.", id="approval-note")
             with Horizontal(id="approval-buttons"):
                 for answer, label, variant in CHOICES:
                     yield Button(label, id=answer, variant=variant)  # type: ignore[arg-type]

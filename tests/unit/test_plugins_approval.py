@@ -247,3 +247,37 @@ async def test_request_answered_always_persists_across_kernels(aios_home: Path, 
             rows = await anyio.to_thread.run_sync(lambda: rig.kernel.audit_rows(agent="beta"))
             settled = [r for r in rows if r["syscall"] == "proc.request" and "chose always" in r["reason"]]
             assert {r["decision"] for r in settled} == {"allow", "deny"}
+
+
+async def test_the_tui_dialog_shows_the_declared_capabilities_and_a_records_it(aios_home: Path, tmp_path: Path) -> None:
+    from test_approvals_tui import dialog_ready, wait_for
+
+    from tui import make_app
+    from tui.approval import ApprovalScreen
+
+    folder = tmp_path / "notes-folder"
+    install(aios_home, folder)
+    store = Store.open(tmp_path / "aios.db")
+    config = Config()
+    config.access.approval_timeout_s = 30
+    app = make_app(config=config, runtime=FakeBackend(), store=store, plugins=PluginManager(load_entry_points=False))
+    try:
+        with anyio.fail_after(60):
+            async with app.run_test(size=(120, 40)) as pilot:
+                await wait_for(pilot, lambda: app.kernel is not None, "the kernel")
+                kernel = app.kernel
+                assert kernel is not None
+                pid = await kernel.spawn("notes", "buy milk")
+                await wait_for(pilot, lambda: dialog_ready(app), "the approval dialog")
+                dialog = app.screen
+                assert isinstance(dialog, ApprovalScreen)
+                reason = str(dialog.query_one("#approval-reason").render())
+                for shown in ("notes_plugin", "files.search", "llm_token_budget=500"):
+                    assert shown in reason, reason
+                assert "has not started" in str(dialog.query_one("#approval-note").render())
+                await pilot.press("a")
+                info = await kernel.wait(pid)
+                assert info["state"] == "exited" and info["result"] == "noted: buy milk", info.get("error")
+    finally:
+        store.close()
+    assert set(approvals_in_config()) == {"notes"}
