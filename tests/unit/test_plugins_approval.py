@@ -281,3 +281,73 @@ async def test_the_tui_dialog_shows_the_declared_capabilities_and_a_records_it(a
     finally:
         store.close()
     assert set(approvals_in_config()) == {"notes"}
+
+
+def _aios_run_on_a_terminal(env: dict[str, str], key: str) -> tuple[int, str, str]:
+    """`aios run notes ...` with a terminal (a pty) on stdin and stderr, answering its approval prompt with ``key``;
+    (exit code, stdout, what the terminal showed)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aios", "run", "notes", "buy", "milk"],
+        env=env,
+        stdin=slave,
+        stderr=slave,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    os.close(slave)
+    shown, answered = b"", False
+    deadline = time.monotonic() + 120
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    shown += os.read(master, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+            if not answered and b"[o]nce" in shown:
+                os.write(master, f"{key}\n".encode())
+                answered = True
+        out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return proc.returncode, out, shown.decode(errors="replace")
+
+
+def test_aios_run_asks_on_the_terminal_once(aios_home: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    install(aios_home, tmp_path / "notes-folder")
+    (aios_home / "config.toml").write_text('[llm]\nbackend = "fake"\n')
+    env = {**os.environ, "AIOS_HOME": str(aios_home), "AIOS_SOCKET": str(tmp_path / "none.sock")}
+    code, _, shown = _aios_run_on_a_terminal(env, "d")
+    assert code != 0 and "first run of plugin 'notes_plugin'" in shown and "files.search" in shown, shown
+    failure = [line for line in shown.splitlines() if "failed" in line]
+    assert len(failure) == 1 and "not approved" in failure[0] and "aios plugins approve notes" in failure[0], shown
+    assert approvals_in_config() == {}
+    code, _, shown = _aios_run_on_a_terminal(env, "a")
+    assert code == 0, shown
+    assert set(approvals_in_config()) == {"notes"}
+    assert '[llm]\nbackend = "fake"' in paths.config_path().read_text()  # the rest of the file is kept
+    again = subprocess.run(  # no terminal now: nothing to ask, and nothing needs asking
+        [sys.executable, "-m", "aios", "run", "notes", "x"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0 and "approval needed" not in again.stderr, again.stderr
