@@ -160,6 +160,8 @@ class Kernel:
         self.audit = AuditLog(store.path)
         #: Process rows and messages are written behind, off the event loop (memory/store_writer.py).
         self._writer = StoreWriter(store.path)
+        #: Processes of third-party agents waiting for the user to approve their plugin: no syscalls yet.
+        self._unapproved: set[int] = set()
         #: Task-tree owners never change: remembered so access checks stay off SQLite.
         self._task_owners: dict[int, str] = {}
         #: Domain services (semantic FS, memory, MCP host...) by name, set up by their owners at boot.
@@ -292,6 +294,8 @@ class Kernel:
         self.events.publish(ProcessSpawned(proc.pid, proc.info()))
         # A third-party agent runs once the user approved what it declares (asked on its first run).
         subject = self.plugins.approval_subject(agent)
+        if subject is not None:
+            self._unapproved.add(proc.pid)
         self.task_group.start_soon(self._run_process, proc, instance, subject, name=f"aios-pid-{proc.pid}")
         return proc.pid
 
@@ -505,6 +509,12 @@ class Kernel:
     async def _approve_plugin(self, proc: Process, subject: ApprovalSubject) -> None:
         """Ask the user to approve a third-party agent's declared capabilities unless config.toml records an
         approval of exactly these; "always" records it. Raises ``AgentFailed`` (one line) when not approved."""
+        try:
+            await self._ask_plugin_approval(proc, subject)
+        finally:
+            self._unapproved.discard(proc.pid)
+
+    async def _ask_plugin_approval(self, proc: Process, subject: ApprovalSubject) -> None:
         if await run_blocking(plugin_approved, subject, pool="db"):
             return
         access = Access("proc", f"plugin {subject.plugin} (agent {subject.agent})")
@@ -558,6 +568,7 @@ class Kernel:
         proc.inbox_send.close()
         proc.inbox.close()
         self.tokens.revoke(proc.pid)
+        self._unapproved.discard(proc.pid)
         self.engine.release(proc.pid)
         self._persist(proc)
         self.events.publish(ProcessExited(proc.pid, state.value, code, result, error))
@@ -594,6 +605,9 @@ class Kernel:
         if not proc.alive:
             audit("", "deny", "process has ended")
             raise PermissionDenied(f"{name} by pid {proc.pid} ({proc.agent}): the process has ended")
+        if proc.pid in self._unapproved:  # e.g. an outside program holding its token before the user approved
+            audit("", "deny", "plugin not approved yet")
+            raise PermissionDenied(f"{name} by pid {proc.pid} ({proc.agent}): its plugin is not approved yet")
         accesses = list(spec.access(self, proc, request))
         for access in accesses:
             decision, reason = self.guard.decide(proc, proc.caps, access)

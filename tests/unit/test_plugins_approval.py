@@ -351,3 +351,27 @@ def test_aios_run_asks_on_the_terminal_once(aios_home: Path, tmp_path: Path) -> 
         timeout=120,
     )
     assert again.returncode == 0 and "approval needed" not in again.stderr, again.stderr
+
+
+async def test_no_syscall_is_served_before_the_approval(aios_home: Path, tmp_path: Path) -> None:
+    from aios.errors import PermissionDenied
+    from kernel.context import ProcessContext
+
+    install(aios_home, tmp_path / "notes-folder")
+    with anyio.fail_after(60):
+        async with kernel_on(tmp_path) as kernel:
+            with kernel.subscribe(approver=True) as events:
+                pid = await kernel.spawn("notes", "x")
+                request: ApprovalRequested | None = None
+                async for event in events:
+                    if isinstance(event, ApprovalRequested) and event.pid == pid:
+                        request = event
+                        break
+                assert request is not None
+                # whoever holds its token (an outside agent program) gets nothing while the user decides
+                with pytest.raises(PermissionDenied, match="not approved yet"):
+                    await ProcessContext(kernel, kernel._procs[pid]).call("proc.self")
+                await kernel.approve(request.request_id, "allow_once", by="test")
+                info = await kernel.wait(pid)
+    assert info["state"] == "exited", info.get("error")
+    assert kernel._unapproved == set()
