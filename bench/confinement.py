@@ -165,6 +165,7 @@ async def _confined(tmp: Path) -> dict[str, Any]:
     paths.plugins_dir().mkdir(parents=True, exist_ok=True)
     shutil.copy(PLUGIN, paths.plugins_dir() / PLUGIN.name)
     paths.config_path().write_text("# bench\n")
+    PluginManager(load_entry_points=False).approve("aios_hostile")  # as the user would, on its first run
     out: dict[str, Any] = {}
     with (
         socket.socket() as listener,
