@@ -86,6 +86,7 @@ def plugin_info(name: str, as_json: bool) -> None:
         click.echo(f"agent    {agent['name']}: {agent['description']}")
         caps = ", ".join(f"{k}={v}" for k, v in agent["capabilities"].items()) or "nothing beyond the defaults"
         click.echo(f"         asks for: {caps}")
+        click.echo(f"         approval: {agent['approval']}")
     for tool in row["tools"]:
         click.echo(f"tool     {tool}")
     for problem in row["errors"]:

@@ -198,6 +198,10 @@ class PluginManager:
     def describe(self) -> list[dict[str, Any]]:
         """Every plugin: where it came from, the agents and tools it provides, and what failed in it."""
         agents, tools = self.agents(), self.tools()
+        try:
+            approvals = load_config().plugins.approved
+        except ConfigError:
+            approvals = {}
         rows = []
         for name, plugin in self.pm.list_name_plugin():
             where = self.sources.get(name, PluginSource("registered", name))
@@ -214,6 +218,7 @@ class PluginManager:
                             "name": agent,
                             "description": cls.manifest.description,
                             "capabilities": capabilities_summary(cls.manifest.capabilities),
+                            "approval": self._approval_state(agent, approvals),
                         }
                         for agent, cls in sorted(agents.items())
                         if self._agent_plugin.get(agent) == name
@@ -276,6 +281,17 @@ class PluginManager:
                     found[server], owner[server] = tools, source
             self._tools = found
         return self._tools
+
+    def _approval_state(self, agent: str, approvals: dict[str, PluginApproval]) -> str:
+        """``built-in`` (never asks), ``approved``, ``changed`` (approved, but it now declares something else:
+        the next run asks) or ``not approved`` (the first run asks)."""
+        subject = self.approval_subject(agent)
+        if subject is None:
+            return "built-in"
+        record = approvals.get(agent)
+        if record is None:
+            return "not approved"
+        return "approved" if record.digest == subject.digest else "changed"
 
     def plugin_of(self, agent: str) -> str | None:
         """The name of the plugin that registered ``agent`` (None: unknown)."""

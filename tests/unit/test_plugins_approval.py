@@ -7,6 +7,7 @@ the real config file; the approvals are answered through the kernel's approval A
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -174,14 +175,20 @@ async def test_aios_plugins_approve_records_it_and_the_run_does_not_ask(aios_hom
     builtin = runner.invoke(cli, ["plugins", "approve", "chat"])
     assert builtin.exit_code == 0 and "needs no approval" in builtin.output, builtin.output
     assert approvals_in_config() == {}
+    info = runner.invoke(cli, ["plugins", "info", "notes", "--json"])
+    assert json.loads(info.output)["agents"][0]["approval"] == "not approved"
     done = runner.invoke(cli, ["plugins", "approve", "notes_plugin"])  # by plugin name: all its agents
     assert done.exit_code == 0, done.output
     assert "approved notes" in done.output and "files.search" in done.output
     assert set(approvals_in_config()) == {"notes"}
+    assert "approval: approved" in runner.invoke(cli, ["plugins", "info", "notes"]).output
     with anyio.fail_after(60):
         async with kernel_on(tmp_path) as kernel:
-            info, asked = await run_answering(kernel, None)
-    assert info["state"] == "exited" and asked == []
+            ran, asked = await run_answering(kernel, None)
+    assert ran["state"] == "exited" and asked == []
+    install(aios_home, tmp_path / "notes-folder", network=True)
+    assert "approval: changed" in runner.invoke(cli, ["plugins", "info", "notes"]).output
+    assert "approval: built-in" in runner.invoke(cli, ["plugins", "info", "chat"]).output
 
 
 def test_built_in_and_directly_registered_agents_need_no_approval(aios_home: Path) -> None:
