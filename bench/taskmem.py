@@ -393,6 +393,12 @@ def main() -> None:
         "classify_computed_tokens_total",
         "classify_prompt_tokens_total",
     )
+    apart = (
+        "flat_computed_tokens_total",
+        "flat_prompt_tokens_total",
+        "flat_truncations",
+        "classification_accuracy_model_only",
+    )
     write_result(
         "taskmem",
         params={
@@ -412,8 +418,8 @@ def main() -> None:
             **{k: every[k] for k in headline},
             "final_state_checks_passed": sum(checks),
             "final_state_checks_total": len(checks),
-            "short": {k: short[k] for k in (*headline, "flat_computed_tokens_total", "flat_truncations")},
-            "long": {k: long[k] for k in (*headline, "flat_computed_tokens_total", "flat_truncations")},
+            "short": {k: short[k] for k in (*headline, *apart)},
+            "long": {k: long[k] for k in (*headline, *apart)},
             "wall_s": round(time.monotonic() - started, 1),
         },
         baseline={
