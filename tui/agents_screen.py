@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Select, Sparkline, Static, Tree
+from textual.widgets.data_table import ColumnKey
 
 from aios.errors import AiosError
 from tui.common import ModeScreen, info_get, markup
@@ -168,7 +169,8 @@ class AgentsScreen(ModeScreen):
                 continue
             for key, value in cells.items():
                 if shown.get(key) != value:
-                    table.update_cell(str(pid), key, value, update_width=True)
+                    grow = len(value) > table.columns[ColumnKey(key)].content_width
+                    table.update_cell(str(pid), key, value, update_width=grow)
                     shown[key] = value
         self._render_tree(procs)
         self._render_engine()

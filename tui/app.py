@@ -62,8 +62,9 @@ __all__ = ["AiosApp", "make_app"]
 
 log = logging.getLogger(__name__)
 
-#: Screen refresh rate for streamed text, and how often accounting is re-read from ``ps()``.
-FLUSH_INTERVAL_S = 1 / 30
+#: Screen refresh rate for streamed text (20/s: each repaint of a large console costs the shared event loop
+#: ~19 ms at 160x50, and keys must not wait behind them; bench/tui.py), and how often accounting is re-read.
+FLUSH_INTERVAL_S = 1 / 20
 PS_INTERVAL_S = 0.5
 #: How long quitting waits for the kernel to stop its agents and the engine thread.
 SHUTDOWN_TIMEOUT_S = 10.0

@@ -6,6 +6,7 @@ from typing import Any
 
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 __all__ = ["COLUMNS", "ProcessTable"]
 
@@ -82,14 +83,19 @@ class ProcessTable(DataTable[str]):
             return
         for key, value in cells.items():
             if shown.get(key) != value:
-                self.update_cell(str(pid), key, value, update_width=True)
+                self.update_cell(str(pid), key, value, update_width=self.wider(key, value))
                 shown[key] = value
 
     def set_state(self, pid: int, state: str) -> None:
         shown = self._shown.get(pid)
         if shown is not None and shown["state"] != state:
-            self.update_cell(str(pid), "state", state, update_width=True)
+            self.update_cell(str(pid), "state", state, update_width=self.wider("state", state))
             shown["state"] = state
+
+    def wider(self, column: str, value: str) -> bool:
+        """Whether ``value`` needs the column to grow: re-measuring columns on every accounting refresh costs
+        a relayout of the table each time, so cells that fit are updated in place."""
+        return len(value) > self.columns[ColumnKey(column)].content_width
 
     def cell(self, pid: int, column: str) -> str:
         """The text shown for ``pid`` in ``column`` (read back from the table)."""
