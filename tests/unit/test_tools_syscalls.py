@@ -16,9 +16,9 @@ from aios.hookspecs import hookimpl
 from aios.plugin_manager import PluginManager
 from kernel import open_kernel
 from kernel.backends.fake import FakeBackend
+from kernel.svc_tools import syscall_server, syscall_tools
 from memory.store import Store
 from tests.mcp_servers import slow_server_spec
-from kernel.svc_tools import syscall_server, syscall_tools
 from tools.config import ServerConfig, write_mcp_file
 
 pytestmark = pytest.mark.anyio
@@ -39,9 +39,8 @@ class ToolUser(Agent):
         out["now"] = await ctx.call("tool.call", tool="time.now", args={"timezone": "Asia/Tokyo"})
         out["bad_tz"] = await ctx.call("tool.call", tool="time.now", args={"timezone": "Mars/Olympus"})
         out["self"] = await ctx.call("tool.call", tool="proc.self", args={})
-        tools = ctx.tools  # type: ignore[attr-defined]
-        out["facade"] = await tools.call("time.now", timezone="UTC")
-        out["facade_search"] = [t["name"] for t in await tools.search("current time", limit=2)]
+        out["facade"] = await ctx.tools.call("time.now", {"timezone": "UTC"})
+        out["facade_search"] = [t["name"] for t in await ctx.tools.search("current time", limit=2)]
         for name, payload in (
             ("denied", {"tool": "time.sleep", "args": {"seconds": 0}}),
             ("ungranted", {"tool": "slow.echo", "args": {"text": "x"}}),
