@@ -14,7 +14,8 @@ validate against the tool's input schema and that do not fail for argument reaso
 a bad value), LLM tokens and wall time per task.
 
 Sizes: ``AIOS_BENCH_AGENTS_AGENTS`` (comma list, default planner,worker,supervisor), ``AIOS_BENCH_AGENTS_KINDS``
-(comma list of task kinds), ``AIOS_BENCH_AGENTS_LIMIT`` (first N tasks per agent), ``AIOS_BENCH_AGENTS_TIMEOUT``
+(comma list of task kinds), ``AIOS_BENCH_AGENTS_LIMIT`` (first N tasks per agent; ``AIOS_BENCH_AGENTS_LIMITS``:
+per agent, ``planner:8,supervisor:4``), ``AIOS_BENCH_AGENTS_TIMEOUT``
 (seconds per task, default 120). Results: bench/results/agents.json.
 """
 
@@ -43,6 +44,10 @@ BIN = Path(sys.executable).parent
 AGENTS = tuple(filter(None, os.environ.get("AIOS_BENCH_AGENTS_AGENTS", "planner,worker,supervisor").split(",")))
 KINDS = set(filter(None, os.environ.get("AIOS_BENCH_AGENTS_KINDS", "").split(",")))
 LIMIT = int(os.environ.get("AIOS_BENCH_AGENTS_LIMIT", "0"))
+#: Per-agent task limits, e.g. ``planner:8,supervisor:4`` (over ``LIMIT``).
+LIMITS = {
+    k: int(v) for k, _, v in (p.partition(":") for p in os.environ.get("AIOS_BENCH_AGENTS_LIMITS", "").split(",") if p)
+}
 TIMEOUT_S = float(os.environ.get("AIOS_BENCH_AGENTS_TIMEOUT", "120"))
 #: Failures that do not blame the call's arguments.
 SERVER_FAULTS = frozenset({"timeout", "cancelled", "unavailable", "protocol"})
@@ -176,7 +181,8 @@ async def _run() -> dict[str, Any]:
                 raise RuntimeError(f"memory seeding failed: {seeded.get('error')}")
             for agent in AGENTS:
                 chosen = [t for t in TASKS if agent in t.agents and (not KINDS or t.kind in KINDS)]
-                for task in chosen[:LIMIT] if LIMIT else chosen:
+                limit = LIMITS.get(agent, LIMIT)
+                for task in chosen[:limit] if limit else chosen:
                     runs.append(await _one(kernel, calls, agent, task, folder))
             tg.cancel_scope.cancel()
     store.close()
@@ -213,6 +219,8 @@ async def _one(kernel: Any, calls: CallLog, agent: str, task: Task, folder: Path
         sum(c["valid"] for c in mine),
         answer[:120],
     )
+    for c in mine:
+        log.info("    %s %s %s", c["tool"], json.dumps(c["args"])[:160], c["error"][:100] or "ok")
     return {
         "agent": agent,
         "task": task.id,
@@ -280,6 +288,7 @@ def main() -> None:
             "agents": list(AGENTS),
             "kinds": sorted(KINDS) or "all",
             "limit_per_agent": LIMIT or None,
+            "limits": LIMITS,
             "timeout_s": TIMEOUT_S,
             "temperature": 0.0,
             "servers": out["servers"],

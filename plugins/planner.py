@@ -13,8 +13,10 @@ from typing import Any
 
 from aios.api import Agent, Capabilities, Context, Manifest
 from aios.hookspecs import hookimpl
+from plugins._args import ground_args, known_paths
 from plugins.answers import answer_schema, format_answer
 from plugins.goals import request_named_paths
+from plugins.worker import checked_answer
 
 __all__ = ["PlannerAgent", "join_schema"]
 
@@ -52,6 +54,8 @@ class PlannerAgent(Agent):
         answer, feedback = "", ""
         for round_no in range(2):
             proposal = await ctx.tools.propose(goal, feedback=feedback)
+            paths = known_paths(goal)  # path arguments resolved against the paths the goal names
+            proposal["steps"] = [{**s, "args": ground_args(s.get("args") or {}, paths)} for s in proposal["steps"]]
             await self._show(ctx, round_no + 1, proposal)
             if not proposal["steps"]:
                 answer = "I could not make a plan: " + "; ".join(proposal["problems"])
@@ -64,6 +68,8 @@ class PlannerAgent(Agent):
                 await ctx.write(f"  [{step_id}] {mark} {result['elapsed_s']:.2f}s {text}\n")
             failed = [f"{i}: {r['text'][:200]}" for i, r in results.items() if r["is_error"]]
             action, answer = await self._join(ctx, goal, proposal["steps"], results, bool(failed) and round_no == 0)
+            done = [{"text": r["text"], "is_error": r["is_error"]} for r in results.values()]
+            answer = checked_answer(goal, answer, done)
             if action != "replan":
                 break
             feedback = "\n".join(failed + proposal["problems"])
