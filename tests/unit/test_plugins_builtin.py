@@ -294,3 +294,59 @@ async def test_worker_asks_for_the_folder_the_task_names_before_it_starts() -> N
         ("file", "/secret/x.csv", "the task names it"),
     ]
     assert "I may not read /secret/x.csv: it was not granted.\n" in runner.out
+
+
+def test_path_arguments_are_grounded_in_the_paths_the_goal_names(tmp_path: Path) -> None:
+    from plugins._args import ground_args, known_paths
+
+    (tmp_path / "budget.csv").write_text("a\n1\n")
+    goal = f"What is the total in {tmp_path}/budget.csv? Compare with {tmp_path}."
+    known = known_paths(goal)
+    assert known == [f"{tmp_path}/budget.csv", str(tmp_path)]
+    made_up = {"path": "/Users/me/Documents/budget.csv", "column": "cost", "n": 3}
+    assert ground_args(made_up, known) == {"path": f"{tmp_path}/budget.csv", "column": "cost", "n": 3}
+    assert ground_args({"file": "budget.csv"}, [str(tmp_path)]) == {"file": f"{tmp_path}/budget.csv"}
+    assert ground_args({"path": "${s1.text}", "repo_path": "x"}, known) == {"path": "${s1.text}", "repo_path": known[0]}
+    assert ground_args({"path": "/anything"}, []) == {"path": "/anything"}  # nothing named: nothing to ground in
+
+
+def test_worker_argument_schema_offers_the_paths_and_numbers_it_was_given() -> None:
+    schema = {
+        "properties": {"path": {"type": "string"}, "a": {"type": "number"}, "n": {"type": "integer"}},
+        "required": ["path", "a", "n"],
+    }
+    out = args_schema(schema, ["/d/x.csv"], [2.5, 4.0])
+    assert out["properties"] == {"path": {"enum": ["/d/x.csv"]}, "a": {"enum": [2.5, 4.0]}, "n": {"enum": [4.0]}}
+    assert args_schema(schema)["properties"]["path"] == {"type": "string", "maxLength": 120}
+
+
+def test_worker_candidates_fit_the_goal() -> None:
+    from plugins.worker import fitting
+
+    def tool(description: str, *required: str) -> dict[str, Any]:
+        return {"description": description, "input_schema": {"required": list(required)}}
+
+    tools = {
+        "task.list": tool("List task trees"),
+        "docs.read_csv": tool("Read a CSV file", "path"),
+        "docs.read_docx": tool("Read a Word document (.docx)", "path"),
+        "calc.multiply": tool("Multiply two numbers", "a", "b"),
+        "disk.read_text_file": tool("Read a text file", "path"),
+    }
+    names, obvious = fitting("What is the owner in /d/report.docx?", tools, ["/d/report.docx"])
+    assert names[0] == "docs.read_docx" and obvious
+    assert "docs.read_csv" not in names and "task.list" not in names  # another file kind; the kernel's own tools
+    names, obvious = fitting("What is 17 multiplied by 23?", tools, [])
+    assert names[0] == "calc.multiply" and obvious
+    assert fitting("List my task trees", tools, [])[0][0] == "task.list"
+
+
+def test_a_number_answer_is_the_number_the_tool_computed() -> None:
+    from plugins.worker import checked_answer
+
+    steps = [{"tool": "calc.multiply", "is_error": False, "text": "391"}]
+    assert checked_answer("What is 17 multiplied by 23?", "40", steps) == "391"
+    assert checked_answer("Who owns it?", "", [{"is_error": False, "text": "Owner:  Dana"}]) == "Owner: Dana"
+    stats = [{"is_error": False, "text": "count=4 sum=1800 mean=450"}]
+    assert checked_answer("What is the total cost?", "1800", stats) == "1800"  # grounded: kept
+    assert checked_answer("What is the total cost?", "7", []) == "7"  # no result to check against
