@@ -254,6 +254,8 @@ def _template() -> Any:
 
 
 async def _complete(client: Any, url: str, prompt: str, n: int) -> TurnRecord:
+    import httpx
+
     turn = TurnRecord(submitted=time.perf_counter())
     body = {
         "prompt": prompt,
@@ -264,7 +266,23 @@ async def _complete(client: Any, url: str, prompt: str, n: int) -> TurnRecord:
         "cache_prompt": True,
         "stream": True,
     }
-    text = []
+    text: list[str] = []
+    for attempt in range(3):
+        try:
+            await _stream(client, url, body, turn, text)
+            break
+        except httpx.RemoteProtocolError:
+            # The server closed an idle keep-alive connection as the request went out on it; nothing was
+            # generated, so send it again (the wait counts against the server: ``submitted`` stays).
+            if turn.first_token is not None or attempt == 2:
+                raise
+            log.warning("llama-server dropped a keep-alive connection before answering; sending again")
+    turn.done = time.perf_counter()
+    turn.text = "".join(text)  # type: ignore[attr-defined]
+    return turn
+
+
+async def _stream(client: Any, url: str, body: dict[str, Any], turn: TurnRecord, text: list[str]) -> None:
     async with client.stream("POST", f"{url}/completion", json=body) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
@@ -280,9 +298,6 @@ async def _complete(client: Any, url: str, prompt: str, n: int) -> TurnRecord:
                 turn.computed = int(timings.get("prompt_n", 0))
                 turn.prompt_tokens = turn.computed + int(timings.get("cache_n", 0))
                 turn.generated = int(timings.get("predicted_n", 0))
-    turn.done = time.perf_counter()
-    turn.text = "".join(text)  # type: ignore[attr-defined]
-    return turn
 
 
 async def _server_programs(url: str, m: int, turns: tuple[int, int]) -> list[dict[str, Any]]:
