@@ -8,6 +8,7 @@ temperature, nucleus (top-p) and a per-request seeded generator; temperature 0 i
 from __future__ import annotations
 
 import codecs
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -36,12 +37,19 @@ class TokenSampler:
         self.params = params
         self.rng = np.random.default_rng(params.seed)
         self.banned = np.asarray(list(banned), dtype=np.int64)
+        self._banned_set = frozenset(int(t) for t in banned)
         self.constraint = constraint
 
     def sample(self, logits: np.ndarray, history: Sequence[int]) -> int:
         """Pick the next token. ``logits`` may be a view into llama.cpp's buffer: it is copied first."""
-        x = np.array(logits, dtype=np.float32, copy=True)
         p = self.params
+        if p.temperature <= 0.0 and p.repeat_penalty == 1.0 and self.constraint is None:
+            # Greedy, the common case: argmax of the view, no copy; the slow path only if that token is
+            # banned or not finite (a NaN is what argmax returns first).
+            token = int(np.argmax(logits))
+            if math.isfinite(float(logits[token])) and token not in self._banned_set:
+                return token
+        x = np.array(logits, dtype=np.float32, copy=True)
         if p.repeat_penalty != 1.0 and history:
             recent = np.unique(np.asarray(history[-PENALTY_WINDOW:], dtype=np.int64))
             recent = recent[recent < x.size]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import numpy as np
 import pytest
 
 from aios.errors import UsageError
@@ -204,3 +205,14 @@ async def test_every_engine_serves_the_one_protocol_the_kernel_depends_on() -> N
 
     assert isinstance(Engine(FakeBackend()), LLMEngine)
     assert isinstance(RemoteEngine("http://127.0.0.1:9", model="m"), LLMEngine)
+
+
+def test_greedy_sampling_skips_banned_tokens_and_leaves_the_logits_alone() -> None:
+    from kernel.sampling import TokenSampler
+
+    logits = np.array([0.0, 5.0, 9.0, 1.0], dtype=np.float32)
+    assert TokenSampler(SamplingParams(temperature=0.0)).sample(logits, []) == 2
+    assert TokenSampler(SamplingParams(temperature=0.0), banned=[2]).sample(logits, []) == 1
+    assert logits.tolist() == [0.0, 5.0, 9.0, 1.0]
+    with pytest.raises(RuntimeError, match="no token is allowed"):
+        TokenSampler(SamplingParams(temperature=0.0)).sample(np.full(4, -np.inf, dtype=np.float32), [])
