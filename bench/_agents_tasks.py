@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 __all__ = ["MEMORY", "TASKS", "Task", "check", "make_fixture"]
@@ -25,10 +26,9 @@ class Task:
 
 
 #: Memory the agents recall: core blocks (label, value) and archived notes, in each agent's own namespace.
-MEMORY = {
-    "core": [("locker_code", "My locker code is 4471."), ("rent", "My monthly rent is 950 euros.")],
-    "archive": ["My sister lives in Lisbon.", "My dentist is Dr. Okafor, on Baker Street.", "My cat is called Miso."],
-}
+CORE_MEMORY = [("locker_code", "My locker code is 4471."), ("rent", "My monthly rent is 950 euros.")]
+ARCHIVED = ["My sister lives in Lisbon.", "My dentist is Dr. Okafor, on Baker Street.", "My cat is called Miso."]
+MEMORY: dict[str, Any] = {"core": CORE_MEMORY, "archive": ARCHIVED}
 
 
 def _tokyo_noon_paris() -> str:
