@@ -40,7 +40,8 @@ def test_run_json(runner: CliRunner, fake_backend: None) -> None:
 def test_unknown_agent_is_exit_2_with_one_line(runner: CliRunner, fake_backend: None) -> None:
     result = runner.invoke(cli, ["run", "nope", "hi"])
     assert result.exit_code == 2
-    expected = "Error: unknown agent 'nope' (available: chat, files, plan, planner, summarizer, supervisor, worker) (see `aios agents`)"
+    agents = "chat, files, plan, planner, summarizer, supervisor, worker"
+    expected = f"Error: unknown agent 'nope' (available: {agents}) (see `aios agents`)"
     assert result.stderr.strip().splitlines() == [expected]
 
 
