@@ -14,6 +14,7 @@ BENCHMARKS = (
     "security",
     "confinement",
     "cli",
+    "tui",
     "agentic",
     "agents",
 )
