@@ -29,13 +29,11 @@ server is up, requests wait up to ``wait_for_server_s``, then fail.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import dataclasses
 import hashlib
 import itertools
 import logging
-import math
 import os
 import time
 from collections.abc import Hashable, Sequence
@@ -43,19 +41,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import anyio.abc
 import httpx
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectSendStream
 
 from aios.api import ChatMessage
 from aios.config import LLMServer, PoolConfig
 from aios.errors import AiosError, ConfigError
 from kernel.backends.base import FinishReason, GenerationStats, SamplingParams
 from kernel.engine import EngineClosed
-from kernel.generation import Generation, Item
+from kernel.generation import Generation
+from kernel.queued_engine import QueuedEngine, QueuedRequest
 from kernel.remote_engine import LLMServerError, LLMServerUnavailable, RemoteEngine
-from kernel.scheduler import Candidate, Scheduler
 
 __all__ = ["EnginePool", "PoolServer"]
 
@@ -116,26 +112,15 @@ class PoolServer:
 
 
 @dataclass(eq=False)
-class _Request:
-    id: int
-    key: Hashable
-    messages: list[ChatMessage] | None
-    prompt: str | None
-    params: SamplingParams
-    priority: str
-    send: MemoryObjectSendStream[Item]
-    blocks: list[bytes]
-    arrived: float = field(default_factory=time.monotonic)
-    admitted: float | None = None
-    cancelled: bool = False
-    done: bool = False
+class _Request(QueuedRequest):
+    #: The prompt's prefix blocks (``prefix_blocks``), for affinity routing.
+    blocks: list[bytes] = field(default_factory=list)
     #: Generated so far, across servers (a grammar request's pieces are held here until it finishes).
     text: list[str] = field(default_factory=list)
     delivered: int = 0
     attempts: int = 0
     servers: list[str] = field(default_factory=list)
     current: Generation | None = None
-    first_at: float | None = None
     completion_tokens: int = 0
     prefill_computed: int = 0
     last_stats: GenerationStats | None = None
@@ -145,11 +130,11 @@ class _Request:
         return self.params.grammar is not None
 
 
-class EnginePool:
+class EnginePool(QueuedEngine[_Request]):
     """The ``LLMEngine`` surface over several OpenAI-compatible servers; see the module's docstring."""
 
-    #: No server's tokenizer is reachable cheaply, so ``count_tokens`` estimates.
-    exact_token_count = False
+    _task_name = "aios-engine-pool"
+    _what = "the engine pool"
 
     def __init__(
         self,
@@ -189,39 +174,17 @@ class EnginePool:
             for url, s in zip(urls, servers, strict=True)
         ]
         self.model_name = model_name or f"pool@{len(self.servers)}"
-        self.scheduler = Scheduler(
-            max_batch=sum(s.max_concurrency for s in self.servers),
-            token_budget=1,
-            slots=sum(s.max_concurrency for s in self.servers),
-            aging_s=aging_s,
-            policy=policy,  # type: ignore[arg-type]
-        )
-        self._ids = itertools.count(1)
-        self._queued: dict[int, _Request] = {}
-        self._running: dict[int, _Request] = {}
-        self._suspended: set[Hashable] = set()
+        super().__init__(max_concurrency=sum(s.max_concurrency for s in self.servers), policy=policy, aging_s=aging_s)
         #: The server each live process was last sent to.
         self._affinity: dict[Hashable, PoolServer] = {}
         self._rr = itertools.count()
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._started = False
-        self._closed = False
-        self._stop = anyio.Event()
-        self._stopped = anyio.Event()
         self._no_server_since: float | None = None
-        #: Per-context facts for front ends.
-        self.context_info: dict[Hashable, dict[str, Any]] = {}
         #: (key, server url) in the order requests were sent (the latest 1000): for tests and traces.
         self.routes: collections.deque[tuple[Hashable, str]] = collections.deque(maxlen=1000)
         #: Requests sent again to another server after theirs failed.
         self.reroutes = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------
-
-    def count_tokens(self, text: str) -> int:
-        """An estimate of the tokens ``text`` takes (as ``RemoteEngine``)."""
-        return math.ceil(len(text) / 3) if text else 0
 
     @property
     def steps(self) -> int:
@@ -231,12 +194,6 @@ class EnginePool:
     def server_status(self) -> list[dict[str, Any]]:
         """Each server: url, up/down, requests in flight, served, failures, last error."""
         return [s.describe() for s in self.servers]
-
-    def start(self) -> None:
-        """Serve in the background of the running event loop (or ``await tg.start(pool.run)`` instead)."""
-        if not self._started:
-            self._started = True
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="aios-engine-pool")
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         self._started = True
@@ -255,23 +212,7 @@ class EnginePool:
                 await self._stop.wait()
                 tg.cancel_scope.cancel()
         finally:
-            self._tg = None
-            self._closed = True
-            for request in [*self._queued.values(), *self._running.values()]:
-                self._finish(request, error=EngineClosed("the LLM engine stopped"))
-            self._stopped.set()
-
-    async def aclose(self) -> None:
-        if self._stopped.is_set() or not self._started:
-            self._closed = True
-            return
-        self._closed = True
-        self._stop.set()
-        await self._stopped.wait()
-        if self._task is not None:
-            await asyncio.wait([self._task])
-            if not self._task.cancelled() and self._task.exception() is not None:
-                log.error("the engine pool failed", exc_info=self._task.exception())
+            self._stopping([*self._queued.values(), *self._running.values()])
 
     # -- the engine surface ---------------------------------------------------------------------------
 
@@ -285,45 +226,16 @@ class EnginePool:
         priority: str = "normal",
     ) -> Generation:
         """Queue a request for context ``key`` (usually a pid): chat ``messages`` or a raw ``prompt``."""
-        if self._closed or not self._started:
-            raise EngineClosed("the LLM engine is not running")
-        if (messages is None) == (prompt is None):
-            raise ValueError("pass exactly one of messages= or prompt=")
-        send, receive = anyio.create_memory_object_stream[Item](math.inf)
-        msgs = list(messages) if messages is not None else None
-        request = _Request(
-            next(self._ids), key, msgs, prompt, params, priority, send, prefix_blocks(msgs if msgs else prompt or "")
-        )
-        self._queued[request.id] = request
-        self._publish(key)
-        self._dispatch()
-        return Generation(request, receive, lambda: self._cancel(request))
+        rid, msgs, send, receive = self._open(messages, prompt)
+        blocks = prefix_blocks(msgs if msgs else prompt or "")
+        return self._enqueue(_Request(rid, key, msgs, prompt, params, priority, send, blocks=blocks), receive)
 
     def release(self, key: Hashable) -> None:
         """The owner of ``key`` is gone: cancel its requests and forget it."""
-        for request in [*self._queued.values(), *self._running.values()]:
-            if request.key == key:
-                self._cancel(request)
-        self._suspended.discard(key)
+        super().release(key)
         self._affinity.pop(key, None)
-        self.context_info.pop(key, None)
         for server in self.servers:
             server.engine.release(key)
-
-    def suspend(self, key: Hashable) -> None:
-        self._suspended.add(key)
-        self._publish(key)
-
-    def resume(self, key: Hashable) -> None:
-        self._suspended.discard(key)
-        self._publish(key)
-        self._dispatch()
-
-    def set_priority(self, key: Hashable, priority: str) -> None:
-        for request in [*self._queued.values(), *self._running.values()]:
-            if request.key == key:
-                request.priority = priority
-        self._dispatch()
 
     # -- routing --------------------------------------------------------------------------------------
 
@@ -350,15 +262,11 @@ class EnginePool:
 
     def _dispatch(self) -> None:
         """Send the best waiting requests while some live server has a free slot."""
-        if self._tg is None or self._tg.cancel_scope.cancel_called or self._closed or not self._queued:
+        if not self._can_dispatch():
             return
+        assert self._tg is not None
         now = time.monotonic()
-        candidates = [
-            Candidate(r.id, r.key, r.priority, r.arrived, 0.0, True, 1)
-            for r in self._queued.values()
-            if r.key not in self._suspended
-        ]
-        for candidate in self.scheduler.order(candidates, now):
+        for candidate in self._candidates(now):
             request = self._queued[candidate.id]
             server = self.route(request.key, request.blocks)
             if server is None:
@@ -371,16 +279,11 @@ class EnginePool:
             self._affinity[request.key] = server
             server.remember(request.blocks)
             self.routes.append((request.key, server.url))
-            self._publish(request.key, server)
+            self._publish(request.key, server=server.url)
             self._tg.start_soon(self._attempt, request, server, name=f"llm-pool-request-{request.id}")
 
-    def _cancel(self, request: _Request) -> None:
-        if request.done or request.cancelled:
-            return
-        request.cancelled = True
-        if request.id in self._queued:
-            self._finish(request, reason="cancelled")
-        elif request.current is not None:
+    def _cancel_running(self, request: _Request) -> None:
+        if request.current is not None:
             request.current.cancel()
 
     # -- one attempt on one server --------------------------------------------------------------------
@@ -551,19 +454,6 @@ class EnginePool:
 
     # -- delivery -------------------------------------------------------------------------------------
 
-    def _finish(self, request: _Request, *, reason: FinishReason = "stop", error: BaseException | None = None) -> None:
-        if request.done:
-            return
-        request.done = True
-        self._queued.pop(request.id, None)
-        self._running.pop(request.id, None)
-        item: Item = error if error is not None else self._stats(request, reason)
-        try:
-            request.send.send_nowait(item)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
-        request.send.close()
-
     def _stats(self, request: _Request, reason: FinishReason) -> GenerationStats:
         last = request.last_stats or GenerationStats()
         stats = GenerationStats(
@@ -574,18 +464,7 @@ class EnginePool:
             mean_tbt_s=last.mean_tbt_s,
         )
         stats.extra = {**last.extra, "attempts": float(request.attempts)}
-        if request.admitted is not None:
-            stats.queue_wait_s = request.admitted - request.arrived
-        if request.first_at is not None:
-            stats.ttft_s = request.first_at - request.arrived
-        return stats
-
-    def _publish(self, key: Hashable, server: PoolServer | None = None) -> None:
-        info = self.context_info.get(key, {"context_tokens": 0})
-        info = {**info, "residency": "remote", "suspended": key in self._suspended}
-        if server is not None:
-            info["server"] = server.url
-        self.context_info[key] = info
+        return self._timings(stats, request)
 
 
 def api_key_for(server: LLMServer) -> str | None:

@@ -14,29 +14,24 @@ streaming call. Cancelling a request (or leaving its iteration early) closes its
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import itertools
 import json
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import anyio.abc
 import httpx
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectSendStream
 
 from aios.api import ChatMessage
 from aios.errors import AiosError
 from kernel.backends.base import FinishReason, GenerationStats, SamplingParams
 from kernel.engine import EngineClosed
-from kernel.generation import Generation, Item
-from kernel.scheduler import Candidate, Scheduler
+from kernel.generation import Generation
+from kernel.queued_engine import QueuedEngine, QueuedRequest
 
 __all__ = ["Generation", "LLMServerError", "LLMServerUnavailable", "RemoteEngine"]
 
@@ -54,29 +49,20 @@ class LLMServerUnavailable(LLMServerError):
 
 
 @dataclass(eq=False)
-class _Request:
-    id: int
-    key: Hashable
-    messages: list[ChatMessage] | None
-    prompt: str | None
-    params: SamplingParams
-    priority: str
-    send: MemoryObjectSendStream[Item]
+class _Request(QueuedRequest):
     #: More fields for the request body (the engine pool's ``continue_final_message``).
     extra_body: dict[str, Any] | None = None
-    arrived: float = field(default_factory=time.monotonic)
-    admitted: float | None = None
-    cancelled: bool = False
-    done: bool = False
     scope: anyio.CancelScope | None = None
     pieces: int = 0
-    first_at: float | None = None
     last_at: float | None = None
     finish: FinishReason | None = None
     usage: dict[str, Any] | None = None
 
 
-class RemoteEngine:
+class RemoteEngine(QueuedEngine[_Request]):
+    _task_name = "aios-remote-engine"
+    _what = "the remote LLM engine"
+
     def __init__(
         self,
         base_url: str,
@@ -95,6 +81,7 @@ class RemoteEngine:
         the request's model (asked from ``/v1/models`` when empty). ``llama_extensions`` sends llama.cpp's
         ``repeat_penalty``, ``grammar`` and ``ignore_eos``/``min_tokens`` fields; turn it off for servers that
         reject unknown fields."""
+        super().__init__(max_concurrency=max_concurrency, policy=policy, aging_s=aging_s)
         url = base_url.rstrip("/")
         self.base_url = url.removesuffix("/v1")
         self.model = model or None
@@ -103,29 +90,10 @@ class RemoteEngine:
         self.llama_extensions = llama_extensions
         #: What its errors tell the user to check.
         self.hint = hint
-        self.scheduler = Scheduler(
-            max_batch=max_concurrency,
-            token_budget=1,
-            slots=max_concurrency,
-            aging_s=aging_s,
-            policy=policy,  # type: ignore[arg-type]
-        )
         self._timeout = httpx.Timeout(None, connect=connect_timeout_s)
         self._transport = transport
-        self._ids = itertools.count(1)
-        self._queued: dict[int, _Request] = {}
-        self._running: dict[int, _Request] = {}
-        self._suspended: set[Hashable] = set()
         self._client: httpx.AsyncClient | None = None
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._started = False
-        self._closed = False
-        self._stop = anyio.Event()
-        self._stopped = anyio.Event()
         self._model_probed = model is not None
-        #: Per-context facts for front ends.
-        self.context_info: dict[Hashable, dict[str, Any]] = {}
         #: Streamed chunks received (the local engine counts decode steps).
         self.steps = 0
         #: Keys in the order their requests were sent to the server (the latest 1000).
@@ -136,19 +104,6 @@ class RemoteEngine:
         return self.scheduler.max_batch
 
     # -- lifecycle ------------------------------------------------------------------------------------
-
-    #: The server's tokenizer is not reachable cheaply, so ``count_tokens`` estimates.
-    exact_token_count = False
-
-    def count_tokens(self, text: str) -> int:
-        """An estimate of the tokens ``text`` takes (~4 characters a token on English BPE; 3 leaves room)."""
-        return math.ceil(len(text) / 3) if text else 0
-
-    def start(self) -> None:
-        """Serve in the background of the running event loop (or ``await tg.start(engine.run)`` instead)."""
-        if not self._started:
-            self._started = True
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="aios-remote-engine")
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         self._started = True
@@ -164,23 +119,8 @@ class RemoteEngine:
                 await self._stop.wait()
                 tg.cancel_scope.cancel()
         finally:
-            self._tg = self._client = None
-            self._closed = True
-            for request in list(self._queued.values()):
-                self._finish(request, error=EngineClosed("the LLM engine stopped"))
-            self._stopped.set()
-
-    async def aclose(self) -> None:
-        if self._stopped.is_set() or not self._started:
-            self._closed = True
-            return
-        self._closed = True
-        self._stop.set()
-        await self._stopped.wait()
-        if self._task is not None:
-            await asyncio.wait([self._task])
-            if not self._task.cancelled() and self._task.exception() is not None:
-                log.error("the remote LLM engine failed", exc_info=self._task.exception())
+            self._client = None
+            self._stopping(list(self._queued.values()))
 
     # -- the engine surface ---------------------------------------------------------------------------
 
@@ -196,76 +136,28 @@ class RemoteEngine:
     ) -> Generation:
         """Queue a request for context ``key`` (usually a pid): chat ``messages`` or a raw ``prompt``;
         ``extra_body`` adds fields to the request body."""
-        if self._closed or not self._started:
-            raise EngineClosed("the LLM engine is not running")
-        if (messages is None) == (prompt is None):
-            raise ValueError("pass exactly one of messages= or prompt=")
-        send, receive = anyio.create_memory_object_stream[Item](math.inf)
-        request = _Request(
-            next(self._ids),
-            key,
-            list(messages) if messages is not None else None,
-            prompt,
-            params,
-            priority,
-            send,
-            extra_body=extra_body,
-        )
-        self._queued[request.id] = request
-        self._publish(key)
-        self._dispatch()
-        return Generation(request, receive, lambda: self._cancel(request))
-
-    def release(self, key: Hashable) -> None:
-        """The owner of ``key`` is gone: cancel its requests and forget it."""
-        for request in [*self._queued.values(), *self._running.values()]:
-            if request.key == key:
-                self._cancel(request)
-        self._suspended.discard(key)
-        self.context_info.pop(key, None)
-
-    def suspend(self, key: Hashable) -> None:
-        self._suspended.add(key)
-        self._publish(key)
-
-    def resume(self, key: Hashable) -> None:
-        self._suspended.discard(key)
-        self._publish(key)
-        self._dispatch()
-
-    def set_priority(self, key: Hashable, priority: str) -> None:
-        for request in [*self._queued.values(), *self._running.values()]:
-            if request.key == key:
-                request.priority = priority
-        self._dispatch()
+        rid, msgs, send, receive = self._open(messages, prompt)
+        request = _Request(rid, key, msgs, prompt, params, priority, send, extra_body=extra_body)
+        return self._enqueue(request, receive)
 
     # -- admission ------------------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
         """Send the best waiting requests while fewer than ``max_concurrency`` are in flight."""
         free = self.max_concurrency - len(self._running)
-        if self._tg is None or self._tg.cancel_scope.cancel_called or self._closed or free <= 0 or not self._queued:
+        if not self._can_dispatch() or free <= 0:
             return
+        assert self._tg is not None
         now = time.monotonic()
-        candidates = [
-            Candidate(r.id, r.key, r.priority, r.arrived, 0.0, True, 1)
-            for r in self._queued.values()
-            if r.key not in self._suspended
-        ]
-        for candidate in self.scheduler.order(candidates, now)[:free]:
+        for candidate in self._candidates(now)[:free]:
             request = self._queued.pop(candidate.id)
             request.admitted = now
             self._running[request.id] = request
             self.admissions.append(request.key)
             self._tg.start_soon(self._stream, request, name=f"llm-request-{request.id}")
 
-    def _cancel(self, request: _Request) -> None:
-        if request.done or request.cancelled:
-            return
-        request.cancelled = True
-        if request.id in self._queued:
-            self._finish(request, reason="cancelled")
-        elif request.scope is not None:
+    def _cancel_running(self, request: _Request) -> None:
+        if request.scope is not None:
             request.scope.cancel()
 
     # -- one streaming call ---------------------------------------------------------------------------
@@ -427,18 +319,7 @@ class RemoteEngine:
 
     # -- delivery -------------------------------------------------------------------------------------
 
-    def _finish(self, request: _Request, *, reason: FinishReason = "stop", error: BaseException | None = None) -> None:
-        if request.done:
-            return
-        request.done = True
-        self._queued.pop(request.id, None)
-        self._running.pop(request.id, None)
-        item: Item = error if error is not None else self._stats(request, reason)
-        try:
-            request.send.send_nowait(item)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
-        request.send.close()
+    def _finished(self, request: _Request) -> None:
         if request.usage is not None and request.key in self.context_info:
             tokens = int(request.usage.get("total_tokens") or 0)
             self.context_info[request.key] = {**self.context_info[request.key], "context_tokens": tokens}
@@ -453,17 +334,10 @@ class RemoteEngine:
         cached = _int(details.get("cached_tokens"), 0) if isinstance(details, dict) else 0
         stats.prefill_computed = max(0, stats.prompt_tokens - cached)
         stats.extra["usage_reported"] = 1.0 if request.usage is not None else 0.0
-        if request.admitted is not None:
-            stats.queue_wait_s = request.admitted - request.arrived
-        if request.first_at is not None:
-            stats.ttft_s = request.first_at - request.arrived
+        self._timings(stats, request)
         if request.pieces > 1 and request.first_at is not None and request.last_at is not None:
             stats.mean_tbt_s = (request.last_at - request.first_at) / (request.pieces - 1)
         return stats
-
-    def _publish(self, key: Hashable) -> None:
-        info = self.context_info.get(key, {"context_tokens": 0})
-        self.context_info[key] = {**info, "residency": "remote", "suspended": key in self._suspended}
 
 
 async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
