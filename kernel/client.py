@@ -378,8 +378,13 @@ class SocketClient(DaemonClient):
     async def wait(self, pid: int) -> dict[str, Any]:
         return dict(await self.arequest("POST", "/v1/wait", {"pid": pid}))
 
-    async def approve(self, request_id: str, answer: str, *, by: str = "socket") -> None:
-        await self.arequest("POST", "/v1/approve", {"id": request_id, "answer": answer, "by": by})
+    async def approve(
+        self, request_id: str, answer: str, *, by: str = "socket", content: dict[str, Any] | None = None
+    ) -> None:
+        body: dict[str, Any] = {"id": request_id, "answer": answer, "by": by}
+        if content is not None:
+            body["content"] = content
+        await self.arequest("POST", "/v1/approve", body)
 
     def subscribe(self, *, approver: bool = False) -> MemoryObjectReceiveStream[KernelEvent]:
         """Kernel events as they happen (server-sent events, turned back into event objects)."""
@@ -502,6 +507,9 @@ class KernelClient(Protocol):
         """Approval requests waiting for an answer."""
         ...
 
-    async def approve(self, request_id: str, answer: str, *, by: str = ...) -> None:
-        """Answer one: ``allow_once``, ``allow_always``, ``deny`` or ``deny_always``."""
+    async def approve(
+        self, request_id: str, answer: str, *, by: str = ..., content: dict[str, Any] | None = ...
+    ) -> None:
+        """Answer one: ``allow_once``, ``allow_always``, ``deny`` or ``deny_always``; a form request (kind
+        ``elicit``): ``accept`` with ``content``, ``decline`` or ``cancel``."""
         ...

@@ -81,6 +81,8 @@ class ApprovalRequested(KernelEvent):
     reason: str
     #: Seconds the kernel waits before denying (0 = until answered).
     timeout_s: float
+    #: An MCP server's elicitation (syscall ``tool.elicit``): the form's JSON schema; None for access requests.
+    form: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -395,9 +395,12 @@ class Kernel:
         """Approval requests waiting for an answer."""
         return self.approval_broker.pending()
 
-    async def approve(self, request_id: str, answer: str, *, by: str = "user") -> None:
-        """Answer a pending approval: allow_once, allow_always, deny or deny_always."""
-        self.approval_broker.answer(request_id, answer, by=by)
+    async def approve(
+        self, request_id: str, answer: str, *, by: str = "user", content: dict[str, Any] | None = None
+    ) -> None:
+        """Answer a pending approval: allow_once, allow_always, deny or deny_always; a form request (kind
+        ``elicit``): accept (with ``content`` fitting its schema), decline or cancel."""
+        self.approval_broker.answer(request_id, answer, by=by, content=content)
 
     def audit_rows(
         self, *, agent: str | None = None, denied_only: bool = False, limit: int = 200

@@ -279,7 +279,7 @@ class _Api:
         return self.kernel.approvals()
 
     async def approve(self, bearer: Bearer, body: Any) -> Any:
-        await self.kernel.approve(body.id, body.answer, by=body.by or "socket")
+        await self.kernel.approve(body.id, body.answer, by=body.by or "socket", content=body.content)
 
     async def audit(self, bearer: Bearer, body: Any) -> Any:
         kernel = self.kernel  # waits for the audit writer, then reads SQLite: not on the event loop

@@ -72,8 +72,10 @@ class NiceBody(_Body):
 
 class ApproveBody(_Body):
     id: str = Field(min_length=1, max_length=64)
-    answer: Literal["allow_once", "allow_always", "deny", "deny_always"]
+    answer: Literal["allow_once", "allow_always", "deny", "deny_always", "accept", "decline", "cancel"]
     by: str = Field("", max_length=64)
+    #: A form request's (kind ``elicit``) content when the answer is ``accept``.
+    content: dict[str, Any] | None = None
 
 
 class AuditQuery(_Body):

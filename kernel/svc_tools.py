@@ -30,6 +30,7 @@ from kernel.syscalls import SYSCALLS
 from tools.builtin import RESERVED_SERVER_NAMES, time_server
 from tools.config import load_servers_lenient
 from tools.host import McpHost
+from tools.owner import ElicitHandler
 from tools.plugin_tools import plugin_servers
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ __all__ = [
     "PID_META_KEY",
     "SYSCALL_FAMILIES",
     "builtin_servers",
+    "elicit_handler",
     "is_read_verb",
     "open_service",
     "syscall_server",
@@ -155,6 +157,36 @@ def builtin_servers(kernel: Kernel | None, families: Sequence[str] = SYSCALL_FAM
     return servers
 
 
+def elicit_handler(kernel: Kernel) -> ElicitHandler:
+    """Servers' elicitation requests go to the approval broker (front ends see a form request); audited as
+    ``tool.elicit`` (the action and the field names, not the values)."""
+
+    async def elicit(
+        server: str, message: str, schema: dict[str, Any], meta: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        proc = None
+        pid = (meta or {}).get(PID_META_KEY)
+        if isinstance(pid, int) and pid > 0:
+            try:
+                proc = kernel.process(pid)
+            except AiosError:
+                proc = None
+        action, content, why = await kernel.approval_broker.elicit(proc, server, message, schema)
+        kernel.audit.record(
+            pid=proc.pid if proc is not None else None,
+            agent=proc.agent if proc is not None else kernel.user.agent,
+            token_id=kernel.tokens.token_id(proc.pid) if proc is not None else "",
+            syscall="tool.elicit",
+            resource=f"mcp:{server}",
+            decision="allow" if action == "accept" else "deny",
+            reason=f"{message[:200]}; {why}",
+            detail={"action": action, "fields": sorted(content or {})},
+        )
+        return action, content
+
+    return elicit
+
+
 @asynccontextmanager
 async def open_service(kernel: Kernel) -> AsyncIterator[McpHost]:
     """The kernel's MCP host: servers from mcp.json, the built-in in-process servers and one in-process
@@ -176,7 +208,7 @@ async def open_service(kernel: Kernel) -> AsyncIterator[McpHost]:
         try:
             builtins = builtin_servers(kernel)
             plugins = plugin_servers(kernel.plugins, reserved={*RESERVED_SERVER_NAMES, *builtins})
-            async with McpHost(servers, inproc={**plugins, **builtins}) as host:
+            async with McpHost(servers, inproc={**plugins, **builtins}, elicit=elicit_handler(kernel)) as host:
                 task_status.started(host)
                 await stop.wait()
         finally:

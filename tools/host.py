@@ -19,7 +19,7 @@ import jsonschema
 
 from tools.catalog import Catalog, PromptEntry, ResourceEntry, ToolEntry
 from tools.config import Redactor, ServerConfig
-from tools.owner import ServerOwner
+from tools.owner import ElicitHandler, ServerOwner
 from tools.results import ProgressFn, ToolResult
 
 __all__ = ["McpHost"]
@@ -40,6 +40,7 @@ class McpHost:
         inproc: Mapping[str, Any] | None = None,
         connect_timeout: float = 30.0,
         health_interval: float = 15.0,
+        elicit: ElicitHandler | None = None,
     ) -> None:
         self.catalog = Catalog()
         self.redactor = Redactor()
@@ -57,6 +58,9 @@ class McpHost:
         self._tg: anyio.abc.TaskGroup | None = None
         self._locks: dict[str, anyio.Lock] = {}
         self._validators: dict[str, Any] = {}
+        #: Who answers servers' elicitation requests (the kernel routes them to the approval broker); None:
+        #: the capability is not advertised and servers cannot ask. Read when each server's session starts.
+        self.elicit = elicit
 
     async def __aenter__(self) -> McpHost:
         self._tg = anyio.create_task_group()
@@ -88,6 +92,7 @@ class McpHost:
             inproc=inproc,
             connect_timeout=self.connect_timeout,
             health_interval=self.health_interval,
+            elicit=self.elicit,
         )
         owner.on_catalog_changed = self._refresh
         self.owners[config.name] = owner

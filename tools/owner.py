@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any, Literal
 
@@ -21,19 +22,27 @@ import anyio
 from anyio.abc import TaskStatus
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED
+from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_REQUEST, ElicitResult, ErrorData
 from pydantic import ValidationError
 
 from aios import paths
 from tools.config import Redactor, ServerConfig
 from tools.results import ProgressFn, ToolResult, content_text
 
-__all__ = ["ServerOwner", "ServerState"]
+__all__ = ["ElicitHandler", "ServerOwner", "ServerState"]
 
 log = logging.getLogger(__name__)
 
 ServerState = Literal["stopped", "starting", "ready", "reconnecting", "failed"]
 _PAGE_CAP = 100
+_ELICIT_ACTIONS = ("accept", "decline", "cancel")
+
+#: Answers a server's form elicitation: ``(server, message, requested_schema, caller_meta)`` -> ``(action,
+#: content)``; action is accept, decline or cancel; ``caller_meta`` is the ``_meta`` of the one call in flight
+#: on that server (None when there are none or several, so the asker cannot be told apart).
+ElicitHandler = Callable[
+    [str, str, dict[str, Any], dict[str, Any] | None], Awaitable[tuple[str, dict[str, Any] | None]]
+]
 
 
 def _leaf_errors(exc: BaseException) -> list[BaseException]:
@@ -59,6 +68,7 @@ class ServerOwner:
         connect_timeout: float = 30.0,
         health_interval: float = 15.0,
         max_restarts: int = 5,
+        elicit: ElicitHandler | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -83,6 +93,10 @@ class ServerOwner:
         self._changed = anyio.Event()
         self._failed_at = 0.0
         self._pump: threading.Thread | None = None
+        self.elicit = elicit
+        #: Calls in flight: their inactivity scope, its length and their ``_meta`` (for elicitation).
+        self._calls: dict[int, tuple[anyio.CancelScope, float, dict[str, Any] | None]] = {}
+        self._eliciting = 0
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -177,22 +191,51 @@ class ServerOwner:
             return ""
         return self.redactor.scrub(" | ".join(line.strip() for line in lines))[-400:]
 
+    async def _on_elicit(self, context: Any, params: Any) -> ElicitResult | ErrorData:
+        """A server's ``elicitation/create`` during a call: ask the owner's handler (the user, in the kernel).
+
+        The calls in flight on this server do not time out for inactivity while the user answers."""
+        if self.elicit is None:
+            return ErrorData(code=INVALID_REQUEST, message="Elicitation not supported")
+        if getattr(params, "mode", "form") != "form":
+            return ErrorData(code=INVALID_REQUEST, message="only form elicitation is supported")
+        calls = list(self._calls.values())
+        meta = calls[0][2] if len(calls) == 1 else None
+        self._eliciting += 1
+        for scope, _idle, _meta in calls:
+            scope.deadline = math.inf
+        try:
+            action, content = await self.elicit(self.name, params.message, dict(params.requested_schema), meta)
+        except Exception as exc:
+            log.warning("MCP server %s: elicitation failed: %s", self.name, describe_error(exc))
+            return ErrorData(code=INTERNAL_ERROR, message=f"elicitation failed: {describe_error(exc)}"[:300])
+        finally:
+            self._eliciting -= 1
+            if not self._eliciting:
+                for scope, idle_s, _meta in self._calls.values():
+                    scope.deadline = anyio.current_time() + idle_s
+        if action not in _ELICIT_ACTIONS:
+            return ErrorData(code=INTERNAL_ERROR, message=f"unknown elicitation action {action!r}")
+        return ElicitResult(action=action, content=content if action == "accept" else None)
+
     def _make_client(self, stack: AsyncExitStack) -> Client:
+        # The elicitation capability is advertised only when there is someone to ask.
+        elicit = self._on_elicit if self.elicit is not None else None
         if self.inproc is not None:
-            return Client(self.inproc, cache=None)
+            return Client(self.inproc, cache=None, elicitation_callback=elicit)
         cfg = self.config
         if cfg.command:
             from mcp.client.stdio import stdio_client
 
             params = StdioServerParameters(command=cfg.command, args=list(cfg.args), env=cfg.env or None, cwd=cfg.cwd)
             errlog = self._errlog(stack)
-            return Client(stdio_client(params, errlog=errlog), cache=None)
+            return Client(stdio_client(params, errlog=errlog), cache=None, elicitation_callback=elicit)
         from mcp.client.streamable_http import streamable_http_client
         from mcp.shared._httpx_utils import create_mcp_http_client
 
         http = create_mcp_http_client(headers=cfg.headers or None)
         stack.push_async_callback(http.aclose)
-        return Client(streamable_http_client(cfg.url or "", http_client=http), cache=None)
+        return Client(streamable_http_client(cfg.url or "", http_client=http), cache=None, elicitation_callback=elicit)
 
     async def _session_once(self) -> bool:
         """Connect, list, serve until broken or stopped. True if the session got ready."""
@@ -336,10 +379,15 @@ class ServerOwner:
             async def on_progress(value: float, total: float | None, message: str | None) -> None:
                 nonlocal events
                 events += 1
-                idle.deadline = anyio.current_time() + idle_s
+                if not self._eliciting:
+                    idle.deadline = anyio.current_time() + idle_s
                 if progress is not None:
                     await progress(value, total, message)
 
+            key = id(idle)
+            self._calls[key] = (idle, idle_s, meta)
+            if self._eliciting:
+                idle.deadline = math.inf
             try:
                 result = await client.call_tool(tool, arguments, progress_callback=on_progress, meta=meta)  # type: ignore[arg-type]
             except MCPError as exc:
@@ -362,6 +410,8 @@ class ServerOwner:
                 outcome = ToolResult(text=text, is_error=bool(result.is_error), structured=result.structured_content)
                 if result.is_error:
                     outcome.error_kind = "tool"
+            finally:
+                self._calls.pop(key, None)
         elapsed = time.perf_counter() - started
         if outcome is None or idle.cancelled_caught or cap.cancelled_caught:
             why = f"hard cap of {cap_s:g}s" if cap.cancelled_caught else f"no result or progress for {idle_s:g}s"

@@ -17,3 +17,8 @@ def slow_server_spec(*flags: str, **extra: Any) -> dict[str, Any]:
         "cwd": str(ROOT),
         **extra,
     }
+
+
+def elicit_server_spec(**extra: Any) -> dict[str, Any]:
+    """An ``mcpServers`` entry that runs tests/mcp_servers/elicit_server.py (a tool that asks for a form)."""
+    return {"command": sys.executable, "args": ["-m", "tests.mcp_servers.elicit_server"], "cwd": str(ROOT), **extra}

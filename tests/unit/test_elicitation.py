@@ -1,0 +1,158 @@
+"""MCP elicitation end to end: a real stdio server's tool asks for a form (name, age) during a call; the kernel
+turns it into an approval request of kind ``elicit``; a front end answers accept (content checked against the
+schema), decline or cancel, in process and over the socket; headless it is cancelled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from _access_kit import open_rig
+
+from aios.config import Config
+from aios.errors import AiosError, UsageError
+from aios.plugin_manager import PluginManager
+from kernel import open_kernel
+from kernel.backends.fake import FakeBackend
+from kernel.client import SocketClient
+from kernel.events import ApprovalRequested
+from kernel.kernel import Kernel
+from memory.store import Store
+from tests.mcp_servers import elicit_server_spec
+from tools.config import parse_servers, write_mcp_file
+from tools.host import McpHost
+
+pytestmark = pytest.mark.anyio
+
+
+def quick(headless: float = 0.0) -> Config:
+    config = Config()
+    config.access.headless_timeout_s = headless
+    return config
+
+
+@asynccontextmanager
+async def elicit_kernel(tmp_path: Path, config: Config | None = None) -> AsyncIterator[Kernel]:
+    write_mcp_file({"mcpServers": {"elicit": elicit_server_spec()}})
+    store = Store.open(tmp_path / "aios.db")
+    try:
+        async with open_kernel(
+            config or quick(), runtime=FakeBackend(), store=store, plugins=PluginManager(load_entry_points=False)
+        ) as kernel:
+            yield kernel
+    finally:
+        store.close()
+
+
+async def next_request(events: Any) -> ApprovalRequested:
+    async for event in events:
+        if isinstance(event, ApprovalRequested):
+            return event
+    raise AssertionError("event stream ended")
+
+
+async def register(kernel: Kernel, out: dict[str, Any]) -> None:
+    out["result"] = await kernel.call("tool.call", tool="elicit.register", args={})
+
+
+async def test_accept_decline_cancel_through_the_kernel(tmp_path: Path) -> None:
+    with anyio.fail_after(60):
+        async with elicit_kernel(tmp_path) as kernel:
+            events = kernel.subscribe(approver=True)
+            texts: dict[str, str] = {}
+            for answer in ("accept", "decline", "cancel"):
+                out: dict[str, Any] = {}
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(register, kernel, out)
+                    request = await next_request(events)
+                    assert (request.syscall, request.resource) == ("tool.elicit", "mcp:elicit")
+                    assert request.reason == "Who should be registered?"
+                    assert request.form is not None
+                    assert set(request.form["properties"]) == {"name", "age"}
+                    [pending] = kernel.approvals()
+                    assert pending["kind"] == "elicit" and pending["form"] == request.form
+                    content = None
+                    if answer == "accept":
+                        with pytest.raises(UsageError, match=r"age: 'abc' is not of type 'integer'"):
+                            await kernel.approve(request.request_id, "accept", content={"name": "Ada", "age": "abc"})
+                        with pytest.raises(UsageError, match="needs its content"):
+                            await kernel.approve(request.request_id, "accept")
+                        with pytest.raises(UsageError, match="unknown answer 'allow_once'"):
+                            await kernel.approve(request.request_id, "allow_once")
+                        assert [p["id"] for p in kernel.approvals()] == [request.request_id]  # still open
+                        content = {"name": "Ada", "age": 36}
+                    await kernel.approve(request.request_id, answer, content=content)
+                texts[answer] = out["result"]["text"]
+                assert out["result"]["is_error"] is False
+            rows = [r for r in kernel.audit_rows() if r["syscall"] == "tool.elicit"]
+    assert texts == {"accept": "registered Ada, 36", "decline": "declined", "cancel": "cancelled"}
+    assert [(r["resource"], r["decision"]) for r in rows] == [
+        ("mcp:elicit", "allow"),
+        ("mcp:elicit", "deny"),
+        ("mcp:elicit", "deny"),
+    ]
+    assert '"fields": ["age", "name"]' in rows[0]["detail"] and "Ada" not in rows[0]["detail"]
+
+
+async def test_headless_elicitation_is_cancelled(tmp_path: Path) -> None:
+    with anyio.fail_after(60):
+        async with elicit_kernel(tmp_path, quick(0.0)) as kernel:
+            out: dict[str, Any] = {}
+            await register(kernel, out)
+            rows = [r for r in kernel.audit_rows() if r["syscall"] == "tool.elicit"]
+    assert out["result"]["text"] == "cancelled"
+    assert "headless" in rows[-1]["reason"]
+
+
+async def test_no_handler_means_no_capability() -> None:
+    """A host without an elicitation handler does not advertise the capability: the server's ask fails."""
+    with anyio.fail_after(60):
+        async with McpHost(parse_servers({"mcpServers": {"elicit": elicit_server_spec()}}), connect_timeout=20) as host:
+            result = await host.call("elicit.register", {})
+    assert result.is_error
+
+
+async def test_host_handler_gets_server_message_schema() -> None:
+    seen: list[tuple[str, str, list[str]]] = []
+
+    async def handler(
+        server: str, message: str, schema: dict[str, Any], meta: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        seen.append((server, message, sorted(schema["properties"])))
+        return "accept", {"name": "Grace", "age": 85}
+
+    with anyio.fail_after(60):
+        async with McpHost(
+            parse_servers({"mcpServers": {"elicit": elicit_server_spec()}}), connect_timeout=20, elicit=handler
+        ) as host:
+            result = await host.call("elicit.register", {}, meta={"k": 1})
+    assert result.text == "registered Grace, 85"
+    assert seen == [("elicit", "Who should be registered?", ["age", "name"])]
+
+
+async def test_elicitation_over_the_socket(tmp_path: Path) -> None:
+    """A front end attached to ``aios serve`` sees the form request (schema included) and answers it with
+    content; bad content comes back as a clear error and the request stays open."""
+    write_mcp_file({"mcpServers": {"elicit": elicit_server_spec()}})
+    with anyio.fail_after(60):
+        async with open_rig(tmp_path, "socket") as rig:
+            async with SocketClient(rig.socket, rig.frontend_token) as front:
+                events = await front.open_events(approver=True)
+                # The user's tool call runs in the kernel's own thread (as in `aios serve`); this front end answers.
+                assert rig.portal is not None
+                future = rig.portal.start_task_soon(
+                    lambda: rig.kernel.call("tool.call", tool="elicit.register", args={})
+                )
+                request = await next_request(events)
+                assert request.syscall == "tool.elicit" and request.form is not None
+                assert set(request.form["properties"]) == {"name", "age"}
+                with pytest.raises(AiosError, match=r"age: 'abc' is not of type 'integer'"):
+                    await front.approve(request.request_id, "accept", content={"name": "Ada", "age": "abc"})
+                assert [p["kind"] for p in front.approvals()] == ["elicit"]
+                await front.approve(request.request_id, "accept", content={"name": "Ada", "age": 36})
+                result = await anyio.to_thread.run_sync(future.result, 30)
+    assert result["text"] == "registered Ada, 36"
