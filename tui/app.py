@@ -47,7 +47,7 @@ from kernel.events import (
     TurnEnded,
 )
 from tui.agents_screen import AgentsScreen
-from tui.approval import ApprovalScreen
+from tui.approval import ApprovalScreen, approval_screen
 from tui.common import MODE_KEYS, ModeScreen, ToolCalls
 from tui.console import AgentConsole, tool_status
 from tui.console_screen import ConsoleScreen
@@ -328,24 +328,27 @@ class AiosApp(App[None]):
         if self._dialog is not None or not self.pending:
             return
         request = next(iter(self.pending.values()))
-        dialog = self._dialog = ApprovalScreen(request)
+        dialog = self._dialog = approval_screen(request)
 
         def answered(answer: str | None) -> None:
             self._dialog = None
             if answer is not None:
                 self.pending.pop(request.request_id, None)
-                self._answer_approval(request.request_id, answer)
+                self._answer_approval(request.request_id, answer, getattr(dialog, "content", None))
             self._show_subtitle()
             self._next_approval()
 
         self.push_screen(dialog, answered)
 
     @work(group="input")
-    async def _answer_approval(self, request_id: str, answer: str) -> None:
+    async def _answer_approval(self, request_id: str, answer: str, content: dict[str, Any] | None = None) -> None:
         if self.kernel is None:
             return
         try:
-            await self.kernel.approve(request_id, answer, by="tui")
+            if content is not None:  # an MCP server's form (elicitation), accepted
+                await self.kernel.approve(request_id, answer, by="tui", content=content)
+            else:
+                await self.kernel.approve(request_id, answer, by="tui")
         except AiosError as exc:
             self.notify(exc.one_line(), severity="warning")
 
@@ -443,6 +446,7 @@ def _approval(row: dict[str, Any]) -> ApprovalRequested:
         resource=str(row.get("resource", "")),
         reason=str(row.get("reason", "")),
         timeout_s=float(row.get("timeout_s") or 0),
+        form=row.get("form"),
     )
 
 

@@ -4,7 +4,7 @@ schema), decline or cancel, in process and over the socket; headless it is cance
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,8 @@ from typing import Any
 import anyio
 import pytest
 from _access_kit import open_rig
+from textual.pilot import Pilot
+from textual.widgets import Input, Label, Static
 
 from aios.config import Config
 from aios.errors import AiosError, UsageError
@@ -25,6 +27,8 @@ from memory.store import Store
 from tests.mcp_servers import elicit_server_spec
 from tools.config import parse_servers, write_mcp_file
 from tools.host import McpHost
+from tui import AiosApp, make_app
+from tui.approval import ElicitScreen, form_content
 
 pytestmark = pytest.mark.anyio
 
@@ -156,3 +160,80 @@ async def test_elicitation_over_the_socket(tmp_path: Path) -> None:
                 await front.approve(request.request_id, "accept", content={"name": "Ada", "age": 36})
                 result = await anyio.to_thread.run_sync(future.result, 30)
     assert result["text"] == "registered Ada, 36"
+
+
+async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
+    try:
+        with anyio.fail_after(20):
+            while not condition():
+                await pilot.pause(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+def form_ready(app: AiosApp) -> bool:
+    return isinstance(app.screen, ElicitScreen) and isinstance(app.focused, Input)
+
+
+async def test_the_tui_shows_the_form_and_submits_it(tmp_path: Path) -> None:
+    write_mcp_file({"mcpServers": {"elicit": elicit_server_spec()}})
+    store = Store.open(tmp_path / "aios.db")
+    config = quick()
+    config.access.approval_timeout_s = 60
+    app = make_app(config=config, runtime=FakeBackend(), store=store, plugins=PluginManager(load_entry_points=False))
+    out: dict[str, Any] = {}
+    try:
+        with anyio.fail_after(90):
+            async with app.run_test(size=(100, 36)) as pilot:
+                await wait_for(pilot, lambda: app.kernel is not None, "the kernel")
+                app.action_mode("tools")  # reachable from any mode, not just the first
+                await wait_for(pilot, lambda: app.current_mode == "tools", "the tools mode")
+
+                async def register() -> None:
+                    out["result"] = await app.call("tool.call", tool="elicit.register", args={})
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(register)
+                    await wait_for(pilot, lambda: form_ready(app), "the elicitation form")
+                    form = app.screen
+                    assert isinstance(form, ElicitScreen)
+                    text = " ".join(str(label.render()) for label in form.query(Label))
+                    assert "MCP server elicit asks" in text and "name" in text.lower() and "age" in text.lower()
+                    assert "Who should be registered?" in str(form.query_one("#approval-reason", Static).render())
+                    name, age = form.query_one("#field-0", Input), form.query_one("#field-1", Input)
+                    assert app.focused is name
+                    await pilot.press(*"Ada")
+                    age.value = "abc"  # what a paste could leave: refused in the form, which stays open
+                    await pilot.press("ctrl+s")
+                    error = form.query_one("#elicit-error", Static)
+                    await wait_for(pilot, lambda: "is not of type 'integer'" in str(error.render()), "the error")
+                    assert app.screen is form and [p["kind"] for p in app.kernel.approvals()] == ["elicit"]
+                    age.value = ""
+                    age.focus()
+                    await pilot.press("3", "6")
+                    await pilot.click("#accept")
+                    await wait_for(pilot, lambda: "result" in out, "the tool result")
+                    assert not isinstance(app.screen, ElicitScreen)
+    finally:
+        store.close()
+    assert out["result"]["text"] == "registered Ada, 36"
+
+
+def test_form_content_types_and_checks_values() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "age": {"type": "integer"},
+            "ok": {"type": "boolean"},
+            "size": {"type": "string", "enum": ["s", "m"]},
+        },
+        "required": ["name", "age"],
+    }
+    assert form_content(schema, {"name": "Ada", "age": "36", "ok": True, "size": "m"}) == (
+        {"name": "Ada", "age": 36, "ok": True, "size": "m"},
+        None,
+    )
+    content, problem = form_content(schema, {"name": "Ada", "age": ""})
+    assert content == {"name": "Ada"} and problem == "form: 'age' is a required property"
+    assert form_content(schema, {"name": "Ada", "age": "x"})[1] == "age: 'x' is not of type 'integer'"
