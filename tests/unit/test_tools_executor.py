@@ -150,7 +150,8 @@ async def test_whole_string_references_follow_the_target_schema() -> None:
     listed = result.steps["list"].result
     structure = {"items": [{"id": 0, "name": "item0"}, {"id": 1, "name": "item1"}]}
     assert listed.value() == structure
-    text, note = state["texts"][0]
+    # as_text, num_text and embedded run at once (each waits only on its references): find as_text's call.
+    ((text, note),) = [(t, n) for t, n in state["texts"] if n]
     assert text == listed.text  # the tool's own text for the whole result, not a dict
     assert note == '[{"id":0,"name":"item0"},{"id":1,"name":"item1"}]'  # a walked structure: compact JSON
     assert result.steps["num_text"].result.text == "1"  # a number where a string is wanted: its text
