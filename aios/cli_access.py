@@ -90,8 +90,38 @@ def _ask_terminal(event: Any) -> str:
     return ANSWER_KEYS[key]
 
 
+def _fill_terminal(event: Any) -> tuple[str, dict[str, Any] | None]:
+    """An MCP server's form (elicitation): ask each field on the terminal, then submit, decline or cancel."""
+    click.echo(f"\nMCP server {event.resource.removeprefix('mcp:')} asks: {event.reason}", err=True)
+    choice = click.prompt(
+        "  [f]ill in, [d]ecline, [c]ancel", type=click.Choice(["f", "d", "c"]), show_choices=False, err=True
+    )
+    if choice != "f":
+        return ("decline" if choice == "d" else "cancel"), None
+    types = {"integer": int, "number": float, "boolean": bool}
+    required = set(event.form.get("required") or ())
+    content: dict[str, Any] = {}
+    for name, prop in (event.form.get("properties") or {}).items():
+        kind = click.Choice([str(v) for v in prop["enum"]]) if "enum" in prop else types.get(prop.get("type"), str)
+        value = click.prompt(
+            f"  {prop.get('title') or name}",
+            type=kind,
+            default=prop.get("default", None if name in required else ""),
+            show_default=False,
+            err=True,
+        )
+        if value != "" or name in required:
+            content[name] = value
+    return "accept", content
+
+
 async def prompt_approvals(
-    client: Any, *, ask: Callable[[Any], str] = _ask_terminal, count: int | None = None, by: str = "cli"
+    client: Any,
+    *,
+    ask: Callable[[Any], str] = _ask_terminal,
+    count: int | None = None,
+    by: str = "cli",
+    fill: Callable[[Any], tuple[str, dict[str, Any] | None]] = _fill_terminal,
 ) -> None:
     """Answer approval requests from ``client`` (a KernelClient) by asking on the terminal."""
     import anyio
@@ -103,9 +133,16 @@ async def prompt_approvals(
         async for event in events:
             if not isinstance(event, ApprovalRequested):
                 continue
-            answer = await anyio.to_thread.run_sync(ask, event, abandon_on_cancel=True)
+            content = None
+            if getattr(event, "form", None) is not None:  # an MCP server's form
+                answer, content = await anyio.to_thread.run_sync(fill, event, abandon_on_cancel=True)
+            else:
+                answer = await anyio.to_thread.run_sync(ask, event, abandon_on_cancel=True)
             try:
-                await client.approve(event.request_id, answer, by=by)
+                if content is not None:
+                    await client.approve(event.request_id, answer, by=by, content=content)
+                else:
+                    await client.approve(event.request_id, answer, by=by)
             except UsageError as exc:  # timed out or answered elsewhere meanwhile
                 err(exc.one_line())
             answered += 1

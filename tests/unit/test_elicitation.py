@@ -12,9 +12,11 @@ from typing import Any
 import anyio
 import pytest
 from _access_kit import open_rig
+from click.testing import CliRunner
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, Static
 
+from aios.cli_access import _fill_terminal, prompt_approvals
 from aios.config import Config
 from aios.errors import AiosError, UsageError
 from aios.plugin_manager import PluginManager
@@ -237,3 +239,21 @@ def test_form_content_types_and_checks_values() -> None:
     content, problem = form_content(schema, {"name": "Ada", "age": ""})
     assert content == {"name": "Ada"} and problem == "form: 'age' is a required property"
     assert form_content(schema, {"name": "Ada", "age": "x"})[1] == "age: 'x' is not of type 'integer'"
+
+
+async def test_the_terminal_approver_fills_forms(tmp_path: Path) -> None:
+    """`aios run` / `aios serve --prompt` ask each field on the terminal (here the prompt's stdin is scripted)."""
+
+    def fill(event: ApprovalRequested) -> tuple[str, dict[str, Any] | None]:
+        with CliRunner().isolation(input="f\nLin\nseven\n7\n"):  # "seven" is refused by the prompt, 7 taken
+            return _fill_terminal(event)
+
+    with anyio.fail_after(60):
+        async with elicit_kernel(tmp_path, quick(30)) as kernel:
+            out: dict[str, Any] = {}
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: prompt_approvals(kernel, fill=fill, count=1))
+                while not kernel.events.has_approver():
+                    await anyio.sleep(0.02)
+                await register(kernel, out)
+    assert out["result"]["text"] == "registered Lin, 7"
