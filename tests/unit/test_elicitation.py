@@ -16,9 +16,12 @@ from click.testing import CliRunner
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, Static
 
+from aios import Agent, Capabilities, Manifest
+from aios import Context as AgentContext
 from aios.cli_access import _fill_terminal, prompt_approvals
 from aios.config import Config
 from aios.errors import AiosError, UsageError
+from aios.hookspecs import hookimpl
 from aios.plugin_manager import PluginManager
 from kernel import open_kernel
 from kernel.backends.fake import FakeBackend
@@ -257,3 +260,39 @@ async def test_the_terminal_approver_fills_forms(tmp_path: Path) -> None:
                     await anyio.sleep(0.02)
                 await register(kernel, out)
     assert out["result"]["text"] == "registered Lin, 7"
+
+
+class Registrar(Agent):
+    manifest = Manifest(name="registrar", capabilities=Capabilities(tools=("elicit.*",)))
+
+    async def run(self, ctx: AgentContext, goal: str) -> str | None:
+        result = await ctx.tools.call("elicit.register")
+        return str(result["text"])
+
+
+class Registrars:
+    @hookimpl
+    def register_agents(self) -> list[type[Agent]]:
+        return [Registrar]
+
+
+async def test_an_agents_call_names_the_agent_and_waits_for_the_form(tmp_path: Path) -> None:
+    write_mcp_file({"mcpServers": {"elicit": elicit_server_spec()}})
+    store = Store.open(tmp_path / "aios.db")
+    plugins = PluginManager(load_entry_points=False)
+    plugins.register(Registrars(), name="registrars")
+    try:
+        with anyio.fail_after(60):
+            async with open_kernel(quick(), runtime=FakeBackend(), store=store, plugins=plugins) as kernel:
+                events = kernel.subscribe(approver=True)
+                pid = await kernel.spawn("registrar", "go")
+                request = await next_request(events)
+                assert (request.pid, request.agent, request.syscall) == (pid, "registrar", "tool.elicit")
+                assert kernel.info(pid)["state"] == "waiting_approval"
+                await kernel.approve(request.request_id, "accept", content={"name": "Bo", "age": 5})
+                info = await kernel.wait(pid)
+                [row] = [r for r in kernel.audit_rows() if r["syscall"] == "tool.elicit"]
+    finally:
+        store.close()
+    assert (info["exit_code"], info["result"]) == (0, "registered Bo, 5")
+    assert (row["pid"], row["agent"], row["decision"]) == (pid, "registrar", "allow")
