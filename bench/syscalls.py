@@ -179,6 +179,9 @@ def _socket(home: Path) -> dict[str, list[float]]:
 def main() -> None:
     home = _home()
     os.environ["AIOS_HOME"] = str(home)
+    from aios.plugin_manager import PluginManager
+
+    PluginManager(load_entry_points=False).approve("bench")  # as the user would, on its first run
     inproc = anyio.run(_inproc, home)
     sock = _socket(home)
     metrics: dict[str, Any] = {

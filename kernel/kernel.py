@@ -294,8 +294,8 @@ class Kernel:
         self.events.publish(ProcessSpawned(proc.pid, proc.info()))
         # A third-party agent runs once the user approved what it declares (asked on its first run).
         subject = self.plugins.approval_subject(agent)
-        if subject is not None:
-            self._unapproved.add(proc.pid)
+        if subject is not None and not await run_blocking(plugin_approved, subject, pool="db"):
+            self._unapproved.add(proc.pid)  # until the user answers (an approval already recorded: none)
         self.task_group.start_soon(self._run_process, proc, instance, subject, name=f"aios-pid-{proc.pid}")
         return proc.pid
 

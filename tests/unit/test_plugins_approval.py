@@ -382,3 +382,18 @@ async def test_no_syscall_is_served_before_the_approval(aios_home: Path, tmp_pat
                 info = await kernel.wait(pid)
     assert info["state"] == "exited", info.get("error")
     assert kernel._unapproved == set()
+
+
+async def test_an_approved_plugin_is_served_from_the_moment_it_is_spawned(aios_home: Path, tmp_path: Path) -> None:
+    """An approval already recorded: whoever holds the new process's token is served at once, not refused in
+    the moment before the kernel's task for the process re-reads config.toml."""
+    from kernel.context import ProcessContext
+
+    install(aios_home, tmp_path / "notes-folder")
+    PluginManager(load_entry_points=False).approve("notes")
+    with anyio.fail_after(60):
+        async with kernel_on(tmp_path) as kernel:
+            pid = await kernel.spawn("notes", "x")
+            me = await ProcessContext(kernel, kernel._procs[pid]).call("proc.self")  # no await in between
+            info = await kernel.wait(pid)
+    assert me["pid"] == pid and info["state"] == "exited", info.get("error")
