@@ -194,7 +194,23 @@ def _home(files: int, kernel_setup: str) -> tuple[Path, Path, list[str]]:
     plugin = f"CORPUS = {str(corpus)!r}\n" + PLUGIN + ("\n" + kernel_setup + "\n" if kernel_setup else "")
     (home / "plugins" / "load_searcher.py").write_text(plugin)
     (home / "config.toml").write_text('[llm]\nbackend = "fake"\n')
+    _approve(home, "load-searcher")
     return home, corpus, sorted({q.text for q in queries})
+
+
+def _approve(home: Path, agent: str) -> None:
+    """Record the user's approval of the one-file plugin's agent, as `aios plugins approve` does."""
+    from aios.plugin_manager import PluginManager
+
+    before = os.environ.get("AIOS_HOME")
+    os.environ["AIOS_HOME"] = str(home)
+    try:
+        PluginManager(load_entry_points=False).approve(agent)
+    finally:
+        if before is None:
+            os.environ.pop("AIOS_HOME", None)
+        else:
+            os.environ["AIOS_HOME"] = before
 
 
 def _start_kernel(home: Path) -> tuple[subprocess.Popen[bytes], Path, str]:
