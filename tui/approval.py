@@ -169,11 +169,28 @@ class ElicitScreen(ApprovalScreen, inherit_bindings=False):
         align: center middle;
     }
     #approval {
-        max-height: 95%;
+        max-height: 100%;
         overflow-y: auto;
+        padding: 0 1;
+    }
+    #approval-title {
+        margin-bottom: 0;
+    }
+    .elicit-row {
+        height: auto;
+        margin-top: 1;
     }
     .elicit-label {
-        margin-top: 1;
+        width: 22;
+        padding-right: 1;
+    }
+    .elicit-row Input, .elicit-row Select {
+        width: 1fr;
+    }
+    .elicit-row Switch {
+        height: 1;
+        border: none;
+        padding: 0;
     }
     #elicit-error {
         color: $error;
@@ -203,28 +220,31 @@ class ElicitScreen(ApprovalScreen, inherit_bindings=False):
             yield Static(r.reason, id="approval-reason")
             for name, prop in self.properties.items():
                 title = str(prop.get("title") or name) + (" *" if name in required else "")
-                desc = prop.get("description")
-                yield Label(f"{title}" + (f" — {desc}" if desc and desc != title else ""), classes="elicit-label")
-                wid = self.fields[name]
-                kind, default = _kind(prop), prop.get("default")
-                if kind == "boolean":
-                    yield Switch(value=bool(default), id=wid)
-                elif kind == "enum":
-                    options = _options(prop)
-                    yield Select(options, id=wid, value=default if default in [v for _, v in options] else Select.BLANK)
-                else:
-                    yield Input(
-                        "" if default is None else str(default),
-                        placeholder=kind,
-                        type="integer" if kind == "integer" else "number" if kind == "number" else "text",
-                        id=wid,
-                        valid_empty=True,
-                    )
+                wid, kind, default = self.fields[name], _kind(prop), prop.get("default")
+                desc = str(prop.get("description") or "")
+                with Horizontal(classes="elicit-row"):
+                    yield Label(title, classes="elicit-label")
+                    if kind == "boolean":
+                        yield Switch(value=bool(default), id=wid, tooltip=desc or None)
+                    elif kind == "enum":
+                        options = _options(prop)
+                        value = default if default in [v for _, v in options] else Select.BLANK
+                        yield Select(options, id=wid, value=value, compact=True, tooltip=desc or None)
+                    else:
+                        yield Input(
+                            "" if default is None else str(default),
+                            placeholder=desc or kind,
+                            type="integer" if kind == "integer" else "number" if kind == "number" else "text",
+                            id=wid,
+                            valid_empty=True,
+                            compact=True,
+                            tooltip=desc or None,
+                        )
             yield Static("", id="elicit-error")
             with Horizontal(id="approval-buttons"):
-                yield Button("Submit [ctrl+s]", id="accept", variant="success")
-                yield Button("Decline", id="decline", variant="warning")
-                yield Button("Cancel [esc]", id="cancel", variant="error")
+                yield Button("Submit ^s", id="accept", variant="success", compact=True)
+                yield Button("Decline", id="decline", variant="warning", compact=True)
+                yield Button("Cancel esc", id="cancel", variant="error", compact=True)
 
     # Textual also runs the base class's handlers unless prevent_default(): the form has no "deny" button,
     # and "accept" must go through the schema check.

@@ -22,7 +22,7 @@ from kernel.backends.fake import FakeBackend
 from kernel.events import ApprovalRequested
 from memory.store import Store
 from tui import AiosApp, make_app
-from tui.approval import ApprovalScreen
+from tui.approval import ApprovalScreen, approval_screen
 
 SIZES = [(80, 24), (160, 50)]
 
@@ -155,3 +155,34 @@ def test_plan_dag_snapshot(app: AiosApp, snap_compare: Any, size: tuple[int, int
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_elicitation_form_snapshot(app: AiosApp, snap_compare: Any) -> None:
+    """An MCP server's elicitation: the form generated from its schema (text, integer, boolean, enum)."""
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await MODES["agents"](pilot)
+        form = {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "title": "Name", "description": "Your name"},
+                "age": {"type": "integer", "title": "Age"},
+                "news": {"type": "boolean", "title": "Newsletter", "default": True},
+                "plan": {"type": "string", "title": "Plan", "enum": ["free", "pro"], "default": "free"},
+            },
+            "required": ["name", "age"],
+        }
+        request = ApprovalRequested(
+            3,
+            request_id="r2",
+            agent="registrar",
+            syscall="tool.elicit",
+            resource="mcp:signup",
+            reason="Who should be registered?",
+            timeout_s=300,
+            form=form,
+        )
+        await pilot.app.push_screen(approval_screen(request))
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
