@@ -296,3 +296,31 @@ async def test_an_agents_call_names_the_agent_and_waits_for_the_form(tmp_path: P
         store.close()
     assert (info["exit_code"], info["result"]) == (0, "registered Bo, 5")
     assert (row["pid"], row["agent"], row["decision"]) == (pid, "registrar", "allow")
+
+
+async def test_legacy_sessions_get_elicitation_create(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers on protocol 2025-11-25 and older send ``elicitation/create`` over the back-channel: the same
+    handler answers it (the session is pinned to the initialize handshake here)."""
+    import functools
+
+    import mcp
+
+    import tools.owner
+
+    monkeypatch.setattr(tools.owner, "Client", functools.partial(mcp.Client, mode="legacy"))
+    seen: list[dict[str, Any] | None] = []
+
+    async def handler(
+        server: str, message: str, schema: dict[str, Any], meta: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        seen.append(meta)
+        return "accept", {"name": "Old", "age": 99}
+
+    with anyio.fail_after(60):
+        async with McpHost(
+            parse_servers({"mcpServers": {"elicit": elicit_server_spec()}}), connect_timeout=20, elicit=handler
+        ) as host:
+            result = await host.call("elicit.register", {}, meta={"aios/pid": 7})
+            version = host.owners["elicit"].protocol_version
+    assert result.text == "registered Old, 99"
+    assert version != "2026-07-28" and seen == [{"aios/pid": 7}]
