@@ -107,6 +107,68 @@ def fitting(goal: str, tools: dict[str, dict[str, Any]], paths: list[str]) -> tu
     return list(dict.fromkeys(first + fit + ranked)), len(set(first)) == 1
 
 
+_SPLIT = re.compile(
+    r"\s*(?:[;.]\s+(?:then|after that|afterwards|finally|next)\b,?|,?\s*\b(?:and then|then|after that|afterwards|"
+    r"finally|next)\b,?|;|\?\s+(?=\w)|,?\s+and\s+(?=(?:what|who|whom|which|where|when|how|give|find|get|tell|read|"
+    r"take|add|subtract|multiply|divide|compute|calculate|count|list|show|look|search|convert|sum|check)\b)|"
+    r",?\s+and\s+(?=the\s+\w+(?:\s+\w+)?\s+(?:in|of|from)\b)|,\s+(?=(?:what|who|which|where|how)\b))\s*",
+    re.I,
+)
+#: Words for the four arithmetic operations, each with the symbol a tool's description writes it with.
+_OPERATIONS = {
+    "-": (r"minus\b", r"subtract\w*", r"difference\b", r"deduct\w*"),
+    "+": (r"plus\b", r"add(?:s|ed|ing)?\b", r"sum of\b", r"increase\w*"),
+    "*": (r"times\b", r"multipl\w*", r"product\b", r"double\b", r"triple\b"),
+    "/": (r"divid\w*", r"quotient\b", r"ratio\b"),
+}
+
+
+def subgoals(goal: str) -> list[str]:
+    """The goal as ordered steps, read off its structure: parts joined by "then", "after that", "finally", a
+    semicolon, a second question, or "and" before a new request ("..., and what is ...", "X and the revenue in Y").
+    "Add 19 and 23" stays one step: an "and" between values joins the values."""
+    parts = [p.strip(" ,.;") for p in _SPLIT.split(goal.strip())]
+    parts = [p for p in parts if len(re.findall(r"\w+", p)) >= 2]
+    return parts or [goal.strip()]
+
+
+def refers_back(part: str) -> bool:
+    """A step that works on an earlier result ("multiply it by 2", "add 10 to the result") rather than on its own."""
+    return bool(re.search(r"\b(?:it|that|this|the result|the answer|the value|the number|them)\b", part, re.I))
+
+
+def operation_of(text: str) -> str | None:
+    """The arithmetic operation ``text`` asks for (``-``, ``+``, ``*``, ``/``), by its words; None if none."""
+    low = f" {text.lower()} "
+    hits = [(m.start(), op) for op, words in _OPERATIONS.items() for w in words if (m := re.search(rf"\b{w}", low))]
+    return min(hits)[1] if hits else None
+
+
+def matches_operation(part: str, names: list[str], tools: dict[str, dict[str, Any]]) -> list[str]:
+    """Of ``names``, those whose name or description says the operation ``part`` asks for (by word or symbol), when
+    ``part`` asks for one and only some tools say it; the words that set tools apart otherwise (shared by fewer
+    than half of them)."""
+    texts = {n: f"{n} {tools[n].get('description', '')}".lower() for n in names}
+    op = operation_of(part)
+    if op is not None:
+        words = _OPERATIONS[op]
+        said = [
+            n
+            for n in names
+            if any(re.search(rf"\b{w}", texts[n]) for w in words)
+            or re.search(rf"\b\w\s*{re.escape(op)}\s*\w\b", texts[n])
+        ]
+        others = [n for n in said if operation_of(texts[n]) not in (None, op)]
+        said = [n for n in said if n not in others] or said
+        if said and len(said) < len(names):
+            return said
+    stems = {w[:6] for w in re.findall(r"[a-z]{4,}", part.lower())}
+    counts = {s: sum(s in t for t in texts.values()) for s in stems}
+    rare = {s for s, c in counts.items() if 0 < c <= max(1, len(names) // 2)}
+    scored = sorted(((sum(s in texts[n] for s in rare), -i, n) for i, n in enumerate(names)), reverse=True)
+    return [n for score, _, n in scored if score and score == scored[0][0]] if scored and scored[0][0] else []
+
+
 def _numbers(*texts: str) -> list[float]:
     return list(dict.fromkeys(float(n) for text in texts for n in numbers_in(text)))[:16]
 
@@ -146,6 +208,23 @@ class WorkerAgent(Agent):
     max_steps = 4
     candidates = 4
 
+    @staticmethod
+    def _current(parts: list[str], steps: list[dict[str, Any]], part_of: list[int]) -> int | None:
+        """The first sub-goal not done yet: none of its steps succeeded, or it asks for an operation that no
+        successful step of it was (the file it names was read, the subtraction is still due); None when all are."""
+        for index, part in enumerate(parts):
+            mine = [s for s, i in zip(steps, part_of, strict=True) if i == index]
+            good = [s for s in mine if not s["is_error"]]
+            if len(mine) >= 3 and not good:
+                continue  # three failures: give this one up, go on
+            if not good:
+                return index
+            op = operation_of(part)
+            if op is not None and len(mine) < 3 and not any(s.get("again") for s in mine):
+                if not any(s.get("op") == op for s in good):
+                    return index
+        return None
+
     def _context(self, goal: str, steps: list[dict[str, Any]], width: int = 200) -> str:
         done = "\n".join(
             f"{i}. {s['tool']} {json.dumps(s['args'])} -> {'ERROR ' if s['is_error'] else ''}{s['text'][:width]}"
@@ -159,42 +238,75 @@ class WorkerAgent(Agent):
             return None
         await request_named_paths(ctx, goal)  # the folder the task names: asked for, not just denied
         steps: list[dict[str, Any]] = []
+        parts = subgoals(goal)
+        part_of: list[int] = []  # the sub-goal each step worked on
         try:
-            for _ in range(self.max_steps):
-                query = goal if not steps else f"{goal} {steps[-1]['text'][:200]}"
+            for _ in range(max(self.max_steps, len(parts) + 2)):
+                current = self._current(parts, steps, part_of)
+                if current is None and len(parts) == 1 and operation_of(goal) is None:
+                    current = 0  # one open-ended step: the model says when it is done, as before
+                if current is None:
+                    break
+                part = parts[current]
+                last = [s for s in steps if not s["is_error"]][-1:] if steps else []
+                query = part if not steps else f"{part} {steps[-1]['text'][:200]}"
                 found = await ctx.tools.search(query, limit=self.candidates * 3)
                 tools = {t["name"]: t for t in found if t.get("side_effect") == "read_only"}
-                paths = known_paths(goal, *(s["text"] for s in steps if not s["is_error"]))[:12]
-                names, obvious = fitting(goal, tools, paths)
+                ok_texts = [s["text"] for s in steps if not s["is_error"]]
+                paths = known_paths(part, goal, *ok_texts)[:12]
+                mine = known_paths(part) or (known_paths(goal) if len(parts) == 1 or refers_back(part) else [])
+                names, obvious = fitting(part, tools, mine or paths)
+                preferred = matches_operation(part, names, tools)
+                if preferred and operation_of(part) is not None:
+                    done_ops = {s["tool"] for s, i in zip(steps, part_of, strict=True) if i == current}
+                    wanted = [n for n in preferred if n not in done_ops] or preferred
+                    # The operation waits for its input: a step that names a file reads it first.
+                    if not (mine and not any(i == current for i in part_of)) or not any(
+                        any(is_path_key(a) for a in _required(tools[n])) for n in names
+                    ):
+                        names, obvious = wanted + [n for n in names if n not in wanted], len(wanted) == 1
+                elif preferred:
+                    names = preferred + [n for n in names if n not in preferred]
                 names = names[: self.candidates]
                 if not names:
                     break
-                context = self._context(goal, steps)
+                context = self._context(goal, steps) + (f"\n\nNow: {part}" if len(parts) > 1 else "")
                 listing = "\n".join(f"- {n}: {tools[n].get('description', '')[:120]}" for n in names)
-                options = names + (["done"] if steps else [])
+                finished = current == len(parts) - 1 and any(i == current for i in part_of)
+                options = names + (["done"] if finished else [])
+                stepped = any(i == current for i in part_of)
                 choice = (
                     names[0]
-                    if obvious and not steps
+                    if obvious and not stepped
                     else await ctx.llm.choose(
-                        f"{context}\n\nTools:\n{listing}\n\nWhich tool is next" + (" (or done)?" if steps else "?"),
+                        f"{context}\n\nTools:\n{listing}\n\nWhich tool is next" + (" (or done)?" if finished else "?"),
                         options,
                         system=SYSTEM,
                     )
                 )
                 if choice == "done":
                     break
-                numbers = _numbers(goal, *(s["text"][:400] for s in steps if not s["is_error"]))
+                earlier = [t[:400] for t in (s["text"] for s in last)]
+                numbers = _numbers(*earlier, part, goal, *(t[:400] for t in ok_texts))
                 args = await ctx.llm.json(
                     f"{context}\n\nArguments for {choice}: {tools[choice].get('description', '')[:160]}",
-                    args_schema(tools[choice].get("input_schema") or {}, paths, numbers),
+                    args_schema(tools[choice].get("input_schema") or {}, mine or paths, numbers),
                     system=SYSTEM,
                     max_tokens=160,
                 )
-                args = ground_args(args, paths) if isinstance(args, dict) else {}
+                args = ground_args(args, mine or paths) if isinstance(args, dict) else {}
                 if any(s["tool"] == choice and s["args"] == args and not s["is_error"] for s in steps):
-                    break  # the same call again would tell nothing new: small models loop, the answer is due
+                    if current == len(parts) - 1:
+                        break  # the same call again would tell nothing new: small models loop, the answer is due
+                    part_of.append(current)  # nothing new for this sub-goal: go on with the next
+                    steps.append({**next(s for s in steps if s["tool"] == choice and s["args"] == args), "again": True})
+                    continue
                 result = await ctx.tools.call(choice, args)
-                steps.append({"tool": choice, "args": args, "is_error": result["is_error"], "text": result["text"]})
+                op = operation_of(f"{choice.split('.', 1)[-1]} {tools[choice].get('description', '')}")
+                steps.append(
+                    {"tool": choice, "args": args, "is_error": result["is_error"], "text": result["text"], "op": op}
+                )
+                part_of.append(current)
                 mark = "error" if result["is_error"] else "ok"
                 await ctx.write(
                     f"[{len(steps)}] {choice} {json.dumps(args)} {mark}: {' '.join(result['text'].split())[:200]}\n"
@@ -202,16 +314,23 @@ class WorkerAgent(Agent):
             if not steps:
                 await ctx.write("No tool I may use fits this task.\n")
                 return None
-            doc = await ctx.llm.json(
-                self._context(goal, steps, 600) + "\n\nAnswer the task from these results.",
-                answer_object(goal),
-                system=SYSTEM,
-            )
+            separate = len(parts) > 1 and not any(refers_back(p) for p in parts[1:])
+            # Parts that do not build on each other are answered each from its own results, then joined.
+            asked = [(p, [s for s, i in zip(steps, part_of, strict=True) if i == n]) for n, p in enumerate(parts)]
+            asked = [(p, own) for p, own in asked if own] if separate else [(goal, steps)]
+            answers = []
+            for question, own in asked:
+                doc = await ctx.llm.json(
+                    self._context(question, own, 600) + "\n\nAnswer the task from these results.",
+                    answer_object(question),
+                    system=SYSTEM,
+                )
+                said = format_answer(doc.get("answer", "")) if isinstance(doc, dict) else ""
+                answers.append(checked_answer(question, said, own))
         except AiosError as exc:  # a backend without grammars, a denied tool, a budget spent
             await ctx.write(f"I could not finish: {exc.one_line()}\n")
             return None
-        answer = format_answer(doc.get("answer", "")) if isinstance(doc, dict) else ""
-        answer = checked_answer(goal, answer, steps)
+        answer = "; ".join(answers)
         await ctx.write(answer + "\n")
         await ctx.end_turn()
         return answer

@@ -350,3 +350,89 @@ def test_a_number_answer_is_the_number_the_tool_computed() -> None:
     stats = [{"is_error": False, "text": "count=4 sum=1800 mean=450"}]
     assert checked_answer("What is the total cost?", "1800", stats) == "1800"  # grounded: kept
     assert checked_answer("What is the total cost?", "7", []) == "7"  # no result to check against
+
+
+@pytest.mark.parametrize(
+    ("goal", "parts"),
+    [
+        ("Add 19 and 23, then multiply the result by 3.", ["Add 19 and 23", "multiply the result by 3"]),
+        ("Read the size in /d/a.docx and divide it by 4.", ["Read the size in /d/a.docx", "divide it by 4"]),
+        ("What is 6 times 7, and what is 100 divided by 4?", ["What is 6 times 7", "what is 100 divided by 4?"]),
+        (
+            "Give the total in /d/a.csv and the owner of /d/b.docx.",
+            ["Give the total in /d/a.csv", "the owner of /d/b.docx"],
+        ),
+        ("List the files; after that, count them", ["List the files", "count them"]),
+        ("What is the sum of 2 and 3?", ["What is the sum of 2 and 3?"]),  # "and" between values: one step
+        ("Who owns /d/report.docx?", ["Who owns /d/report.docx?"]),
+    ],
+)
+def test_worker_splits_a_goal_into_ordered_steps_by_its_structure(goal: str, parts: list[str]) -> None:
+    from plugins.worker import subgoals
+
+    assert subgoals(goal) == parts
+
+
+def test_worker_prefers_the_tool_whose_description_says_the_operation() -> None:
+    from plugins.worker import matches_operation
+
+    def tool(description: str) -> dict[str, Any]:
+        return {"description": description, "input_schema": {"required": ["x", "y"]}}
+
+    tools = {
+        "m.times": tool("Multiply two numbers: x * y."),
+        "m.less": tool("Take y away from x: x - y."),
+        "m.plus": tool("Add two numbers: x + y."),
+        "m.ratio": tool("Divide x by y: x / y."),
+    }
+    names = list(tools)
+    assert matches_operation("What is 1000 minus 387?", names, tools) == ["m.less"]
+    assert matches_operation("the difference of 9 and 4", names, tools) == ["m.less"]
+    assert matches_operation("multiply the result by 3", names, tools) == ["m.times"]
+    assert matches_operation("100 divided by 4", names, tools) == ["m.ratio"]
+    assert matches_operation("Add 2 and 2", names, tools) == ["m.plus"]
+    assert matches_operation("who owns the report", names, tools) == []  # no operation, no word that sets one apart
+
+
+CALC = {
+    "tools": [
+        {
+            "name": f"calc.{name}",
+            "side_effect": "read_only",
+            "description": description,
+            "input_schema": {"properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]},
+        }
+        for name, description in [
+            ("multiply", "Multiply two numbers: a * b."),
+            ("add", "Add two numbers: a + b."),
+            ("subtract", "Subtract b from a: a - b."),
+        ]
+    ]
+}
+
+
+async def test_worker_goes_on_until_every_step_of_the_goal_is_done() -> None:
+    results = iter([{"is_error": False, "text": "42"}, {"is_error": False, "text": "126"}])
+    # No tool choice is asked: each step names its operation and one tool says it. Only the arguments are filled.
+    runner = Runner(
+        ['{"a": 19, "b": 23}', '{"a": 42, "b": 3}', '{"answer": 126}'],
+        {"tool.search": CALC, "tool.call": lambda p: next(results)},
+    )
+    with anyio.fail_after(5):
+        answer = await WorkerAgent().run(runner, "Add 19 and 23, then multiply the result by 3.")
+    assert answer == "126"
+    called = [(p["tool"], p["args"]) for name, p in runner.calls if name == "tool.call"]
+    assert called == [("calc.add", {"a": 19, "b": 23}), ("calc.multiply", {"a": 42, "b": 3})]
+    assert not runner.replies  # every scripted reply used: nothing more was asked
+
+
+async def test_worker_answers_each_independent_part_and_picks_subtract_for_minus() -> None:
+    results = iter([{"is_error": False, "text": "613"}, {"is_error": False, "text": "42"}])
+    runner = Runner(
+        ['{"a": 1000, "b": 387}', '{"a": 6, "b": 7}', '{"answer": 613}', '{"answer": 1}'],
+        {"tool.search": CALC, "tool.call": lambda p: next(results)},
+    )
+    with anyio.fail_after(5):
+        answer = await WorkerAgent().run(runner, "What is 1000 minus 387, and what is 6 times 7?")
+    assert [p["tool"] for name, p in runner.calls if name == "tool.call"] == ["calc.subtract", "calc.multiply"]
+    assert answer == "613; 42"  # each part's number is what its tool computed, not the model's guess
