@@ -169,6 +169,23 @@ def matches_operation(part: str, names: list[str], tools: dict[str, dict[str, An
     return [n for score, _, n in scored if score and score == scored[0][0]] if scored and scored[0][0] else []
 
 
+def operands(part: str, earlier: str) -> list[float] | None:
+    """The two numbers an arithmetic step works on, in the order its words put them, when its structure says so:
+    "19 and 23", "100 divided by 4", "multiply it by 3" (the earlier result first), "subtract 100 from it" (the
+    earlier result first: ``from`` turns the order round). None when the step does not name two values."""
+    own = [float(n) for n in numbers_in(part)]
+    previous = [float(n) for n in numbers_in(earlier)]
+    if refers_back(part) or (len(own) == 1 and len(previous) == 1 and not re.search(r"\bfrom\s+-?\d", part)):
+        if len(own) != 1 or len(previous) != 1:
+            return None
+        return [previous[0], own[0]]
+    if re.search(r"\bfrom\b", part, re.I) and operation_of(part) == "-":
+        if len(own) == 1 and len(previous) == 1:
+            return [previous[0], own[0]]
+        return [own[1], own[0]] if len(own) == 2 else None
+    return own if len(own) == 2 else None
+
+
 def _numbers(*texts: str) -> list[float]:
     return list(dict.fromkeys(float(n) for text in texts for n in numbers_in(text)))[:16]
 
@@ -249,7 +266,8 @@ class WorkerAgent(Agent):
                     break
                 part = parts[current]
                 last = [s for s in steps if not s["is_error"]][-1:] if steps else []
-                query = part if not steps else f"{part} {steps[-1]['text'][:200]}"
+                pending = operation_of(part) is not None and any(i == current for i in part_of)
+                query = part if not steps or pending else f"{part} {steps[-1]['text'][:200]}"
                 found = await ctx.tools.search(query, limit=self.candidates * 3)
                 tools = {t["name"]: t for t in found if t.get("side_effect") == "read_only"}
                 ok_texts = [s["text"] for s in steps if not s["is_error"]]
@@ -288,12 +306,18 @@ class WorkerAgent(Agent):
                     break
                 earlier = [t[:400] for t in (s["text"] for s in last)]
                 numbers = _numbers(*earlier, part, goal, *(t[:400] for t in ok_texts))
-                args = await ctx.llm.json(
-                    f"{context}\n\nArguments for {choice}: {tools[choice].get('description', '')[:160]}",
-                    args_schema(tools[choice].get("input_schema") or {}, mine or paths, numbers),
-                    system=SYSTEM,
-                    max_tokens=160,
-                )
+                schema = args_schema(tools[choice].get("input_schema") or {}, mine or paths, numbers)
+                values = operands(part, last[0]["text"][:400] if last and current > 0 else "")
+                numeric = [k for k, v in schema["properties"].items() if "enum" in v and set(v["enum"]) <= set(numbers)]
+                if values and operation_of(part) is not None and len(numeric) == len(schema["properties"]) == 2:
+                    args = dict(zip(numeric, values, strict=True))  # the step's words order the operands
+                else:
+                    args = await ctx.llm.json(
+                        f"{context}\n\nArguments for {choice}: {tools[choice].get('description', '')[:160]}",
+                        schema,
+                        system=SYSTEM,
+                        max_tokens=160,
+                    )
                 args = ground_args(args, mine or paths) if isinstance(args, dict) else {}
                 if any(s["tool"] == choice and s["args"] == args and not s["is_error"] for s in steps):
                     if current == len(parts) - 1:

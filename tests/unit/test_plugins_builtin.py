@@ -413,9 +413,10 @@ CALC = {
 
 async def test_worker_goes_on_until_every_step_of_the_goal_is_done() -> None:
     results = iter([{"is_error": False, "text": "42"}, {"is_error": False, "text": "126"}])
-    # No tool choice is asked: each step names its operation and one tool says it. Only the arguments are filled.
+    # Nothing but the answer is asked: each step names its operation, one tool says it, its words order the operands
+    # (the earlier result first for "the result").
     runner = Runner(
-        ['{"a": 19, "b": 23}', '{"a": 42, "b": 3}', '{"answer": 126}'],
+        ['{"answer": 126}'],
         {"tool.search": CALC, "tool.call": lambda p: next(results)},
     )
     with anyio.fail_after(5):
@@ -429,7 +430,7 @@ async def test_worker_goes_on_until_every_step_of_the_goal_is_done() -> None:
 async def test_worker_answers_each_independent_part_and_picks_subtract_for_minus() -> None:
     results = iter([{"is_error": False, "text": "613"}, {"is_error": False, "text": "42"}])
     runner = Runner(
-        ['{"a": 1000, "b": 387}', '{"a": 6, "b": 7}', '{"answer": 613}', '{"answer": 1}'],
+        ['{"answer": 613}', '{"answer": 1}'],
         {"tool.search": CALC, "tool.call": lambda p: next(results)},
     )
     with anyio.fail_after(5):
