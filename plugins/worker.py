@@ -109,7 +109,7 @@ def fitting(goal: str, tools: dict[str, dict[str, Any]], paths: list[str]) -> tu
 
 _SPLIT = re.compile(
     r"\s*(?:[;.]\s+(?:then|after that|afterwards|finally|next)\b,?|,?\s*\b(?:and then|then|after that|afterwards|"
-    r"finally|next)\b,?|;|\?\s+(?=\w)|,?\s+and\s+(?=(?:what|who|whom|which|where|when|how|give|find|get|tell|read|"
+    r"finally|next)\b,?|;|\?\s+(?=[^?]+\?)|,?\s+and\s+(?=(?:what|who|whom|which|where|when|how|give|find|get|tell|read|"
     r"take|add|subtract|multiply|divide|compute|calculate|count|list|show|look|search|convert|sum|check)\b)|"
     r",?\s+and\s+(?=the\s+\w+(?:\s+\w+)?\s+(?:in|of|from)\b)|,\s+(?=(?:what|who|which|where|how)\b))\s*",
     re.I,
@@ -125,7 +125,8 @@ _OPERATIONS = {
 
 def subgoals(goal: str) -> list[str]:
     """The goal as ordered steps, read off its structure: parts joined by "then", "after that", "finally", a
-    semicolon, a second question, or "and" before a new request ("..., and what is ...", "X and the revenue in Y").
+    semicolon, a second question (not a hint after one: "... code? Look in my memory."), or "and" before a new
+    request ("..., and what is ...", "X and the revenue in Y").
     "Add 19 and 23" stays one step: an "and" between values joins the values."""
     parts = [p.strip(" ,.;") for p in _SPLIT.split(goal.strip())]
     parts = [p for p in parts if len(re.findall(r"\w+", p)) >= 2]

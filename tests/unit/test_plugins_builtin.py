@@ -365,6 +365,8 @@ def test_a_number_answer_is_the_number_the_tool_computed() -> None:
         ("List the files; after that, count them", ["List the files", "count them"]),
         ("What is the sum of 2 and 3?", ["What is the sum of 2 and 3?"]),  # "and" between values: one step
         ("Who owns /d/report.docx?", ["Who owns /d/report.docx?"]),
+        ("What is my code? Look in my memory.", ["What is my code? Look in my memory"]),  # a hint, not a request
+        ("Who wrote it? When was it saved?", ["Who wrote it", "When was it saved?"]),
     ],
 )
 def test_worker_splits_a_goal_into_ordered_steps_by_its_structure(goal: str, parts: list[str]) -> None:
