@@ -147,8 +147,8 @@ def operation_of(text: str) -> str | None:
 
 def matches_operation(part: str, names: list[str], tools: dict[str, dict[str, Any]]) -> list[str]:
     """Of ``names``, those whose name or description says the operation ``part`` asks for (by word or symbol), when
-    ``part`` asks for one and only some tools say it; the words that set tools apart otherwise (shared by fewer
-    than half of them)."""
+    ``part`` asks for one and only some tools say it; none otherwise (words shared with descriptions at large
+    matched the wrong tools: "look in my memory" picked a search tool over the memory one)."""
     texts = {n: f"{n} {tools[n].get('description', '')}".lower() for n in names}
     op = operation_of(part)
     if op is not None:
@@ -163,11 +163,7 @@ def matches_operation(part: str, names: list[str], tools: dict[str, dict[str, An
         said = [n for n in said if n not in others] or said
         if said and len(said) < len(names):
             return said
-    stems = {w[:6] for w in re.findall(r"[a-z]{4,}", part.lower())}
-    counts = {s: sum(s in t for t in texts.values()) for s in stems}
-    rare = {s for s, c in counts.items() if 0 < c <= max(1, len(names) // 2)}
-    scored = sorted(((sum(s in texts[n] for s in rare), -i, n) for i, n in enumerate(names)), reverse=True)
-    return [n for score, _, n in scored if score and score == scored[0][0]] if scored and scored[0][0] else []
+    return []
 
 
 def operands(part: str, earlier: str) -> list[float] | None:
