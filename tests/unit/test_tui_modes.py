@@ -183,8 +183,9 @@ async def test_tools_mode_composes_dispatches_watches_and_cancels_plans(tmp_path
         # A plan with two parallel steps and one after both: dispatched as tool.plan, watched as a DAG.
         plan = {
             "steps": [
-                {"id": "a", "tool": "time.sleep", "args": {"seconds": 0.3}},
-                {"id": "b", "tool": "time.sleep", "args": {"seconds": 0.3}},
+                # Long enough that a loaded machine's poll still sees both running (0.3 s flaked in CI).
+                {"id": "a", "tool": "time.sleep", "args": {"seconds": 2.0}},
+                {"id": "b", "tool": "time.sleep", "args": {"seconds": 2.0}},
                 {"id": "c", "tool": "time.now", "args": {"timezone": "UTC"}, "deps": ["a", "b"]},
             ]
         }
