@@ -17,8 +17,22 @@ from typing import Any
 from aios.api import Agent, Capabilities, Context, Manifest
 from aios.errors import AiosError
 from aios.hookspecs import hookimpl
-from plugins._args import ground_args, is_path_key, known_paths, numbers_in
+from plugins._args import (
+    FREE_TEXT_KEYS,
+    error_options,
+    fixed_args,
+    ground_args,
+    is_path_key,
+    is_query_key,
+    kind_filtered,
+    known_paths,
+    named_values,
+    numbers_in,
+    query_text,
+    string_candidates,
+)
 from plugins.answers import answer_form, answer_schema, format_answer
+from plugins.extract import content_stems, extract_answer, extract_number, overlap
 from plugins.goals import request_named_paths
 
 __all__ = ["WorkerAgent", "args_schema"]
@@ -28,11 +42,15 @@ SYSTEM = "You do a task by calling tools one at a time. Use the results so far. 
 
 
 def args_schema(
-    input_schema: dict[str, Any], paths: list[str] | None = None, numbers: list[float] | None = None
+    input_schema: dict[str, Any],
+    paths: list[str] | None = None,
+    numbers: list[float] | None = None,
+    strings: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """A closed object of a tool's required arguments with simple types (what a small model can fill); a path-like
-    string argument is one of ``paths`` (those the goal and the results so far name) and a number one of
-    ``numbers`` (likewise), when there are any: a small model copies a value far better than it writes one."""
+    string argument is one of ``paths`` (those the goal and the results so far name), a number one of ``numbers``
+    (likewise) and any other string one of ``strings[name]`` (values the step names, or a failed call's error
+    listed), when there are any: a small model copies a value far better than it writes one."""
     given = input_schema.get("properties") or {}
     props: dict[str, Any] = {}
     for name in input_schema.get("required") or []:
@@ -46,6 +64,8 @@ def args_schema(
             props[name] = {"enum": [n for n in numbers if kind == "number" or float(n).is_integer()] or numbers}
         elif "enum" in spec:
             props[name] = {"enum": spec["enum"]}
+        elif strings and kind == "string" and strings.get(name):
+            props[name] = {"enum": list(strings[name])}
         elif kind in _SIMPLE:
             props[name] = {"type": kind, **({"maxLength": 120} if kind == "string" else {})}
         else:
@@ -67,44 +87,83 @@ def _required(tool: dict[str, Any]) -> list[str]:
     return list((tool.get("input_schema") or {}).get("required") or [])
 
 
+#: Words a tool's name or description uses for a kind of file the goal names (by its extension); "" is a folder.
+_KIND_WORDS = {
+    "txt": r"text|txt",
+    "md": r"text|markdown|md",
+    "docx": r"docx|word",
+    "doc": r"docx?|word",
+    "csv": r"csv",
+    "xlsx": r"xlsx|excel|spreadsheet",
+    "pdf": r"pdf",
+    "json": r"json",
+    "": r"director(?:y|ies)|folder",
+}
+
+
 def fitting(goal: str, tools: dict[str, dict[str, Any]], paths: list[str]) -> tuple[list[str], bool]:
-    """The candidates that fit, in rank order: first a tool the goal names (``get-sum``, or a word sharing its
-    stem: "multiplied" for ``multiply``) or one made for the kind of file the goal names (``read_docx`` for a
-    .docx); then, with paths in the goal, tools that take a path, and without, tools that need none (their path
-    could only be made up). The kernel's own task-tree and process tools only when the goal speaks of tasks.
-    The flag: exactly one tool is named or made for the file, so no choice is left to make."""
+    """The candidates that fit, in rank order: first a tool the goal names (``get-sum``, a word sharing its stem:
+    "multiplied" for ``multiply``, or its server: "the git repository" for ``git.*``) that takes a path if the goal
+    names one, then one made for the kind of file the goal names (``read_docx`` for a .docx, a text reader for a
+    .txt, a folder lister for a folder); then, with paths in the goal, tools that take a path, and without, tools
+    that need none (their path could only be made up). Within each group, tools whose name and description share
+    more of the goal's words come first. The kernel's own task-tree and process tools only when the goal speaks of
+    tasks. The flag: no choice is left to make (exactly one tool is named or made for the file, or one shares
+    clearly more of the goal's words than any other)."""
     low = goal.lower()
     for path in paths:  # the words of the goal, not of the paths it names
         low = low.replace(path.lower(), " ")
     words = {w[:6] for w in re.findall(r"[a-z]{5,}", low)}
-    kinds = {os.path.splitext(p)[1].lstrip(".").lower() for p in paths} - {""}
+    kinds = {os.path.splitext(p.rstrip("/"))[1].lstrip(".").lower() for p in paths}
     internal = ("task.", "proc.")
     usable = {n: t for n, t in tools.items() if not n.startswith(internal) or "task" in low}
 
-    def named(name: str) -> bool:
-        short = name.split(".", 1)[-1].lower()
-        stems = {w[:6] for w in re.findall(r"[a-z]{5,}", short)}
-        return (len(short) > 3 and short in low) or bool(stems & words)
-
-    def made_for(name: str) -> bool:
-        text = f"{name} {usable[name].get('description', '')}".lower()
-        return any(re.search(rf"\b{re.escape(k)}\b", text) for k in kinds)
-
-    def wrong_kind(name: str) -> bool:  # made for another kind of file than any the goal names
-        text = f"{name} {usable[name].get('description', '')}".lower()
-        return (
-            bool(kinds)
-            and not made_for(name)
-            and bool(re.search(r"\.(docx|csv|pdf|xlsx|json|md|txt)\b|\b(docx|csv|pdf|xlsx)\b", text))
-        )
+    def text_of(name: str) -> str:
+        return f"{name} {usable[name].get('description', '')}".lower()
 
     def takes_path(name: str) -> bool:
         return any(is_path_key(a) for a in _required(usable[name]))
 
+    def path_fits(name: str) -> bool:
+        return takes_path(name) == bool(paths)
+
+    def named_by_tool(name: str) -> bool:
+        short = name.lower().rpartition(".")[2]
+        stems = {w[:6] for w in re.findall(r"[a-z]{5,}", short)}
+        by_name = (len(short) > 3 and re.search(rf"\b{re.escape(short)}\b", low) is not None) or bool(stems & words)
+        return by_name and path_fits(name)
+
+    def named_by_server(name: str) -> bool:
+        server = name.lower().rpartition(".")[0]
+        return len(server) > 2 and re.search(rf"\b{re.escape(server)}\b", low) is not None and path_fits(name)
+
+    def made_for(name: str) -> bool:
+        return any(re.search(rf"\b(?:{_KIND_WORDS.get(k, re.escape(k))})", text_of(name)) for k in kinds)
+
+    def wrong_kind(name: str) -> bool:  # made for another kind of file than any the goal names
+        return (
+            bool(kinds - {""})
+            and not made_for(name)
+            and bool(re.search(r"\.(docx|csv|pdf|xlsx|json|md|txt)\b|\b(docx|csv|pdf|xlsx)\b", text_of(name)))
+        )
+
     ranked = [n for n in usable if not wrong_kind(n)]
-    first = [n for n in ranked if made_for(n)] + [n for n in ranked if named(n)]
-    fit = [n for n in ranked if takes_path(n) == bool(paths)]
-    return list(dict.fromkeys(first + fit + ranked)), len(set(first)) == 1
+    score = {n: overlap(goal, text_of(n).replace("_", " ").replace("-", " ")) for n in ranked}
+
+    def by_words(names: list[str]) -> list[str]:
+        return sorted(names, key=lambda n: -score[n])  # stable: the catalog's order breaks ties
+
+    by_tool_name = [n for n in ranked if named_by_tool(n)]
+    by_server = [n for n in ranked if named_by_server(n)]
+    first = by_words(by_tool_name) + by_words(by_server) + by_words([n for n in ranked if made_for(n)])
+    first = list(dict.fromkeys(first))
+    fit = by_words([n for n in ranked if takes_path(n) == bool(paths)])
+    names = list(dict.fromkeys(first + fit + by_words(ranked)))
+    if len(first) == 1 or (len(by_tool_name) == 1 and by_tool_name[0] == names[0]):
+        return names, True
+    pool = first or fit
+    clear = len(pool) >= 1 and score[pool[0]] >= 2 and all(score[n] < score[pool[0]] for n in pool[1:])
+    return names, clear
 
 
 _SPLIT = re.compile(
@@ -183,6 +242,41 @@ def operands(part: str, earlier: str) -> list[float] | None:
     return own if len(own) == 2 else None
 
 
+def string_values(
+    tool: dict[str, Any], part: str, goal: str, results: list[str], failed: list[dict[str, Any]]
+) -> dict[str, list[str]]:
+    """For each required string argument of ``tool`` (not a path, not free text), the values it may take: those a
+    failed call's error listed as valid (the one the step's words name, if exactly one does), the step's own words
+    for a search query, else values the step and goal name, written the way the argument's name says (a time zone
+    for ``timezone``, a time of day for ``time``, looked for in the results too)."""
+    schema = tool.get("input_schema") or {}
+    props = schema.get("properties") or {}
+    options: dict[str, list[str]] = {}
+    for step in failed:
+        options.update(error_options(step["text"], step["args"]))
+    own = string_candidates(part, goal)
+    wide = string_candidates(part, goal, *(r[:400] for r in results))
+    out: dict[str, list[str]] = {}
+    for name in schema.get("required") or []:
+        spec = props.get(name) or {}
+        kind = spec.get("type", "string")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "string")
+        if kind != "string" or "enum" in spec or is_path_key(name):
+            continue
+        if name in options:
+            near = [o for o in options[name] if content_stems(o, synonyms=False) & content_stems(part)]
+            out[name] = near if len(near) == 1 else options[name]
+        elif is_query_key(name):
+            out[name] = [query_text(part)]
+        elif name.lower() not in FREE_TEXT_KEYS:
+            written = kind_filtered(name, wide)
+            values = own if written is None else written
+            if values:
+                out[name] = values[:12]
+    return out
+
+
 def _numbers(*texts: str) -> list[float]:
     return list(dict.fromkeys(float(n) for text in texts for n in numbers_in(text)))[:16]
 
@@ -239,6 +333,33 @@ class WorkerAgent(Agent):
                     return index
         return None
 
+    @staticmethod
+    def _in_hand(goal: str, steps: list[dict[str, Any]]) -> bool:
+        """The answer is in hand: the results hold a fact about the goal, and every value the goal names ("Tokyo",
+        "UTC") is in a successful call's arguments or results (a time in UTC does not answer "the time in Tokyo")."""
+        good = [s for s in steps if not s["is_error"]]
+        if extract_answer(goal, [s["text"] for s in good], answer_form(goal)) is None:
+            return False
+        seen = " ".join(f"{json.dumps(s['args'])} {s['text']}" for s in good).lower()
+        return all(value.lower() in seen for value in named_values(goal))
+
+    @staticmethod
+    def _earlier(parts: list[str], current: int, steps: list[dict[str, Any]], part_of: list[int]) -> str:
+        """The value an arithmetic step works on besides its own numbers: the number an earlier sub-goal's result
+        gives for what that sub-goal asked ("the total cost" of a CSV's stats is its sum), or the number a read
+        within this sub-goal gives for what it asks ("the largest cost"); the raw result when no one number is
+        about the question, "" when there is nothing before."""
+        good = [(s, i) for s, i in zip(steps, part_of, strict=True) if not s["is_error"]]
+        if not good:
+            return ""
+        step, index = good[-1]
+        if index == current and (current == 0 or step.get("op") is not None) and not known_paths(parts[current]):
+            return ""  # this sub-goal's own arithmetic so far: nothing read for it to work on
+        value = extract_number(parts[index], [step["text"]])
+        if value is not None:
+            return format_answer(value)
+        return step["text"][:400] if index < current else ""
+
     def _context(self, goal: str, steps: list[dict[str, Any]], width: int = 200) -> str:
         done = "\n".join(
             f"{i}. {s['tool']} {json.dumps(s['args'])} -> {'ERROR ' if s['is_error'] else ''}{s['text'][:width]}"
@@ -258,7 +379,8 @@ class WorkerAgent(Agent):
             for _ in range(max(self.max_steps, len(parts) + 2)):
                 current = self._current(parts, steps, part_of)
                 if current is None and len(parts) == 1 and operation_of(goal) is None:
-                    current = 0  # one open-ended step: the model says when it is done, as before
+                    if not self._in_hand(goal, steps):
+                        current = 0  # one open-ended step, its answer not in hand: the model says when it is done
                 if current is None:
                     break
                 part = parts[current]
@@ -287,9 +409,11 @@ class WorkerAgent(Agent):
                     break
                 context = self._context(goal, steps) + (f"\n\nNow: {part}" if len(parts) > 1 else "")
                 listing = "\n".join(f"- {n}: {tools[n].get('description', '')[:120]}" for n in names)
-                finished = current == len(parts) - 1 and any(i == current for i in part_of)
+                # Done may be said once this sub-goal has a result; a failure is retried (its error may list values).
+                succeeded = any(i == current and not x["is_error"] for x, i in zip(steps, part_of, strict=True))
+                finished = current == len(parts) - 1 and succeeded
                 options = names + (["done"] if finished else [])
-                stepped = any(i == current for i in part_of)
+                stepped = succeeded
                 choice = (
                     names[0]
                     if obvious and not stepped
@@ -303,11 +427,16 @@ class WorkerAgent(Agent):
                     break
                 earlier = [t[:400] for t in (s["text"] for s in last)]
                 numbers = _numbers(*earlier, part, goal, *(t[:400] for t in ok_texts))
-                schema = args_schema(tools[choice].get("input_schema") or {}, mine or paths, numbers)
-                values = operands(part, last[0]["text"][:400] if last and current > 0 else "")
+                failed = [x for x in steps if x["tool"] == choice and x["is_error"]]
+                strings = string_values(tools[choice], part, goal, ok_texts, failed)
+                schema = args_schema(tools[choice].get("input_schema") or {}, mine or paths, numbers, strings)
+                values = operands(part, self._earlier(parts, current, steps, part_of))
                 numeric = [k for k, v in schema["properties"].items() if "enum" in v and set(v["enum"]) <= set(numbers)]
+                fixed = fixed_args(schema, f"{part} {goal}")
                 if values and operation_of(part) is not None and len(numeric) == len(schema["properties"]) == 2:
                     args = dict(zip(numeric, values, strict=True))  # the step's words order the operands
+                elif fixed is not None:
+                    args = fixed  # nothing left to choose: no model call
                 else:
                     args = await ctx.llm.json(
                         f"{context}\n\nArguments for {choice}: {tools[choice].get('description', '')[:160]}",
@@ -316,6 +445,11 @@ class WorkerAgent(Agent):
                         max_tokens=160,
                     )
                 args = ground_args(args, mine or paths) if isinstance(args, dict) else {}
+                if any(s["tool"] == choice and s["args"] == args and s["is_error"] for s in steps):
+                    # The same call failed already: it would fail again. Give this sub-goal up.
+                    part_of.append(current)
+                    steps.append({**next(s for s in steps if s["tool"] == choice and s["args"] == args), "again": True})
+                    continue
                 if any(s["tool"] == choice and s["args"] == args and not s["is_error"] for s in steps):
                     if current == len(parts) - 1:
                         break  # the same call again would tell nothing new: small models loop, the answer is due
@@ -341,6 +475,14 @@ class WorkerAgent(Agent):
             asked = [(p, own) for p, own in asked if own] if separate else [(goal, steps)]
             answers = []
             for question, own in asked:
+                read = extract_answer(question, [s["text"] for s in own if not s["is_error"]], answer_form(question))
+                computed = checked_answer(question, "", own) if answer_form(question) == "number" else ""
+                if operation_of(question) is not None and numbers_in(computed) == [computed]:
+                    answers.append(computed)  # the tools computed it: the last result that is one number
+                    continue
+                if read:
+                    answers.append(read)  # read off the results: the fact the question is about
+                    continue
                 doc = await ctx.llm.json(
                     self._context(question, own, 600) + "\n\nAnswer the task from these results.",
                     answer_object(question),

@@ -226,13 +226,59 @@ async def test_supervisor_drops_parts_that_are_not_about_the_goal() -> None:
 
 
 async def test_worker_stops_instead_of_repeating_a_call_that_succeeded() -> None:
+    # The time zone is copied from the goal (the only value written like one), so only the choices are asked; the
+    # result holds no fact about the question, so the model is asked to go on, picks the same call, and is stopped.
     runner = Runner(
-        ['{"choice": "clock.now"}', '{"tz": "UTC"}', '{"choice": "clock.now"}', '{"tz": "UTC"}', '{"answer": "23:00"}'],
-        {"tool.search": TOOLS, "tool.call": {"is_error": False, "text": "23:00Z"}},
+        ['{"choice": "clock.now"}', '{"choice": "clock.now"}', '{"answer": "noon"}'],
+        {"tool.search": TOOLS, "tool.call": {"is_error": False, "text": "noon"}},
     )
     with anyio.fail_after(5):
-        assert await WorkerAgent().run(runner, "time in UTC?") == "23:00"
-    assert [name for name, _ in runner.calls].count("tool.call") == 1
+        assert await WorkerAgent().run(runner, "time in UTC?") == "noon"
+    assert [p["args"] for name, p in runner.calls if name == "tool.call"] == [{"tz": "UTC"}]
+    assert not runner.replies
+
+
+async def test_worker_stops_when_the_results_answer_the_goal() -> None:
+    runner = Runner(
+        ['{"choice": "clock.now"}'], {"tool.search": TOOLS, "tool.call": {"is_error": False, "text": "23:00Z"}}
+    )
+    with anyio.fail_after(5):
+        assert await WorkerAgent().run(runner, "time in UTC?") == "23:00"  # read off the result: no model answer
+    assert not runner.replies
+
+
+async def test_worker_does_not_repeat_a_call_that_failed_and_retries_with_the_values_the_error_lists() -> None:
+    stats = {
+        "name": "docs.column_stats",
+        "side_effect": "read_only",
+        "description": "Statistics of one column of a CSV file: count, sum (total), mean, min, max.",
+        "input_schema": {
+            "properties": {"path": {"type": "string"}, "column": {"type": "string"}},
+            "required": ["path", "column"],
+        },
+    }
+
+    def call(payload: dict[str, Any]) -> dict[str, Any]:
+        if payload["args"]["column"] != "cost":
+            return {"is_error": True, "text": f"no column {payload['args']['column']!r} (columns: item, cost)"}
+        return {"is_error": False, "text": "count=4 sum=1800 mean=450 min=70 max=1200"}
+
+    runner = Runner(
+        [],
+        {
+            "tool.search": {"tools": [stats]},
+            "tool.call": call,
+            "proc.request": {"granted": True},
+        },
+    )
+    with anyio.fail_after(5):
+        answer = await WorkerAgent().run(runner, "What is the total of the costs in /d/budget.csv?")
+    called = [p["args"]["column"] for name, p in runner.calls if name == "tool.call"]
+    # The first value is the goal's one word that can be a value ("total" says what to do with one); the error's
+    # list, matched with the goal's words, decides the second; the answer is the sum (what "total" means) read off
+    # the stats. Nothing is asked of the model, and the failed call is not made again.
+    assert called == ["costs", "cost"] and answer == "1800"
+    assert not runner.replies
 
 
 @pytest.mark.parametrize(
@@ -254,7 +300,7 @@ def test_the_answer_takes_the_form_the_goal_asks_for(goal: str, form: str) -> No
 async def test_worker_answers_a_number_when_the_goal_asks_for_one() -> None:
     runner = Runner(
         ['{"choice": "clock.now"}', '{"tz": "UTC"}', '{"choice": "done"}', '{"answer": 42.0}'],
-        {"tool.search": TOOLS, "tool.call": {"is_error": False, "text": "42 rows"}},
+        {"tool.search": TOOLS, "tool.call": {"is_error": False, "text": "42"}},  # no word of the question: asked
     )
     schemas: list[Any] = []
     chat = runner.chat
@@ -415,12 +461,9 @@ CALC = {
 
 async def test_worker_goes_on_until_every_step_of_the_goal_is_done() -> None:
     results = iter([{"is_error": False, "text": "42"}, {"is_error": False, "text": "126"}])
-    # Nothing but the answer is asked: each step names its operation, one tool says it, its words order the operands
-    # (the earlier result first for "the result").
-    runner = Runner(
-        ['{"answer": 126}'],
-        {"tool.search": CALC, "tool.call": lambda p: next(results)},
-    )
+    # Nothing is asked of the model: each step names its operation, one tool says it, its words order the operands
+    # (the earlier result first for "the result"), and the answer is the last number the tools computed.
+    runner = Runner([], {"tool.search": CALC, "tool.call": lambda p: next(results)})
     with anyio.fail_after(5):
         answer = await WorkerAgent().run(runner, "Add 19 and 23, then multiply the result by 3.")
     assert answer == "126"
