@@ -16,7 +16,8 @@ a bad value), LLM tokens and wall time per task.
 Sizes: ``AIOS_BENCH_AGENTS_AGENTS`` (comma list, default planner,worker,supervisor), ``AIOS_BENCH_AGENTS_KINDS``
 (comma list of task kinds), ``AIOS_BENCH_AGENTS_LIMIT`` (first N tasks per agent; ``AIOS_BENCH_AGENTS_LIMITS``:
 per agent, ``planner:8,supervisor:4``), ``AIOS_BENCH_AGENTS_TIMEOUT``
-(seconds per task, default 120). Results: bench/results/agents.json.
+(seconds per task, default 120). Results: bench/results/agents.json. Another GGUF against the bundled one:
+``bench/agents_larger.py`` (``AIOS_BENCH_AGENTS_MODEL=PATH``, results in bench/results/agents_larger.json).
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ class CallLog:
         host.call = call
 
 
-async def _run() -> dict[str, Any]:
+async def _run(model: str = "") -> dict[str, Any]:
+    """Run the chosen agents' tasks on ``model`` (a name from the model registry; empty: the default, bundled)."""
     from aios import paths
     from aios.config import Config, KernelConfig, LLMConfig
     from kernel import load_runtime, open_kernel
@@ -152,7 +154,12 @@ async def _run() -> dict[str, Any]:
     paths.mcp_config_path().parent.mkdir(parents=True, exist_ok=True)
     paths.mcp_config_path().write_text(json.dumps({"mcpServers": _servers(folder)}))
     config = Config(
-        llm=LLMConfig(temperature=0.0, n_ctx=2048, n_threads=int(os.environ.get("AIOS_BENCH_AGENTS_THREADS", "2"))),
+        llm=LLMConfig(
+            model=model,
+            temperature=0.0,
+            n_ctx=2048,
+            n_threads=int(os.environ.get("AIOS_BENCH_AGENTS_THREADS", "2")),
+        ),
         kernel=KernelConfig(agent_token_budget=0),
     )
     runtime = await anyio.to_thread.run_sync(load_runtime, config)
