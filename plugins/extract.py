@@ -76,6 +76,8 @@ _KINDS: dict[str, tuple[str, ...]] = {
     "python": ("py",),
     "json": ("json",),
 }
+#: Roles of messages that record what an agent said or a tool returned earlier: not facts about the world.
+_NOT_FACTS = frozenset({"assistant", "tool", "system", "function"})
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
 _WORD = re.compile(r"[A-Za-z][A-Za-z'_-]*|\d+(?:[.:]\d+)*")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]\d)")
@@ -135,6 +137,8 @@ def overlap(question: str, text: str) -> int:
 
 def _json_facts(value: Any, key: str = "") -> list[str]:
     if isinstance(value, dict):
+        if str(value.get("role", "")).lower() in _NOT_FACTS:
+            return []  # a message the agent itself wrote (its transcript in recall memory), not a fact it was told
         out: list[str] = []
         for k, v in value.items():
             out.extend(_json_facts(v, f"{key}.{k}" if key else str(k)))
@@ -262,6 +266,9 @@ def _scored(question: str, texts: Iterable[str]) -> list[tuple[int, int, str]]:
     order = 0
     for text in reversed(list(texts)):  # the latest result first; within one, its facts in order
         for fact in facts(text):
+            if fact.rstrip().endswith("?"):
+                order += 1
+                continue  # a question asked earlier is no answer
             key_value = _KEY_VALUE.match(fact)
             key = content_stems(key_value.group(1), synonyms=False) if key_value else set()
             hits = len(asked & content_stems(fact, synonyms=False))

@@ -101,6 +101,13 @@ _KIND_WORDS = {
 }
 
 
+def _file_kind(path: str) -> str:
+    """The words for the kind of file ``path`` is: "csv file", "docx Word document", "folder directory"."""
+    ext = os.path.splitext(path.rstrip("/"))[1].lstrip(".").lower()
+    words = {"txt": "text file", "md": "markdown text file", "docx": "docx Word document", "": "folder directory"}
+    return words.get(ext, f"{ext} file")
+
+
 def fitting(goal: str, tools: dict[str, dict[str, Any]], paths: list[str]) -> tuple[list[str], bool]:
     """The candidates that fit, in rank order: first a tool the goal names (``get-sum``, a word sharing its stem:
     "multiplied" for ``multiply``, or its server: "the git repository" for ``git.*``) that takes a path if the goal
@@ -137,8 +144,10 @@ def fitting(goal: str, tools: dict[str, dict[str, Any]], paths: list[str]) -> tu
         server = name.lower().rpartition(".")[0]
         return len(server) > 2 and re.search(rf"\b{re.escape(server)}\b", low) is not None and path_fits(name)
 
-    def made_for(name: str) -> bool:
-        return any(re.search(rf"\b(?:{_KIND_WORDS.get(k, re.escape(k))})", text_of(name)) for k in kinds)
+    def made_for(name: str) -> bool:  # takes a path and says the kind of file (or a folder) the goal names
+        return takes_path(name) and any(
+            re.search(rf"\b(?:{_KIND_WORDS.get(k, re.escape(k))})", text_of(name)) for k in kinds
+        )
 
     def wrong_kind(name: str) -> bool:  # made for another kind of file than any the goal names
         return (
@@ -388,6 +397,11 @@ class WorkerAgent(Agent):
                 pending = operation_of(part) is not None and any(i == current for i in part_of)
                 query = part if not steps or pending else f"{part} {steps[-1]['text'][:200]}"
                 found = await ctx.tools.search(query, limit=self.candidates * 3)
+                for kind in dict.fromkeys(_file_kind(p) for p in known_paths(part)):
+                    # The readers of the kind of file the step names, whatever else its words matched.
+                    seen = {t["name"] for t in found}
+                    extra = await ctx.tools.search(f"read {kind}", limit=self.candidates)
+                    found += [t for t in extra if t["name"] not in seen]
                 tools = {t["name"]: t for t in found if t.get("side_effect") == "read_only"}
                 ok_texts = [s["text"] for s in steps if not s["is_error"]]
                 paths = known_paths(part, goal, *ok_texts)[:12]
@@ -398,7 +412,7 @@ class WorkerAgent(Agent):
                     done_ops = {s["tool"] for s, i in zip(steps, part_of, strict=True) if i == current}
                     wanted = [n for n in preferred if n not in done_ops] or preferred
                     # The operation waits for its input: a step that names a file reads it first.
-                    if not (mine and not any(i == current for i in part_of)) or not any(
+                    if not (known_paths(part) and not any(i == current for i in part_of)) or not any(
                         any(is_path_key(a) for a in _required(tools[n])) for n in names
                     ):
                         names, obvious = wanted + [n for n in names if n not in wanted], len(wanted) == 1
@@ -410,13 +424,15 @@ class WorkerAgent(Agent):
                 context = self._context(goal, steps) + (f"\n\nNow: {part}" if len(parts) > 1 else "")
                 listing = "\n".join(f"- {n}: {tools[n].get('description', '')[:120]}" for n in names)
                 # Done may be said once this sub-goal has a result; a failure is retried (its error may list values).
-                succeeded = any(i == current and not x["is_error"] for x, i in zip(steps, part_of, strict=True))
-                finished = current == len(parts) - 1 and succeeded
+                own_good = [x for x, i in zip(steps, part_of, strict=True) if i == current and not x["is_error"]]
+                succeeded = bool(own_good)
+                op_due = operation_of(part) is not None and not any(x.get("op") == operation_of(part) for x in own_good)
+                finished = current == len(parts) - 1 and succeeded and not op_due
                 options = names + (["done"] if finished else [])
                 stepped = succeeded
                 choice = (
                     names[0]
-                    if obvious and not stepped
+                    if obvious and (not stepped or (op_due and bool(preferred)))
                     else await ctx.llm.choose(
                         f"{context}\n\nTools:\n{listing}\n\nWhich tool is next" + (" (or done)?" if finished else "?"),
                         options,
