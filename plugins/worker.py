@@ -53,7 +53,8 @@ def args_schema(
     listed), when there are any: a small model copies a value far better than it writes one."""
     given = input_schema.get("properties") or {}
     props: dict[str, Any] = {}
-    for name in input_schema.get("required") or []:
+    required = list(input_schema.get("required") or [])
+    for name in required + [n for n in strings or {} if n not in required and n in given]:
         spec = given.get(name) or {}
         kind = spec.get("type", "string")
         if isinstance(kind, list):
@@ -257,7 +258,8 @@ def string_values(
     """For each required string argument of ``tool`` (not a path, not free text), the values it may take: those a
     failed call's error listed as valid (the one the step's words name, if exactly one does), the step's own words
     for a search query, else values the step and goal name, written the way the argument's name says (a time zone
-    for ``timezone``, a time of day for ``time``, looked for in the results too)."""
+    for ``timezone``, a time of day for ``time``, looked for in the results too). An optional argument whose name
+    says a kind gets the values of that kind the step names (``timezone`` of ``time.now`` for "in Asia/Tokyo")."""
     schema = tool.get("input_schema") or {}
     props = schema.get("properties") or {}
     options: dict[str, list[str]] = {}
@@ -266,12 +268,21 @@ def string_values(
     own = string_candidates(part, goal)
     wide = string_candidates(part, goal, *(r[:400] for r in results))
     out: dict[str, list[str]] = {}
-    for name in schema.get("required") or []:
+    required = list(schema.get("required") or [])
+    for name in required + [n for n in props if n not in required]:
         spec = props.get(name) or {}
         kind = spec.get("type", "string")
         if isinstance(kind, list):
             kind = next((k for k in kind if k != "null"), "string")
-        if kind != "string" or "enum" in spec or is_path_key(name):
+        if kind != "string" or is_path_key(name):
+            continue
+        if name not in required:
+            # An optional argument is given only a value of its kind the step itself names ("in Asia/Tokyo").
+            named = kind_filtered(name, own)
+            if named:
+                out[name] = named[:12]
+            continue
+        if "enum" in spec:
             continue
         if name in options:
             near = [o for o in options[name] if content_stems(o, synonyms=False) & content_stems(part)]
@@ -381,138 +392,144 @@ class WorkerAgent(Agent):
             await ctx.write("Give the worker a task.\n")
             return None
         await request_named_paths(ctx, goal)  # the folder the task names: asked for, not just denied
-        steps: list[dict[str, Any]] = []
-        parts = subgoals(goal)
-        part_of: list[int] = []  # the sub-goal each step worked on
         try:
-            for _ in range(max(self.max_steps, len(parts) + 2)):
-                current = self._current(parts, steps, part_of)
-                if current is None and len(parts) == 1 and operation_of(goal) is None:
-                    if not self._in_hand(goal, steps):
-                        current = 0  # one open-ended step, its answer not in hand: the model says when it is done
-                if current is None:
-                    break
-                part = parts[current]
-                last = [s for s in steps if not s["is_error"]][-1:] if steps else []
-                pending = operation_of(part) is not None and any(i == current for i in part_of)
-                query = part if not steps or pending else f"{part} {steps[-1]['text'][:200]}"
-                found = await ctx.tools.search(query, limit=self.candidates * 3)
-                for kind in dict.fromkeys(_file_kind(p) for p in known_paths(part)):
-                    # The readers of the kind of file the step names, whatever else its words matched.
-                    seen = {t["name"] for t in found}
-                    extra = await ctx.tools.search(f"read {kind}", limit=self.candidates)
-                    found += [t for t in extra if t["name"] not in seen]
-                tools = {t["name"]: t for t in found if t.get("side_effect") == "read_only"}
-                ok_texts = [s["text"] for s in steps if not s["is_error"]]
-                paths = known_paths(part, goal, *ok_texts)[:12]
-                mine = known_paths(part) or (known_paths(goal) if len(parts) == 1 or refers_back(part) else [])
-                names, obvious = fitting(part, tools, mine or paths)
-                preferred = matches_operation(part, names, tools)
-                if preferred and operation_of(part) is not None:
-                    done_ops = {s["tool"] for s, i in zip(steps, part_of, strict=True) if i == current}
-                    wanted = [n for n in preferred if n not in done_ops] or preferred
-                    # The operation waits for its input: a step that names a file reads it first.
-                    if not (known_paths(part) and not any(i == current for i in part_of)) or not any(
-                        any(is_path_key(a) for a in _required(tools[n])) for n in names
-                    ):
-                        names, obvious = wanted + [n for n in names if n not in wanted], len(wanted) == 1
-                elif preferred:
-                    names = preferred + [n for n in names if n not in preferred]
-                names = names[: self.candidates]
-                if not names:
-                    break
-                context = self._context(goal, steps) + (f"\n\nNow: {part}" if len(parts) > 1 else "")
-                listing = "\n".join(f"- {n}: {tools[n].get('description', '')[:120]}" for n in names)
-                # Done may be said once this sub-goal has a result; a failure is retried (its error may list values).
-                own_good = [x for x, i in zip(steps, part_of, strict=True) if i == current and not x["is_error"]]
-                succeeded = bool(own_good)
-                op_due = operation_of(part) is not None and not any(x.get("op") == operation_of(part) for x in own_good)
-                finished = current == len(parts) - 1 and succeeded and not op_due
-                options = names + (["done"] if finished else [])
-                stepped = succeeded
-                choice = (
-                    names[0]
-                    if obvious and (not stepped or (op_due and bool(preferred)))
-                    else await ctx.llm.choose(
-                        f"{context}\n\nTools:\n{listing}\n\nWhich tool is next" + (" (or done)?" if finished else "?"),
-                        options,
-                        system=SYSTEM,
-                    )
-                )
-                if choice == "done":
-                    break
-                earlier = [t[:400] for t in (s["text"] for s in last)]
-                numbers = _numbers(*earlier, part, goal, *(t[:400] for t in ok_texts))
-                failed = [x for x in steps if x["tool"] == choice and x["is_error"]]
-                strings = string_values(tools[choice], part, goal, ok_texts, failed)
-                schema = args_schema(tools[choice].get("input_schema") or {}, mine or paths, numbers, strings)
-                values = operands(part, self._earlier(parts, current, steps, part_of))
-                numeric = [k for k, v in schema["properties"].items() if "enum" in v and set(v["enum"]) <= set(numbers)]
-                fixed = fixed_args(schema, f"{part} {goal}")
-                if values and operation_of(part) is not None and len(numeric) == len(schema["properties"]) == 2:
-                    args = dict(zip(numeric, values, strict=True))  # the step's words order the operands
-                elif fixed is not None:
-                    args = fixed  # nothing left to choose: no model call
-                else:
-                    args = await ctx.llm.json(
-                        f"{context}\n\nArguments for {choice}: {tools[choice].get('description', '')[:160]}",
-                        schema,
-                        system=SYSTEM,
-                        max_tokens=160,
-                    )
-                args = ground_args(args, mine or paths) if isinstance(args, dict) else {}
-                if any(s["tool"] == choice and s["args"] == args and s["is_error"] for s in steps):
-                    # The same call failed already: it would fail again. Give this sub-goal up.
-                    part_of.append(current)
-                    steps.append({**next(s for s in steps if s["tool"] == choice and s["args"] == args), "again": True})
-                    continue
-                if any(s["tool"] == choice and s["args"] == args and not s["is_error"] for s in steps):
-                    if current == len(parts) - 1:
-                        break  # the same call again would tell nothing new: small models loop, the answer is due
-                    part_of.append(current)  # nothing new for this sub-goal: go on with the next
-                    steps.append({**next(s for s in steps if s["tool"] == choice and s["args"] == args), "again": True})
-                    continue
-                result = await ctx.tools.call(choice, args)
-                op = operation_of(f"{choice.split('.', 1)[-1]} {tools[choice].get('description', '')}")
-                steps.append(
-                    {"tool": choice, "args": args, "is_error": result["is_error"], "text": result["text"], "op": op}
-                )
-                part_of.append(current)
-                mark = "error" if result["is_error"] else "ok"
-                await ctx.write(
-                    f"[{len(steps)}] {choice} {json.dumps(args)} {mark}: {' '.join(result['text'].split())[:200]}\n"
-                )
-            if not steps:
-                await ctx.write("No tool I may use fits this task.\n")
-                return None
-            separate = len(parts) > 1 and not any(refers_back(p) for p in parts[1:])
-            # Parts that do not build on each other are answered each from its own results, then joined.
-            asked = [(p, [s for s, i in zip(steps, part_of, strict=True) if i == n]) for n, p in enumerate(parts)]
-            asked = [(p, own) for p, own in asked if own] if separate else [(goal, steps)]
-            answers = []
-            for question, own in asked:
-                read = extract_answer(question, [s["text"] for s in own if not s["is_error"]], answer_form(question))
-                computed = checked_answer(question, "", own) if answer_form(question) == "number" else ""
-                if operation_of(question) is not None and numbers_in(computed) == [computed]:
-                    answers.append(computed)  # the tools computed it: the last result that is one number
-                    continue
-                if read:
-                    answers.append(read)  # read off the results: the fact the question is about
-                    continue
-                doc = await ctx.llm.json(
-                    self._context(question, own, 600) + "\n\nAnswer the task from these results.",
-                    answer_object(question),
-                    system=SYSTEM,
-                )
-                said = format_answer(doc.get("answer", "")) if isinstance(doc, dict) else ""
-                answers.append(checked_answer(question, said, own))
+            answer = await self.solve(ctx, goal)
         except AiosError as exc:  # a backend without grammars, a denied tool, a budget spent
             await ctx.write(f"I could not finish: {exc.one_line()}\n")
             return None
-        answer = "; ".join(answers)
+        if answer is None:
+            return None
         await ctx.write(answer + "\n")
         await ctx.end_turn()
         return answer
+
+    async def solve(self, ctx: Context, goal: str) -> str | None:
+        """The goal done step by step: its answer, or None (said why) when no tool it may use fits."""
+        steps: list[dict[str, Any]] = []
+        parts = subgoals(goal)
+        part_of: list[int] = []  # the sub-goal each step worked on
+        for _ in range(max(self.max_steps, len(parts) + 2)):
+            current = self._current(parts, steps, part_of)
+            if current is None and len(parts) == 1 and operation_of(goal) is None:
+                if not self._in_hand(goal, steps):
+                    current = 0  # one open-ended step, its answer not in hand: the model says when it is done
+            if current is None:
+                break
+            part = parts[current]
+            last = [s for s in steps if not s["is_error"]][-1:] if steps else []
+            pending = operation_of(part) is not None and any(i == current for i in part_of)
+            query = part if not steps or pending else f"{part} {steps[-1]['text'][:200]}"
+            found = await ctx.tools.search(query, limit=self.candidates * 3)
+            for kind in dict.fromkeys(_file_kind(p) for p in known_paths(part)):
+                # The readers of the kind of file the step names, whatever else its words matched.
+                seen = {t["name"] for t in found}
+                extra = await ctx.tools.search(f"read {kind}", limit=self.candidates)
+                found += [t for t in extra if t["name"] not in seen]
+            tools = {t["name"]: t for t in found if t.get("side_effect") == "read_only"}
+            ok_texts = [s["text"] for s in steps if not s["is_error"]]
+            paths = known_paths(part, goal, *ok_texts)[:12]
+            mine = known_paths(part) or (known_paths(goal) if len(parts) == 1 or refers_back(part) else [])
+            names, obvious = fitting(part, tools, mine or paths)
+            preferred = matches_operation(part, names, tools)
+            if preferred and operation_of(part) is not None:
+                done_ops = {s["tool"] for s, i in zip(steps, part_of, strict=True) if i == current}
+                wanted = [n for n in preferred if n not in done_ops] or preferred
+                # The operation waits for its input: a step that names a file reads it first.
+                if not (known_paths(part) and not any(i == current for i in part_of)) or not any(
+                    any(is_path_key(a) for a in _required(tools[n])) for n in names
+                ):
+                    names, obvious = wanted + [n for n in names if n not in wanted], len(wanted) == 1
+            elif preferred:
+                names = preferred + [n for n in names if n not in preferred]
+            names = names[: self.candidates]
+            if not names:
+                break
+            context = self._context(goal, steps) + (f"\n\nNow: {part}" if len(parts) > 1 else "")
+            listing = "\n".join(f"- {n}: {tools[n].get('description', '')[:120]}" for n in names)
+            # Done may be said once this sub-goal has a result; a failure is retried (its error may list values).
+            own_good = [x for x, i in zip(steps, part_of, strict=True) if i == current and not x["is_error"]]
+            succeeded = bool(own_good)
+            op_due = operation_of(part) is not None and not any(x.get("op") == operation_of(part) for x in own_good)
+            finished = current == len(parts) - 1 and succeeded and not op_due
+            options = names + (["done"] if finished else [])
+            stepped = succeeded
+            choice = (
+                names[0]
+                if obvious and (not stepped or (op_due and bool(preferred)))
+                else await ctx.llm.choose(
+                    f"{context}\n\nTools:\n{listing}\n\nWhich tool is next" + (" (or done)?" if finished else "?"),
+                    options,
+                    system=SYSTEM,
+                )
+            )
+            if choice == "done":
+                break
+            earlier = [t[:400] for t in (s["text"] for s in last)]
+            numbers = _numbers(*earlier, part, goal, *(t[:400] for t in ok_texts))
+            failed = [x for x in steps if x["tool"] == choice and x["is_error"]]
+            strings = string_values(tools[choice], part, goal, ok_texts, failed)
+            schema = args_schema(tools[choice].get("input_schema") or {}, mine or paths, numbers, strings)
+            values = operands(part, self._earlier(parts, current, steps, part_of))
+            numeric = [k for k, v in schema["properties"].items() if "enum" in v and set(v["enum"]) <= set(numbers)]
+            fixed = fixed_args(schema, f"{part} {goal}")
+            if values and operation_of(part) is not None and len(numeric) == len(schema["properties"]) == 2:
+                args = dict(zip(numeric, values, strict=True))  # the step's words order the operands
+            elif fixed is not None:
+                args = fixed  # nothing left to choose: no model call
+            else:
+                args = await ctx.llm.json(
+                    f"{context}\n\nArguments for {choice}: {tools[choice].get('description', '')[:160]}",
+                    schema,
+                    system=SYSTEM,
+                    max_tokens=160,
+                )
+            args = ground_args(args, mine or paths) if isinstance(args, dict) else {}
+            if any(s["tool"] == choice and s["args"] == args and s["is_error"] for s in steps):
+                # The same call failed already: it would fail again. Give this sub-goal up.
+                part_of.append(current)
+                steps.append({**next(s for s in steps if s["tool"] == choice and s["args"] == args), "again": True})
+                continue
+            if any(s["tool"] == choice and s["args"] == args and not s["is_error"] for s in steps):
+                if current == len(parts) - 1:
+                    break  # the same call again would tell nothing new: small models loop, the answer is due
+                part_of.append(current)  # nothing new for this sub-goal: go on with the next
+                steps.append({**next(s for s in steps if s["tool"] == choice and s["args"] == args), "again": True})
+                continue
+            result = await ctx.tools.call(choice, args)
+            op = operation_of(f"{choice.split('.', 1)[-1]} {tools[choice].get('description', '')}")
+            steps.append(
+                {"tool": choice, "args": args, "is_error": result["is_error"], "text": result["text"], "op": op}
+            )
+            part_of.append(current)
+            mark = "error" if result["is_error"] else "ok"
+            await ctx.write(
+                f"[{len(steps)}] {choice} {json.dumps(args)} {mark}: {' '.join(result['text'].split())[:200]}\n"
+            )
+        if not steps:
+            await ctx.write("No tool I may use fits this task.\n")
+            return None
+        separate = len(parts) > 1 and not any(refers_back(p) for p in parts[1:])
+        # Parts that do not build on each other are answered each from its own results, then joined.
+        asked = [(p, [s for s, i in zip(steps, part_of, strict=True) if i == n]) for n, p in enumerate(parts)]
+        asked = [(p, own) for p, own in asked if own] if separate else [(goal, steps)]
+        answers = []
+        for question, own in asked:
+            read = extract_answer(question, [s["text"] for s in own if not s["is_error"]], answer_form(question))
+            computed = checked_answer(question, "", own) if answer_form(question) == "number" else ""
+            if operation_of(question) is not None and numbers_in(computed) == [computed]:
+                answers.append(computed)  # the tools computed it: the last result that is one number
+                continue
+            if read:
+                answers.append(read)  # read off the results: the fact the question is about
+                continue
+            doc = await ctx.llm.json(
+                self._context(question, own, 600) + "\n\nAnswer the task from these results.",
+                answer_object(question),
+                system=SYSTEM,
+            )
+            said = format_answer(doc.get("answer", "")) if isinstance(doc, dict) else ""
+            answers.append(checked_answer(question, said, own))
+        return "; ".join(answers)
 
 
 @hookimpl
