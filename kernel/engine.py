@@ -10,6 +10,13 @@ its slot as a *cached prefix* (llama-server's prompt cache, per slot): a later r
 the same takes that slot over and computes only the new tokens. Cached prefixes are invisible to the
 scheduler (their slots count as free) and are the first to go, least recently used first, when a live
 context needs a slot.
+
+A context also keeps *branch snapshots*: when a request of the same context starts differently from what
+its KV holds (an agent whose prompt switches from one task branch to another, or interleaves two kinds of
+call), the KV it would throw away is saved to RAM (``state_get``, as a swap-out) keyed by its tokens, a few
+per context; a later request that starts like one of them restores it (``state_set``) instead of computing
+it again, when that beats what the slot holds. They are the context's own (never served to another one),
+least recently used first within a per-context count and an engine-wide byte cap, and freed with it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import numpy as np
 from anyio.streams.memory import MemoryObjectSendStream
 
 from aios.api import ChatMessage
@@ -49,6 +57,9 @@ SHUTDOWN_TIMEOUT_S = 10.0
 MIN_SHARED_PREFIX = 32
 #: Weight of the latest gap in a context's learned time between requests.
 GAP_ALPHA = 0.5
+#: Branch snapshots kept per context (0: none), and the fewest tokens a switch must discard to save one.
+BRANCH_SNAPSHOTS = 4
+MIN_SNAPSHOT_TOKENS = 32
 
 
 class EngineClosed(RuntimeError):
@@ -108,6 +119,15 @@ class _Request:
 
 
 @dataclass(eq=False)
+class _Snapshot:
+    """A context's KV as it was before a request branched away from it: ``tokens`` and their saved state."""
+
+    tokens: list[int]
+    data: np.ndarray
+    last_used: float = field(default_factory=time.monotonic)
+
+
+@dataclass(eq=False)
 class _Context:
     key: Hashable
     priority: str = "normal"
@@ -131,6 +151,8 @@ class _Context:
     #: When its last request ended, and the learned gap until its next one (the agent's tool time).
     idle_since: float | None = None
     gap_s: float | None = None
+    #: Branch snapshots (see the module docstring), least recently used first.
+    snapshots: list[_Snapshot] = field(default_factory=list)
 
     @property
     def expected_back(self) -> float:
@@ -162,9 +184,20 @@ class Engine:
         share_prefixes: bool = True,
         adapt_threads: bool = False,
         quantum_tokens: int = 64,
+        branch_snapshots: int = BRANCH_SNAPSHOTS,
+        snapshot_ram_bytes: int = 128 * 2**20,
     ) -> None:
+        if branch_snapshots < 0 or snapshot_ram_bytes < 0:
+            raise ValueError("branch_snapshots and snapshot_ram_bytes must not be negative")
         self.runtime = runtime
         self.share_prefixes = share_prefixes
+        self.branch_snapshots = branch_snapshots
+        self.snapshot_ram_bytes = snapshot_ram_bytes
+        self.snapshot_bytes = 0
+        #: Branch snapshots saved, restored, and the prompt tokens restored instead of computed.
+        self.snapshot_saves = 0
+        self.snapshot_restores = 0
+        self.snapshot_reused_tokens = 0
         self.monitor = ContentionMonitor(runtime.n_threads) if adapt_threads else None
         self.model_name = runtime.model_name
         self.scheduler = Scheduler(
@@ -421,11 +454,13 @@ class Engine:
             return
         self._contexts.pop(ctx.key, None)
         self.context_info.pop(ctx.key, None)
+        self._free_snapshots(ctx)
         ctx.key = _CachedKey(next(self._cached_ids))
         ctx.last_used = time.monotonic()
         self._cached.append(ctx)
 
     def _drop_context(self, ctx: _Context) -> None:
+        self._free_snapshots(ctx)
         if ctx.slot is not None:
             self.runtime.seq_rm(ctx.slot)
             self._free_slots.append(ctx.slot)
@@ -441,7 +476,7 @@ class Engine:
     def _needs(self, request: _Request, ctx: _Context) -> int:
         """Prompt/recompute tokens still to prefill before this request can decode (an estimate if unstarted)."""
         if not request.started:
-            return max(1, len(request.prompt) - _lcp(ctx.tokens, request.prompt))
+            return max(1, len(request.prompt) - self._own_prefix(ctx, request.prompt))
         return len(request.target) - len(ctx.tokens)
 
     def _waits_for_shared_prefix(self, request: _Request, ctx: _Context) -> bool:
@@ -451,7 +486,7 @@ class Engine:
         when a resident context already holds that prefix."""
         if not self.share_prefixes:
             return False
-        have = _lcp(ctx.tokens, request.prompt)
+        have = self._own_prefix(ctx, request.prompt)
         for other_ctx in itertools.chain(self._contexts.values(), self._cached):
             if other_ctx is not ctx and other_ctx.slot is not None:
                 have = max(have, _lcp(other_ctx.tokens, request.prompt))
@@ -533,19 +568,42 @@ class Engine:
         if groups:
             self._decode(groups)
 
+    def _own_prefix(self, ctx: _Context, prompt: list[int]) -> int:
+        """The longest start of ``prompt`` this context holds: in its KV or in one of its branch snapshots."""
+        return max([_lcp(ctx.tokens, prompt), *(_lcp(s.tokens, prompt) for s in ctx.snapshots)])
+
     def _start(self, request: _Request, ctx: _Context) -> None:
-        """First time scheduled: reuse this context's KV, or copy a longer shared prefix from another."""
+        """First time scheduled: reuse this context's KV, restore a longer branch snapshot of its own, or copy
+        a longer shared prefix from another context; the KV it leaves behind is kept as a snapshot."""
         assert ctx.slot is not None
         prompt = request.prompt
-        keep = _lcp(ctx.tokens, prompt)
+        held = keep = _lcp(ctx.tokens, prompt)
         source = None
         for other in itertools.chain(self._contexts.values(), self._cached) if self.share_prefixes else ():
             if other is not ctx and other.slot is not None:
                 shared = _lcp(other.tokens, prompt)
                 if shared >= MIN_SHARED_PREFIX and shared > keep:
                     source, keep = other, shared
+        snapshot = None
+        for snap in ctx.snapshots:
+            shared = _lcp(snap.tokens, prompt)
+            # Worth it when restoring the saved state is faster than computing what it adds.
+            if shared > keep and self.cost.recompute_s(shared - held) > snap.data.nbytes / self.cost.rates["ram"]:
+                snapshot, source, keep = snap, None, shared
         keep = min(keep, len(prompt) - 1)  # the last prompt token is always decoded, for its logits
-        if source is not None:
+        if len(ctx.tokens) - held >= MIN_SNAPSHOT_TOKENS:
+            self._save_snapshot(ctx)  # the branch this request leaves
+        if snapshot is not None:
+            started = time.perf_counter()
+            self.runtime.seq_rm(ctx.slot)
+            self.runtime.state_set(ctx.slot, snapshot.data)
+            self.cost.observe("ram", snapshot.data.nbytes, time.perf_counter() - started)
+            snapshot.last_used = time.monotonic()
+            ctx.snapshots.remove(snapshot)
+            ctx.snapshots.append(snapshot)
+            self.snapshot_restores += 1
+            self.snapshot_reused_tokens += keep
+        elif source is not None:
             assert source.slot is not None
             self.runtime.seq_rm(ctx.slot)
             self.runtime.seq_cp(source.slot, ctx.slot)  # llama.cpp copies whole streams across sequences
@@ -555,6 +613,44 @@ class Engine:
         request.started = True
         request.stats.extra["prefix_reused"] = float(keep)
         request.stats.extra["prefix_copied"] = float(keep if source is not None else 0)
+        request.stats.extra["prefix_restored"] = float(keep if snapshot is not None else 0)
+
+    def _save_snapshot(self, ctx: _Context) -> None:
+        """Keep ``ctx``'s KV (about to be cut or replaced) as a branch snapshot, unless one already holds it;
+        snapshots it extends go, and the least recently used ones go past the per-context count or the cap."""
+        if not self.branch_snapshots or ctx.ephemeral or ctx.slot is None:
+            return
+        tokens = ctx.tokens
+        if any(_lcp(s.tokens, tokens) == len(tokens) for s in ctx.snapshots):
+            return  # an existing snapshot already starts with all of it
+        estimate = len(tokens) * (self._bytes_per_token or 24_000)
+        if estimate > self.snapshot_ram_bytes:
+            return
+        started = time.perf_counter()
+        data = self.runtime.state_get(ctx.slot)
+        self.cost.observe("save", data.nbytes, time.perf_counter() - started)
+        self._bytes_per_token = data.nbytes / len(tokens)
+        for snap in [s for s in ctx.snapshots if _lcp(s.tokens, tokens) == len(s.tokens)]:
+            self._drop_snapshot(ctx, snap)  # this one holds all of it and more
+        ctx.snapshots.append(_Snapshot(list(tokens), data))
+        self.snapshot_bytes += data.nbytes
+        self.snapshot_saves += 1
+        while len(ctx.snapshots) > self.branch_snapshots:
+            self._drop_snapshot(ctx, ctx.snapshots[0])
+        while self.snapshot_bytes > self.snapshot_ram_bytes:
+            held = [(c, s) for c in self._contexts.values() for s in c.snapshots]
+            if not held:
+                break
+            owner, oldest = min(held, key=lambda cs: cs[1].last_used)
+            self._drop_snapshot(owner, oldest)
+
+    def _drop_snapshot(self, ctx: _Context, snap: _Snapshot) -> None:
+        ctx.snapshots.remove(snap)
+        self.snapshot_bytes -= snap.data.nbytes
+
+    def _free_snapshots(self, ctx: _Context) -> None:
+        for snap in list(ctx.snapshots):
+            self._drop_snapshot(ctx, snap)
 
     def _decode(self, groups: list[tuple[_Request, _Context, list[BatchEntry], bool]]) -> None:
         entries = [e for _, _, group, _ in groups for e in group]

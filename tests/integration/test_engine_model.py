@@ -187,6 +187,31 @@ async def test_shared_system_prompt_is_computed_once(tmp_path: Path) -> None:
     assert computed < 2 * prompt  # instead of 6 x prompt
 
 
+async def test_a_branch_snapshot_restores_exactly(tmp_path: Path) -> None:
+    """A -> B -> A on one context: the third request restores A's KV from the snapshot saved when B started,
+    and answers exactly as an engine that computed A again."""
+    branch_a = SYSTEM + " Task: plan a trip. " + " ".join(f"Step {i}: book the hotel in Lisbon." for i in range(8))
+    branch_b = SYSTEM + " Task: cook dinner. " + " ".join(f"Step {i}: buy butter and flour." for i in range(8))
+
+    def turn(system: str, question: str) -> list[ChatMessage]:
+        return [{"role": "system", "content": system}, {"role": "user", "content": question}]
+
+    answers: dict[int, tuple[str, GenerationStats]] = {}
+    for snapshots in (4, 0):
+        engine = make_engine(tmp_path / str(snapshots), slots=2, branch_snapshots=snapshots)
+        try:
+            with anyio.fail_after(120):
+                await run(engine.submit("agent", GREEDY, messages=turn(branch_a, "Where do we stay?")))
+                await run(engine.submit("agent", GREEDY, messages=turn(branch_b, "What do we buy?")))
+                answers[snapshots] = await run(engine.submit("agent", GREEDY, messages=turn(branch_a, "Which city?")))
+        finally:
+            await engine.aclose()
+    (restored, with_snapshot), (computed, without) = answers[4], answers[0]
+    assert with_snapshot.extra["prefix_restored"] > 60
+    assert with_snapshot.prefill_computed < without.prefill_computed - 60
+    assert restored == computed
+
+
 async def test_json_schema_output_always_parses(tmp_path: Path) -> None:
     schema = {
         "type": "object",
