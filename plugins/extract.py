@@ -150,8 +150,8 @@ def _json_facts(value: Any, key: str = "") -> list[str]:
     text = str(value).strip()
     if not text:
         return []
-    if " " in text and len(text) > 20:  # a sentence stands on its own
-        return [text]
+    if " " in text and len(text) > 20:  # sentences stand on their own
+        return [sentence for line in text.splitlines() for sentence in _sentences(line.strip()) if sentence]
     return [f"{key.rsplit('.', 1)[-1]}: {text}" if key else text]
 
 

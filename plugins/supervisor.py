@@ -17,14 +17,17 @@ import anyio
 from aios.api import Agent, Capabilities, Context, Manifest
 from aios.errors import AiosError
 from aios.hookspecs import hookimpl
+from plugins._args import known_paths, numbers_in
+from plugins.planner import plan_parts
 
-__all__ = ["SupervisorAgent", "split_schema"]
+__all__ = ["SupervisorAgent", "agent_for", "split_schema", "structural_split"]
 
 #: The agents a supervisor may start, and what each child is narrowed to.
 CHILDREN: dict[str, dict[str, Any]] = {
     "chat": {"tools": [], "files_read": [], "files_write": [], "max_children": 0},
     "summarizer": {"tools": [], "files_write": [], "max_children": 0},
     "planner": {"files_read": [], "files_write": [], "max_children": 0},
+    "worker": {"files_read": [], "files_write": [], "max_children": 0},
 }
 MAX_PARTS = 3
 
@@ -33,6 +36,25 @@ SPLIT_SYSTEM = (
     "chat (answer or write text), summarizer (summarise files), planner (use tools: time, files, git, web). "
     "A goal that does not split is one part."
 )
+_WRITING = re.compile(r"\b(?:write|draft|compose|poem|story|essay|email|letter|explain|describe)\b", re.I)
+_SUMMARY = re.compile(r"\bsummar", re.I)
+
+
+def agent_for(part: str) -> str:
+    """The child agent for a part, by its words: the summarizer for a summary, chat for writing or explaining,
+    the worker (tools, step by step) for anything to look up, read or compute."""
+    if _SUMMARY.search(part):
+        return "summarizer"
+    if _WRITING.search(part) and not known_paths(part) and not numbers_in(part):
+        return "chat"
+    return "worker"
+
+
+def structural_split(goal: str) -> list[dict[str, str]]:
+    """The goal's parts as its structure gives them ("X, and Y"; a part that builds on the one before stays with
+    it), each with the agent for it; one part when the structure does not split the goal."""
+    groups = plan_parts(goal)[:MAX_PARTS]
+    return [{"agent": agent_for(" ".join(g)), "goal": ", then ".join(g)} for g in groups] if len(groups) > 1 else []
 
 
 def _words(text: str) -> set[str]:
@@ -71,6 +93,10 @@ class SupervisorAgent(Agent):
     )
 
     async def split(self, ctx: Context, goal: str) -> list[dict[str, str]]:
+        """The goal's parts: read off its structure where it splits, else the model's split (under a grammar)."""
+        parts = structural_split(goal)
+        if parts:
+            return parts
         try:
             doc = await ctx.llm.json(goal, split_schema(list(CHILDREN)), system=SPLIT_SYSTEM, max_tokens=200)
             words = _words(goal)

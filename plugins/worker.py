@@ -90,8 +90,8 @@ def _required(tool: dict[str, Any]) -> list[str]:
 
 #: Words a tool's name or description uses for a kind of file the goal names (by its extension); "" is a folder.
 _KIND_WORDS = {
-    "txt": r"text|txt",
-    "md": r"text|markdown|md",
+    "txt": r"text file|plain text|txt",
+    "md": r"text file|plain text|markdown|md",
     "docx": r"docx|word",
     "doc": r"docx?|word",
     "csv": r"csv",
@@ -146,9 +146,8 @@ def fitting(goal: str, tools: dict[str, dict[str, Any]], paths: list[str]) -> tu
         return len(server) > 2 and re.search(rf"\b{re.escape(server)}\b", low) is not None and path_fits(name)
 
     def made_for(name: str) -> bool:  # takes a path and says the kind of file (or a folder) the goal names
-        return takes_path(name) and any(
-            re.search(rf"\b(?:{_KIND_WORDS.get(k, re.escape(k))})", text_of(name)) for k in kinds
-        )
+        words = text_of(name).replace("_", " ")  # read_text_file says "text file"
+        return takes_path(name) and any(re.search(rf"\b(?:{_KIND_WORDS.get(k, re.escape(k))})", words) for k in kinds)
 
     def wrong_kind(name: str) -> bool:  # made for another kind of file than any the goal names
         return (

@@ -482,3 +482,49 @@ async def test_worker_answers_each_independent_part_and_picks_subtract_for_minus
         answer = await WorkerAgent().run(runner, "What is 1000 minus 387, and what is 6 times 7?")
     assert [p["tool"] for name, p in runner.calls if name == "tool.call"] == ["calc.subtract", "calc.multiply"]
     assert answer == "613; 42"  # each part's number is what its tool computed, not the model's guess
+
+
+def test_supervisor_splits_by_the_goals_structure_and_picks_each_parts_agent() -> None:
+    from plugins.supervisor import agent_for, structural_split
+
+    assert structural_split("Compute 12 times 12, and find the revenue in /d/report.docx.") == [
+        {"agent": "worker", "goal": "Compute 12 times 12"},
+        {"agent": "worker", "goal": "find the revenue in /d/report.docx"},
+    ]
+    # A part that works on the one before stays with it: the chain is one child's.
+    assert structural_split("Add 2 and 3, then multiply the result by 4") == []
+    assert agent_for("summarise /d/notes.txt") == "summarizer" and agent_for("write a haiku about rain") == "chat"
+
+
+def test_planner_groups_a_chain_and_runs_independent_parts_apart() -> None:
+    from plugins.planner import plan_parts
+
+    assert plan_parts("What is 6 times 7, and what is 100 divided by 4?") == [
+        ["What is 6 times 7"],
+        ["what is 100 divided by 4?"],
+    ]
+    assert plan_parts("Add 19 and 23, then multiply the result by 3.") == [
+        ["Add 19 and 23", "multiply the result by 3"]
+    ]
+
+
+def test_worker_reads_a_text_file_with_a_text_reader_and_lists_a_folder() -> None:
+    from plugins.worker import fitting
+
+    def tool(description: str, *required: str) -> dict[str, Any]:
+        return {"description": description, "input_schema": {"required": list(required)}}
+
+    tools = {
+        "docs.read_docx": tool("Read the text of a Word document (.docx) at an absolute path.", "path"),
+        "fs.search": tool("Search the text of the user's files.", "query"),
+        "disk.read_text_file": tool("Read the complete contents of a file as text.", "path"),
+        "disk.list_directory": tool("Get a listing of all files and directories in a path.", "path"),
+        "disk.list_allowed_directories": tool("Returns the list of directories this server may access."),
+        "mem.list": tool("List the items of a memory namespace."),
+    }
+    names, obvious = fitting("What is the server named in /t/notes.txt?", tools, ["/t/notes.txt"])
+    assert names[0] == "disk.read_text_file" and obvious  # "text of a Word document" is no text-file reader
+    names, obvious = fitting("Which file in /t is a Word document?", tools, ["/t"])
+    assert names[0] == "disk.list_directory" and obvious  # a folder: the lister that takes its path
+    names, _ = fitting("What is the first item in the list in /t/todo.md?", tools, ["/t/todo.md"])
+    assert names[0] == "disk.read_text_file"  # "list" names mem.list, which cannot read the file the goal names
