@@ -207,10 +207,12 @@ def classify_by_rules(
             back = _references(list(removed), content)
             if back and not (refs and refs[0][0] > back[0][0]):
                 return Classification("update", back[0][1]["id"], back[0][1]["title"], "", by="rule", restore=True)
-        if refs and (len(refs) == 1 or refs[0][0] > refs[1][0] or _merge(words)):
-            step = refs[0][1]
-            value = "removed" if lead & _REMOVE else new_value(text, step)
-            return Classification("update", step["id"], step["title"], value, by="rule")
+        named = refs[0][1] if refs and (len(refs) == 1 or refs[0][0] > refs[1][0] or _merge(words)) else None
+        if named is None and refs:
+            named = _named_first(refs, words)
+        if named is not None:
+            value = "removed" if lead & _REMOVE else new_value(text, named)
+            return Classification("update", named["id"], named["title"], value, by="rule")
         if not refs and set(words) & _PRONOUNS and active is not None and any(s["id"] == active for s in steps):
             step = next(s for s in steps if s["id"] == active)
             return Classification("update", active, step["title"], new_value(text, step), by="rule")
@@ -261,6 +263,27 @@ def new_value(text: str, step: dict[str, Any]) -> str:
             rest.pop(0)
         return " ".join(rest).strip(" ,.")[:MAX_VALUE]
     return ""
+
+
+_JOINS = frozenset("and or both".split())
+
+
+def _named_first(refs: list[tuple[float, dict[str, Any]]], words: list[str]) -> dict[str, Any] | None:
+    """Among equally good matches of an edit, the step whose title it names first: an edit names its target
+    before the new value ("make the flour a bag of bread flour": Flour, not Bread). None when no title is
+    named, two are named at once, or the names are joined ("change the flight and the car": two targets)."""
+    stems = [_stem(w) for w in words]
+    tied = [step for score, step in refs if score == refs[0][0]]
+
+    def first(step: dict[str, Any]) -> int:
+        title = _content(step["title"])
+        return next((i for i, w in enumerate(stems) if w in title), len(stems))
+
+    ranked = sorted(tied, key=first)
+    at, after = first(ranked[0]), first(ranked[1])
+    if at >= after or at == len(stems) or _JOINS & set(words[at:after]):
+        return None
+    return ranked[0]
 
 
 def _merge(words: list[str]) -> bool:

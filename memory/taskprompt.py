@@ -9,9 +9,10 @@ The layout is made for the engine's KV reuse (it keeps the longest common prefix
 recomputes everything after the first differing token): ``Task: ...``, then one ``- Label: value`` line per
 step in the order its text last changed (``_change_order``: an edited, replaced, rolled-back or re-check
 flagged step moves to the tail, an unchanged one keeps its place; a sub-step's label is its path, "Hotel >
-Room", so the order needs no nesting), then ``Current step: ...`` last, the one line that moves every turn.
-No counters or timestamps are rendered. A turn that adds a step or edits the last-changed one recomputes
-only its line and the current-step line; an edit of step k recomputes from k's old line on.
+Room", so the order needs no nesting), then ``Current step: ...`` last, the one line that moves every turn
+(left out when the slice lists only the current step: it would name the one step there is). No counters
+or timestamps are rendered. A turn that adds a step or edits the last-changed one recomputes only its line
+and the current-step line; an edit of step k recomputes from k's old line on.
 
 Tokens are counted by ``count_tokens``: inside a kernel (the ``task.prompt`` syscall) that is the running
 model's own tokenizer (``Kernel.count_tokens``); without a model (``aios tasks prompt``) it is
@@ -89,7 +90,8 @@ def _render(
     children: list[dict[str, Any]],
 ) -> str:
     """The slice, prefix-stable: the task, then one line per step in change order (see ``_change_order``),
-    then the current step last (it moves every turn; it is one short line)."""
+    then the current step last (it moves every turn; it is one short line, and only there when the slice
+    lists more than the current step)."""
     tree_id, root_id = int(root["tree_id"]), int(root["id"])
     lines = [f"Task: {render_node(root)}"]
     steps = {n["id"]: n for n in [*deps, *below, *children]}
@@ -97,7 +99,7 @@ def _render(
         lines.append("Steps:")
         for node in sorted(steps.values(), key=_change_order):
             lines.append(f"- {render_node({**node, 'title': _label(tasks, tree_id, node, root_id)})}")
-    if below:
+    if below and len(steps) > 1:  # a slice listing one step needs no pointer to it
         lines.append("Current step: " + " > ".join(n["title"] for n in below))
     return "\n".join(lines)
 

@@ -116,3 +116,14 @@ def test_an_edit_carries_the_value_the_text_gives(text: str, node: int, value: s
 def test_an_edit_that_names_no_value_leaves_it_to_the_reply() -> None:
     got = classify_by_rules(STEPS, "Actually, rethink the flight.")
     assert got is not None and (got.kind, got.node, got.value) == ("update", 2, "")
+
+
+def test_an_edit_naming_two_steps_equally_targets_the_one_named_first() -> None:
+    """The target comes before the new value: the value may name another step's title word."""
+    steps = [_step(5, "Flour", "a kilo of plain flour"), _step(6, "Bread", "two baguettes")]
+    got = classify_by_rules(steps, "Make the flour a bag of bread flour instead.")
+    assert got is not None and (got.kind, got.node, got.by) == ("update", 5, "rule")
+    got = classify_by_rules(steps, "Make the bread a flour tortilla instead.")
+    assert got is not None and (got.kind, got.node) == ("update", 6)
+    # Two names joined are two targets: still the model's call.
+    assert classify_by_rules(steps, "Change the flour and the bread.") is None

@@ -99,6 +99,20 @@ def test_a_new_sub_step_only_appends_before_the_current_step_line(tasks: TaskTre
     assert after.startswith(head + "\n- Hotel > Room > View: sea view [pending]\nCurrent step: Hotel > Room > View")
 
 
+def test_a_slice_of_one_step_has_no_current_step_line(tasks: TaskTreeStore) -> None:
+    """Every token of the slice is prefilled again when the step changes: a pointer to the only step listed
+    would be recomputed each turn for nothing."""
+    ids = _trip(tasks)
+    alone = synthesize(tasks, ids["tree"], budget=500, node_id=ids["food"]).text
+    assert alone.splitlines() == [
+        "Task: Trip to Portugal (running)",
+        "Steps:",
+        "- Restaurants: Trattoria Roma [pending]",
+    ]
+    with_deps = synthesize(tasks, ids["tree"], budget=500, node_id=ids["hotel"]).text
+    assert with_deps.splitlines()[-1] == "Current step: Hotel"  # deps and sub-steps listed too: it says which
+
+
 def test_budget_too_small_for_the_path_is_a_clear_error_and_deps_are_dropped_first(tasks: TaskTreeStore) -> None:
     ids = _trip(tasks)
     full = synthesize(tasks, ids["tree"], budget=500, node_id=ids["room"])
