@@ -58,7 +58,7 @@ MIN_SHARED_PREFIX = 32
 #: Weight of the latest gap in a context's learned time between requests.
 GAP_ALPHA = 0.5
 #: Branch snapshots kept per context (0: none), and the fewest tokens a switch must discard to save one.
-BRANCH_SNAPSHOTS = 4
+BRANCH_SNAPSHOTS = 8
 MIN_SNAPSHOT_TOKENS = 32
 
 
