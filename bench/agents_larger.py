@@ -8,7 +8,8 @@ one warm-up and REPEATS measured rounds per model, medians.
 
 Knobs: ``AIOS_BENCH_AGENTS_MODEL`` (path of the GGUF, required), ``AIOS_BENCH_AGENTS_MODEL_SOURCE`` (where the
 file came from, recorded as is), and those of ``bench/agents.py`` (``AIOS_BENCH_AGENTS_AGENTS`` defaults to
-``worker`` here; ``_KINDS``, ``_LIMIT``, ``_TIMEOUT``, ``_THREADS``). Results: bench/results/agents_larger.json.
+``worker`` here; ``_KINDS``, ``_LIMIT``, ``_TIMEOUT``, ``_THREADS``). Results: bench/results/agents_larger.json, or
+NAME.json with ``AIOS_BENCH_AGENTS_RESULT=NAME`` (to keep one file per compared model).
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ def main() -> None:
     metrics["decode_slowdown"] = round(metrics["decode_tok_s_bundled"] / metrics["decode_tok_s_larger"], 2)
     agents = suites["bundled"]
     path = write_result(
-        "agents_larger",
+        os.environ.get("AIOS_BENCH_AGENTS_RESULT") or "agents_larger",
         params={
             "commit": _git("rev-parse", "HEAD"),
             "tracked_changes": dirty.splitlines() or None,
