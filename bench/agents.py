@@ -14,8 +14,9 @@ validate against the tool's input schema and that do not fail for argument reaso
 a bad value), LLM tokens and wall time per task.
 
 Sizes: ``AIOS_BENCH_AGENTS_AGENTS`` (comma list, default planner,worker,supervisor), ``AIOS_BENCH_AGENTS_KINDS``
-(comma list of task kinds), ``AIOS_BENCH_AGENTS_LIMIT`` (first N tasks per agent; ``AIOS_BENCH_AGENTS_LIMITS``:
-per agent, ``planner:8,supervisor:4``), ``AIOS_BENCH_AGENTS_TIMEOUT``
+(comma list of task kinds), ``AIOS_BENCH_AGENTS_TASKS`` (comma list of task ids), ``AIOS_BENCH_AGENTS_LIMIT``
+(first N tasks per agent; ``AIOS_BENCH_AGENTS_LIMITS``: per agent, ``planner:8,supervisor:4``),
+``AIOS_BENCH_AGENTS_TIMEOUT``
 (seconds per task, default 120). Results: bench/results/agents.json. Another GGUF against the bundled one:
 ``bench/agents_larger.py`` (``AIOS_BENCH_AGENTS_MODEL=PATH``, results in bench/results/agents_larger.json).
 """
@@ -44,6 +45,8 @@ NPM = ROOT / ".venv" / "mcp-npm" / "node_modules" / "@modelcontextprotocol"
 BIN = Path(sys.executable).parent
 AGENTS = tuple(filter(None, os.environ.get("AIOS_BENCH_AGENTS_AGENTS", "planner,worker,supervisor").split(",")))
 KINDS = set(filter(None, os.environ.get("AIOS_BENCH_AGENTS_KINDS", "").split(",")))
+#: Only these task ids (comma list), e.g. to look at one failure.
+ONLY = set(filter(None, os.environ.get("AIOS_BENCH_AGENTS_TASKS", "").split(",")))
 LIMIT = int(os.environ.get("AIOS_BENCH_AGENTS_LIMIT", "0"))
 #: Per-agent task limits, e.g. ``planner:8,supervisor:4`` (over ``LIMIT``).
 LIMITS = {
@@ -187,7 +190,11 @@ async def _run(model: str = "") -> dict[str, Any]:
             if seeded.get("state") != "exited":
                 raise RuntimeError(f"memory seeding failed: {seeded.get('error')}")
             for agent in AGENTS:
-                chosen = [t for t in TASKS if agent in t.agents and (not KINDS or t.kind in KINDS)]
+                chosen = [
+                    t
+                    for t in TASKS
+                    if agent in t.agents and (not KINDS or t.kind in KINDS) and (not ONLY or t.id in ONLY)
+                ]
                 limit = LIMITS.get(agent, LIMIT)
                 for task in chosen[:limit] if limit else chosen:
                     runs.append(await _one(kernel, calls, agent, task, folder))

@@ -208,6 +208,18 @@ def _value_of_kind(question: str, fact: str) -> str | None:
     return next((v for v in written.findall(fact) if v not in given), None)
 
 
+#: Words a request starts with: "Find my rent ..." recorded in recall is the task, not a fact about the rent.
+_REQUEST_VERBS = frozenset(
+    """find take read give tell show get look search compute calculate add subtract multiply divide convert list
+    count summarise summarize write check open fetch use please""".split()
+)
+
+
+def _is_request(fact: str) -> bool:
+    first = fact.strip().split(" ", 1)[0].lower().strip(".,:;!")
+    return first in _REQUEST_VERBS
+
+
 def _list_items(text: str) -> list[str]:
     return [m.group(1).strip() for line in text.splitlines() if (m := _BULLET.match(line))]
 
@@ -261,18 +273,21 @@ def _scored(question: str, texts: Iterable[str]) -> list[tuple[int, int, str]]:
     the latest result's, then the fact said first): a key
     naming what is asked counts twice, a key naming the question's head word ("message", "author") once more."""
     asked = content_stems(question)
+    specific = {stem(w.lower()) for w in _words(question) if w.lower() not in STOP} - {stem(w) for w in _KEEP}
     head = _head(question)
     rows: list[tuple[int, int, str]] = []
     order = 0
     for text in reversed(list(texts)):  # the latest result first; within one, its facts in order
         for fact in facts(text):
-            if fact.rstrip().endswith("?"):
+            if fact.rstrip().endswith("?") or _is_request(fact):
                 order += 1
-                continue  # a question asked earlier is no answer
+                continue  # a question or a request made earlier (the task itself, in recall) is no answer
             key_value = _KEY_VALUE.match(fact)
             key = content_stems(key_value.group(1), synonyms=False) if key_value else set()
-            hits = len(asked & content_stems(fact, synonyms=False))
-            score = hits + len(asked & key) + (2 if head & key else 0) + (3 if _value_of_kind(question, fact) else 0)
+            said = content_stems(fact, synonyms=False)
+            # A word of the question itself counts twice, a synonym or a generic word ("name", "called") once.
+            hits = 2 * len(specific & said) + len((asked - specific) & said)
+            score = hits + len(asked & key) + (2 if head & key else 0) + (6 if _value_of_kind(question, fact) else 0)
             if score:
                 rows.append((score, -order, fact))
             order += 1

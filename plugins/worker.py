@@ -124,7 +124,11 @@ def fitting(goal: str, tools: dict[str, dict[str, Any]], paths: list[str]) -> tu
     words = {w[:6] for w in re.findall(r"[a-z]{5,}", low)}
     kinds = {os.path.splitext(p.rstrip("/"))[1].lstrip(".").lower() for p in paths}
     internal = ("task.", "proc.")
-    usable = {n: t for n, t in tools.items() if not n.startswith(internal) or "task" in low}
+    usable = {
+        n: t
+        for n, t in tools.items()
+        if (not n.startswith(internal) or "task" in low) and "deprecated" not in str(t.get("description", "")).lower()
+    }
 
     def text_of(name: str) -> str:
         return f"{name} {usable[name].get('description', '')}".lower()

@@ -122,3 +122,38 @@ def test_fixed_arguments_need_no_model_and_sources_come_first() -> None:
     assert fixed_args(schema, "Convert 12:00 in Asia/Tokyo to Europe/Paris")["source_timezone"] == "Asia/Tokyo"
     assert fixed_args({"properties": {"a": {"enum": [1, 2]}}}, "") is None  # a choice is left to make
     assert fixed_args({"properties": {"q": {"type": "string"}}}, "") is None
+
+
+def test_memory_listings_answer_from_facts_not_from_the_agents_own_transcript() -> None:
+    listing = json.dumps(
+        {
+            "pending": [{"label": "rent", "value": "My monthly rent is 950 euros."}],
+            "recall": [
+                # The task itself, as the user asked it, and the agent's own earlier output.
+                {"kind": "recall", "role": "user", "text": "Find my monthly rent in my memory and multiply it by 12."},
+                {"kind": "recall", "role": "assistant", "text": "My monthly rent is 3 euros, I think."},
+            ],
+            "archival": [
+                {"kind": "archival", "text": "My cat is called Miso."},
+                {"kind": "archival", "text": "My dentist is Dr. Okafor, on Baker Street."},
+            ],
+        }
+    )
+    assert extract_number("Find my monthly rent in my memory", [listing]) == 950
+    # "dentist" (the question's own word) outweighs "called" (a synonym of "name") in the cat's note.
+    assert extract_answer("What is the name of my dentist?", [listing]) == "Dr. Okafor"
+    assert extract_answer("What is my cat called?", [listing]) == "Miso"
+
+
+def test_deprecated_tools_are_never_candidates() -> None:
+    from plugins.worker import fitting
+
+    tools = {
+        "disk.read_file": {
+            "description": "Read a file as text. DEPRECATED: use read_text_file.",
+            "input_schema": {"required": ["path"]},
+        },
+        "disk.read_text_file": {"description": "Read a file as text.", "input_schema": {"required": ["path"]}},
+    }
+    names, obvious = fitting("What does /d/notes.txt say?", tools, ["/d/notes.txt"])
+    assert names == ["disk.read_text_file"] and obvious
