@@ -444,7 +444,16 @@ class WorkerAgent(Agent):
                     names, obvious = wanted + [n for n in names if n not in wanted], len(wanted) == 1
             elif preferred:
                 names = preferred + [n for n in names if n not in preferred]
-            names = names[: self.candidates]
+            # A tool that failed this sub-goal with nothing to learn from (no list of valid values) goes last: the
+            # next one may do (git_show of a made-up revision failed; git_log needs none); the model may still
+            # retry it with other arguments.
+            dead = {
+                x["tool"]
+                for x, i in zip(steps, part_of, strict=True)
+                if i == current and x["is_error"] and not error_options(x["text"], x["args"])
+            }
+            names = ([n for n in names if n not in dead] + [n for n in names if n in dead])[: self.candidates]
+            obvious = obvious and names[0] not in dead
             if not names:
                 break
             context = self._context(goal, steps) + (f"\n\nNow: {part}" if len(parts) > 1 else "")
