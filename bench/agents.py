@@ -239,6 +239,7 @@ async def _one(kernel: Any, calls: CallLog, agent: str, task: Task, folder: Path
         "agent": agent,
         "task": task.id,
         "kind": task.kind,
+        "heldout": task.heldout,
         "ok": ok,
         "answer": answer[:300],
         "expect": list(task.expect),
@@ -290,6 +291,15 @@ def main() -> None:
         "tokens_per_task": round(sum(r["tokens"] for r in runs) / len(runs), 1),
         "wall_s_per_task_p50": round(median([r["wall_s"] for r in runs]), 2),
     }
+    held = [r for r in runs if r.get("heldout")]
+    tuned = [r for r in runs if not r.get("heldout")]
+    if held:
+        metrics["success_rate_heldout"] = round(sum(r["ok"] for r in held) / len(held), 4)
+        metrics["success_rate_tuned"] = round(sum(r["ok"] for r in tuned) / len(tuned), 4) if tuned else None
+        held_calls = [c for r in held for c in r["calls"]]
+        metrics["valid_call_rate_heldout"] = (
+            round(sum(c["valid"] for c in held_calls) / len(held_calls), 4) if held_calls else None
+        )
     for agent, row in per_agent.items():
         metrics[f"success_rate_{agent}"] = row["success_rate"]
         metrics[f"valid_call_rate_{agent}"] = row["valid_call_rate"]
