@@ -78,6 +78,11 @@ _KINDS: dict[str, tuple[str, ...]] = {
 }
 #: Roles of messages that record what an agent said or a tool returned earlier: not facts about the world.
 _NOT_FACTS = frozenset({"assistant", "tool", "system", "function"})
+_COUNT_QUESTION = re.compile(r"\bhow many\b|\bnumber of\b|\bcount\b", re.I)
+_COUNT_FACT = re.compile(
+    r"^(?:rows|count|items|entries|lines|records|total)\b|\b\d+ (?:rows|items|entries|lines|records)\b", re.I
+)
+_EARLIEST = re.compile(r"\b(?:first|oldest|earliest|initial)\b", re.I)
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
 _WORD = re.compile(r"[A-Za-z][A-Za-z'_-]*|\d+(?:[.:]\d+)*")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]\d)")
@@ -91,7 +96,7 @@ _ABBREVIATIONS = frozenset({"dr", "mr", "mrs", "ms", "st", "prof", "jr", "sr", "
 _VALUE_KINDS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
     (re.compile(r"\bwhat year\b|\bwhich year\b|\byear\b", re.I), re.compile(r"\b(?:19|20)\d{2}\b")),
     (re.compile(r"\bwhat time\b|\btime\b|\bwhen\b|\bhour\b", re.I), re.compile(r"(?<![\d:+-])\d{1,2}:\d{2}(?!\d)")),
-    (re.compile(r"\bwhat date\b|\bdate\b|\bwhich day\b", re.I), re.compile(r"\b\d{4}-\d{2}-\d{2}\b")),
+    (re.compile(r"\bwhat date\b|\bdate\b|\bwhich day\b", re.I), re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")),
 )
 
 
@@ -164,7 +169,13 @@ def facts(text: str) -> list[str]:
         except ValueError:
             pass
     out: list[str] = []
-    for raw in text.splitlines():
+    lines = [raw for raw in text.splitlines() if raw.strip()]
+    table = _table_start(lines)
+    if table is not None:
+        lines, rows = lines[:table], _table_facts(lines[table:])
+    else:
+        rows = []
+    for raw in lines:
         line = raw.strip().strip("#").strip()
         if not line:
             continue
@@ -176,7 +187,30 @@ def facts(text: str) -> list[str]:
         if bullet:
             line = bullet.group(1)
         out.extend(_sentences(line))
-    return out
+    return out + rows
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.split(",")]
+
+
+def _table_start(lines: list[str]) -> int | None:
+    """Where a comma-separated table (a header of names, then rows with as many cells) starts in ``lines``, if the
+    text ends with one (``4 rows`` then the CSV, or the CSV alone)."""
+    for start in range(len(lines) - 1):
+        width = len(_cells(lines[start]))
+        header = _cells(lines[start])
+        if width < 2 or not all(re.fullmatch(r"[A-Za-z_][\w .-]*", h) for h in header):
+            continue
+        if all(len(_cells(line)) == width for line in lines[start + 1 :]):
+            return start
+    return None
+
+
+def _table_facts(lines: list[str]) -> list[str]:
+    """A table as facts: how many rows it has, then each row as ``name: value, ...``."""
+    header, body = _cells(lines[0]), [_cells(line) for line in lines[1:]]
+    return [f"rows: {len(body)}"] + [", ".join(f"{h}: {v}" for h, v in zip(header, row, strict=True)) for row in body]
 
 
 def _sentences(line: str) -> list[str]:
@@ -236,27 +270,41 @@ def _kind_extensions(question: str) -> tuple[str, ...]:
     low = question.lower()
     found: list[str] = []
     for word, extensions in _KINDS.items():
-        if re.search(rf"\b{word}\b", low):
+        if re.search(rf"\b{word}s?\b", low):
             found.extend(extensions)
     return tuple(found)
 
 
 def _remainder(question: str, fact: str) -> str:
-    """What is left of ``fact`` with the question's own words and stop words taken out: the first run of words."""
+    """What is left of ``fact`` with the question's own words and stop words taken out: the run of words next to
+    the word the question asks for ("On which *street* is my dentist?" over "... Dr. Okafor, on Baker Street": Baker),
+    else the first run."""
     asked = content_stems(question)
-    runs: list[list[str]] = [[]]
-    for token in fact.split():
+    head = _head(question)
+    runs: list[tuple[int, list[str]]] = [(0, [])]
+    head_at: int | None = None
+    for index, token in enumerate(fact.split()):
         bare = token.strip(".,;:!?()\"'")
         low = bare.lower()
+        if head_at is None and bare and stem(low) in head:
+            head_at = index
         if not bare or low in STOP or stem(low) in asked or low in asked:
-            if runs[-1]:
-                runs.append([])
+            if runs[-1][1]:
+                runs.append((index + 1, []))
             continue
-        runs[-1].append(token.strip(",;:!?()\"'"))
+        if not runs[-1][1]:
+            runs[-1] = (index, [])
+        runs[-1][1].append(token.strip(",;:!?()\"'"))
         if token.endswith((",", ";")):  # a comma ends the run: "Dr. Okafor, on Baker Street"
-            runs.append([])
-    kept = [" ".join(r).rstrip(".") for r in runs if r]
-    return kept[0] if kept else ""
+            runs.append((index + 1, []))
+    kept = [(start, " ".join(words).rstrip(".")) for start, words in runs if words]
+    if not kept:
+        return ""
+    if head_at is not None:
+        # The run ending right before the head word or starting right after it.
+        near = min(kept, key=lambda r: min(abs(head_at - (r[0] + len(r[1].split()))), abs(r[0] - head_at - 1)))
+        return near[1]
+    return kept[0][1]
 
 
 def _head(question: str) -> set[str]:
@@ -275,10 +323,16 @@ def _scored(question: str, texts: Iterable[str]) -> list[tuple[int, int, str]]:
     asked = content_stems(question)
     specific = {stem(w.lower()) for w in _words(question) if w.lower() not in STOP} - {stem(w) for w in _KEEP}
     head = _head(question)
+    counting = bool(_COUNT_QUESTION.search(question))
+    earliest = bool(_EARLIEST.search(question))
     rows: list[tuple[int, int, str]] = []
     order = 0
     for text in reversed(list(texts)):  # the latest result first; within one, its facts in order
-        for fact in facts(text):
+        found = facts(text)
+        dates = re.findall(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)", text)
+        if earliest and len(set(dates)) > 1 and dates == sorted(dates, reverse=True):
+            found = found[::-1]  # newest first (a log): the first one is said last
+        for fact in found:
             if fact.rstrip().endswith("?") or _is_request(fact):
                 order += 1
                 continue  # a question or a request made earlier (the task itself, in recall) is no answer
@@ -288,6 +342,8 @@ def _scored(question: str, texts: Iterable[str]) -> list[tuple[int, int, str]]:
             # A word of the question itself counts twice, a synonym or a generic word ("name", "called") once.
             hits = 2 * len(specific & said) + len((asked - specific) & said)
             score = hits + len(asked & key) + (2 if head & key else 0) + (6 if _value_of_kind(question, fact) else 0)
+            if counting and _COUNT_FACT.search(fact):
+                score += 3  # "how many": the count a result states ("4 rows", "count: 4")
             if score:
                 rows.append((score, -order, fact))
             order += 1

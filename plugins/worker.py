@@ -168,7 +168,22 @@ def fitting(goal: str, tools: dict[str, dict[str, Any]], paths: list[str]) -> tu
 
     by_tool_name = [n for n in ranked if named_by_tool(n)]
     by_server = [n for n in ranked if named_by_server(n)]
-    first = by_words(by_tool_name) + by_words(by_server) + by_words([n for n in ranked if made_for(n)])
+    made = [n for n in ranked if made_for(n)]
+    if made and kinds - {""}:
+        # A file of a kind: the tools made for it first, ranked by what they say (named by the goal, the kind in
+        # their own name, the goal's words, a reader's verb); a tool the goal's words name but not made for the
+        # file after them ("status" names git_status; the goal names a .docx).
+        def rank(n: str) -> tuple[int, int, int, int]:
+            short = n.rpartition(".")[2].lower().replace("_", " ").replace("-", " ")
+            in_name = any(re.search(rf"\b(?:{_KIND_WORDS.get(k, re.escape(k))})", short) for k in kinds if k)
+            reader = re.search(r"\b(?:read|get|cat|show|view|open)\b", short) is not None
+            return (int(n in by_tool_name or n in by_server), int(in_name), score[n], int(reader))
+
+        made = sorted(made, key=rank, reverse=True)
+        first = list(dict.fromkeys(made + by_words(by_tool_name) + by_words(by_server)))
+        names = list(dict.fromkeys(first + by_words([n for n in ranked if takes_path(n)]) + by_words(ranked)))
+        return names, len(made) == 1 or rank(made[0]) > rank(made[1])
+    first = by_words(by_tool_name) + by_words(by_server) + by_words(made)
     first = list(dict.fromkeys(first))
     fit = by_words([n for n in ranked if takes_path(n) == bool(paths)])
     names = list(dict.fromkeys(first + fit + by_words(ranked)))

@@ -528,3 +528,25 @@ def test_worker_reads_a_text_file_with_a_text_reader_and_lists_a_folder() -> Non
     assert names[0] == "disk.list_directory" and obvious  # a folder: the lister that takes its path
     names, _ = fitting("What is the first item in the list in /t/todo.md?", tools, ["/t/todo.md"])
     assert names[0] == "disk.read_text_file"  # "list" names mem.list, which cannot read the file the goal names
+
+
+def test_a_file_of_a_kind_goes_to_the_tools_made_for_it_before_tools_its_words_name() -> None:
+    from plugins.worker import fitting
+
+    def tool(description: str, *required: str) -> dict[str, Any]:
+        return {"description": description, "input_schema": {"required": list(required)}}
+
+    tools = {
+        "git.git_status": tool("Shows the working tree status", "repo_path"),
+        "docs.read_docx": tool("Read the text of a Word document (.docx).", "path"),
+        "docs.read_csv": tool("Read a CSV file: its header, its rows and how many rows it has.", "path"),
+        "docs.csv_column_stats": tool(
+            "Statistics of one column of a CSV file: count, sum (total), mean, min, max.", "path", "column"
+        ),
+    }
+    names, obvious = fitting("What is the status in /d/report.docx?", tools, ["/d/report.docx"])
+    assert names[0] == "docs.read_docx" and obvious  # "status" names git_status, which is not for a .docx
+    names, obvious = fitting("How many people are listed in /d/people.csv?", tools, ["/d/people.csv"])
+    assert names[0] == "docs.read_csv" and obvious  # a reader of the kind
+    names, obvious = fitting("What is the total cost in /d/budget.csv?", tools, ["/d/budget.csv"])
+    assert names[0] == "docs.csv_column_stats" and obvious  # its description says the total

@@ -47,7 +47,12 @@ TZ = json.dumps(
         ("What is the backup time in /t/notes.txt", NOTES, "text", "02:30"),
         ("What is the total cost in /t/budget.csv?", STATS, "number", "1800"),  # total is the sum
         ("What is the largest cost?", STATS, "number", "1200"),
-        ("How many rows does /t/budget.csv have?", "4 rows\nitem, cost\nrent, 1200", "number", "4"),
+        (
+            "How many rows does /t/budget.csv have?",
+            "4 rows\nitem, cost\nrent, 1200\nfood, 350\nbus, 9\nbooks, 70",
+            "number",
+            "4",
+        ),
         ("Who owns /t/report.docx?", REPORT, "text", "Dana Lee"),
         ("What is the revenue in /t/report.docx?", REPORT, "text", "48200 EUR"),
         (
@@ -157,3 +162,31 @@ def test_deprecated_tools_are_never_candidates() -> None:
     }
     names, obvious = fitting("What does /d/notes.txt say?", tools, ["/d/notes.txt"])
     assert names == ["disk.read_text_file"] and obvious
+
+
+PEOPLE = "name,city,age\nAnna,Oslo,30\nBen,Rome,40\nCleo,Lima,50\n"
+LOG = (
+    "Commit: a\nDate: 2026-03-03 10:00:00\nMessage: release 1.2\n\nCommit: b\nDate: 2026-02-02 10:00:00\n"
+    "Message: fix tokenizer bug\n\nCommit: c\nDate: 2026-01-01 10:00:00\nMessage: add parser\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "form", "answer"),
+    [
+        ("How many people are listed in /t/people.csv?", PEOPLE, "number", "3"),  # a raw CSV is a table
+        ("Which city does Ben live in, according to /t/people.csv?", PEOPLE, "text", "Rome"),
+        ("What was the message of the first commit?", LOG, "text", "add parser"),  # a log lists the newest first
+        ("What is the message of the latest commit?", LOG, "text", "release 1.2"),
+        ("On which street is my dentist?", MEMORY, "text", "Baker"),  # the words next to "street"
+        ("What is today's date in Asia/Tokyo?", '{"iso": "2026-12-05T11:17:00+09:00"}', "text", "2026-12-05"),
+        (
+            "Which files in /t are spreadsheets?",
+            "[FILE] budget.csv\n[FILE] people.csv\n[FILE] a.docx",
+            "path",
+            "budget.csv, people.csv",
+        ),
+    ],
+)
+def test_tables_logs_and_neighbours(question: str, text: str, form: str, answer: str) -> None:
+    assert extract_answer(question, [text], form) == answer
