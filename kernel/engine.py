@@ -238,6 +238,8 @@ class Engine:
         self.context_info: dict[Hashable, dict[str, Any]] = {}
         self.steps = 0
         self.batch_tokens = 0
+        #: What the engine thread has for callers since its last hand-off, per event loop (see ``_flush``).
+        self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[_Request, Item]]] = {}
 
     # -- loop-side API --------------------------------------------------------------------------------
 
@@ -343,6 +345,8 @@ class Engine:
 
     def _run(self) -> None:
         while True:
+            if not self._requests:
+                self._flush()  # about to wait for work: hand over everything first
             if not self._drain(block=not self._requests):
                 break
             self._reap_cancelled()
@@ -350,13 +354,16 @@ class Engine:
                 continue
             self._adapt_threads()
             try:
-                self._step()
+                if not self._step():
+                    self._flush()  # no decode to hand the results over at
             except Exception as exc:  # a bug in a step: fail what is in flight, keep serving
                 log.exception("engine step failed")
                 for request in list(self._requests.values()):
                     self._finish(request, error=exc)
+                self._flush()
         for request in list(self._requests.values()):
             self._finish(request, error=EngineClosed("the LLM engine stopped"))
+        self._flush()
         for ctx in list(self._contexts.values()):
             if ctx.swapped is not None:
                 self.swap.discard(ctx.swapped)
@@ -506,7 +513,8 @@ class Engine:
                 return True
         return False
 
-    def _step(self) -> None:
+    def _step(self) -> bool:
+        """Plan and run one decode step; whether it decoded anything."""
         now = time.monotonic()
         candidates = []
         for request in self._requests.values():
@@ -567,6 +575,7 @@ class Engine:
                 groups.append((request, ctx, [(request.pending, len(ctx.tokens), ctx.slot, True)], True))
         if groups:
             self._decode(groups)
+        return bool(groups)
 
     def _own_prefix(self, ctx: _Context, prompt: list[int]) -> int:
         """The longest start of ``prompt`` this context holds: in its KV or in one of its branch snapshots."""
@@ -591,6 +600,10 @@ class Engine:
             if shared > keep and self.cost.recompute_s(shared - held) > snap.data.nbytes / self.cost.rates["ram"]:
                 snapshot, source, keep = snap, None, shared
         keep = min(keep, len(prompt) - 1)  # the last prompt token is always decoded, for its logits
+        if snapshot is not None:
+            # Taken, as a swap-in takes its state: from here on the slot holds it (and saves it again,
+            # longer, when a later request leaves it).
+            self._drop_snapshot(ctx, snapshot)
         if len(ctx.tokens) - held >= MIN_SNAPSHOT_TOKENS:
             self._save_snapshot(ctx)  # the branch this request leaves
         if snapshot is not None:
@@ -598,9 +611,6 @@ class Engine:
             self.runtime.seq_rm(ctx.slot)
             self.runtime.state_set(ctx.slot, snapshot.data)
             self.cost.observe("ram", snapshot.data.nbytes, time.perf_counter() - started)
-            snapshot.last_used = time.monotonic()
-            ctx.snapshots.remove(snapshot)
-            ctx.snapshots.append(snapshot)
             self.snapshot_restores += 1
             self.snapshot_reused_tokens += keep
         elif source is not None:
@@ -654,6 +664,9 @@ class Engine:
 
     def _decode(self, groups: list[tuple[_Request, _Context, list[BatchEntry], bool]]) -> None:
         entries = [e for _, _, group, _ in groups for e in group]
+        # The last step's tokens go to their callers now: their event loop runs while llama.cpp computes
+        # (decode releases the GIL) instead of competing with this thread's sampling and planning.
+        self._flush()
         try:
             self.runtime.decode(entries)
         except Exception as exc:
@@ -832,17 +845,35 @@ class Engine:
     # -- delivery -----------------------------------------------------------------------------------
 
     def _deliver(self, request: _Request, item: Item) -> None:
-        def put() -> None:
-            try:
-                request.send.send_nowait(item)
-                if not isinstance(item, str):
-                    request.send.close()
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                request.cancelled.set()
+        """Queue ``item`` for ``request``'s caller; ``_flush`` hands it over."""
+        self._outbox.setdefault(request.loop, []).append((request, item))
 
+    def _flush(self) -> None:
+        """Hand everything queued to its callers: one wake-up per event loop, not one per token and request.
+
+        The engine thread calls this just before each decode and before it waits for work. Waking the
+        callers' loop at every sampled token cost a self-pipe write each (about 0.1 ms apiece at 16
+        sequences) and had that loop take the GIL while this thread still sampled and planned; on a
+        loaded machine a preempted GIL holder then stalled the next decode."""
+        if not self._outbox:
+            return
+        outbox, self._outbox = self._outbox, {}
+        for loop, items in outbox.items():
+            try:
+                loop.call_soon_threadsafe(_put_all, items)
+            except RuntimeError:  # the event loop is gone: nobody is listening
+                for request, _ in items:
+                    request.cancelled.set()
+
+
+def _put_all(items: list[tuple[_Request, Item]]) -> None:
+    """On the callers' event loop: send each item to its request's stream, closing it after the last."""
+    for request, item in items:
         try:
-            request.loop.call_soon_threadsafe(put)
-        except RuntimeError:  # the event loop is gone: nobody is listening
+            request.send.send_nowait(item)
+            if not isinstance(item, str):
+                request.send.close()
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             request.cancelled.set()
 
 

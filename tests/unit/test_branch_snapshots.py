@@ -122,23 +122,55 @@ async def test_the_byte_cap_evicts_the_least_recently_used_snapshot(tmp_path: Pa
         assert not engine._contexts["x"].snapshots and len(engine._contexts["y"].snapshots) == 1
 
 
-async def test_a_longer_snapshot_of_the_same_branch_replaces_the_shorter(tmp_path: Path) -> None:
-    # Empty replies: the next turn's prompt then starts with exactly the tokens the context holds (the fake's
-    # word tokens would split a reply differently once it is part of the prompt).
+def _longer(branch: str) -> list[dict[str, str]]:
+    """The branch one exchange further (empty replies: the next prompt then starts with exactly the tokens the
+    context holds; the fake's word tokens would split a reply differently once it is part of the prompt)."""
+    return [*prompt(branch, "one"), {"role": "assistant", "content": ""}, {"role": "user", "content": "more"}]
+
+
+async def test_a_restored_snapshot_is_taken_and_saved_again_longer(tmp_path: Path) -> None:
     async with engine_for(tmp_path, script=lambda m: "") as engine:
         await ask(engine, "agent", prompt(BRANCH_A, "one"), echo=False)
         await ask(engine, "agent", prompt(BRANCH_B, "two"), echo=False)  # saves A + "one"
-        # The same branch one exchange further: restores A + "one" and extends it.
-        longer = [*prompt(BRANCH_A, "one"), {"role": "assistant", "content": ""}, {"role": "user", "content": "more"}]
-        follow = await ask(engine, "agent", longer, echo=False)
+        follow = await ask(engine, "agent", _longer(BRANCH_A), echo=False)  # takes it, saves B + "two"
         assert follow.extra["prefix_restored"] == follow.prompt_tokens - 2
-        await ask(engine, "agent", prompt(BRANCH_B, "two"), echo=False)  # saves the longer A, which holds the old
+        await ask(engine, "agent", prompt(BRANCH_B, "two"), echo=False)  # takes B's, saves the longer A
         snaps = engine._contexts["agent"].snapshots
-        assert len(snaps) == 2  # B + "two", and the longer A only
-        text = {b"".join(engine.runtime.piece(t) for t in s.tokens).decode(): len(s.tokens) for s in snaps}
-        assert [n for t, n in text.items() if "alpha0" in t] == [follow.prompt_tokens]
+        assert len(snaps) == 1 and len(snaps[0].tokens) == follow.prompt_tokens
+        assert engine.snapshot_bytes == snaps[0].data.nbytes
+
+
+async def test_a_longer_snapshot_of_the_same_branch_replaces_the_shorter(tmp_path: Path) -> None:
+    """When restoring does not pay (a slow restore path), the branch is computed again; the longer snapshot
+    saved when it is left again replaces the one it extends."""
+    async with engine_for(tmp_path, script=lambda m: "") as engine:
+        engine.cost.rates["ram"] = 1.0  # one byte a second: never worth restoring
+        await ask(engine, "agent", prompt(BRANCH_A, "one"), echo=False)
+        await ask(engine, "agent", prompt(BRANCH_B, "two"), echo=False)  # saves A + "one"
+        follow = await ask(engine, "agent", _longer(BRANCH_A), echo=False)  # computes A again, saves B + "two"
+        assert follow.extra["prefix_restored"] == 0
+        await ask(engine, "agent", prompt(BRANCH_B, "two"), echo=False)  # saves the longer A: the old one goes
+        lengths = sorted(len(s.tokens) for s in engine._contexts["agent"].snapshots)
+    assert len(lengths) == 2 and follow.prompt_tokens in lengths
+    assert engine.snapshot_restores == 0
 
 
 def test_negative_snapshot_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="must not be negative"):
         Engine(FakeBackend(), branch_snapshots=-1)
+
+
+async def test_the_snapshot_being_restored_survives_the_save_that_makes_room(tmp_path: Path) -> None:
+    """With room for one snapshot, going back to A saves B (the branch left) and must still restore A."""
+    async with engine_for(tmp_path, branch_snapshots=1) as engine:
+        await ask(engine, "agent", prompt(BRANCH_A, "one"))
+        await ask(engine, "agent", prompt(BRANCH_B, "two"))
+        back = await ask(engine, "agent", prompt(BRANCH_A, "three"))
+        assert back.extra["prefix_restored"] > 50 and back.prefill_computed <= 4
+        snaps = engine._contexts["agent"].snapshots
+        assert len(snaps) == 1 and engine.snapshot_bytes == snaps[0].data.nbytes
+        # A byte cap that fits one snapshot only: the same holds.
+        engine.snapshot_ram_bytes = snaps[0].data.nbytes + 1
+        again = await ask(engine, "agent", prompt(BRANCH_B, "four"))
+        assert again.extra["prefix_restored"] > 50
+        assert engine.snapshot_bytes <= engine.snapshot_ram_bytes
