@@ -23,8 +23,8 @@ class Task:
     #: Every one must be in the answer: a number (compared as a number) or a text (case-insensitive).
     expect: tuple[str, ...]
     agents: tuple[str, ...] = ("planner", "worker")
-    #: Written after the agents were tuned on the others and run as they were, never tuned on: how the agents do
-    #: on tasks they were not built around (``metrics.success_rate_heldout``).
+    #: Written after the agents were tuned on the others, run once as they were and never tuned on: how the agents
+    #: do on tasks they were not built around (``metrics.success_rate_heldout``).
     heldout: bool = False
 
 
@@ -157,10 +157,58 @@ def tasks() -> list[Task]:
 
 
 def heldout_tasks() -> list[Task]:
-    """Tasks written on 2026-12-05 after the agents reached 1.0 on the ones above, to see whether what they carry
-    generalises: other wordings, other columns and lines of the same files, other tools of the same servers."""
+    """Two batches written on 2026-12-05 to see whether what the agents carry generalises: other wordings, other
+    columns and lines of the same files, other tools of the same servers. The first (``h-``) was written after the
+    agents reached 1.0 on the tasks above; its first run scored 0.59 (bench/results/agents.json params.heldout_history)
+    and its misses were then fixed, so it counts as tuned now. The second (``g-``) was written after those fixes and
+    has not been tuned on: it is the held-out figure."""
+    return [*_first_batch(), *_second_batch()]
+
+
+def _second_batch() -> list[Task]:
     d = "{dir}"
     h = {"heldout": True}
+    split = ("supervisor",)
+    return [
+        Task("g-plus", "single", "What is 15 plus 27?", ("42",), **h),
+        Task("g-sub", "single", "Subtract 58 from 200.", ("142",), **h),
+        Task("g-year", "single", "What is the current year in Europe/Berlin?", (str(datetime.now().year),), **h),
+        Task("g-csv-avg", "file", f"What is the average cost in {d}/budget.csv?", ("450",), **h),
+        Task("g-csv-lima", "file", f"Who lives in Lima, according to {d}/people.csv?", ("Cleo",), **h),
+        Task("g-csv-anna", "file", f"How old is Anna, according to {d}/people.csv?", ("30",), **h),
+        Task("g-todo-last", "file", f"What is the last item in {d}/todo.md?", ("lamp",), **h),
+        Task("g-git-count", "file", f"How many commits are in the git repository {d}/repo?", ("3",), **h),
+        Task(
+            "g-git-who",
+            "file",
+            f"Who wrote the commit 'fix tokenizer bug' in the git repository {d}/repo?",
+            ("Ada",),
+            **h,
+        ),
+        Task(
+            "g-fan",
+            "fanout",
+            f"At what time do the backups run each night, according to {d}/notes.txt, and what is 5 times 5?",
+            ("02:30", "25"),
+            **h,
+        ),
+        Task("g-chain-min", "chain", f"Take the smallest cost in {d}/budget.csv and add 30 to it.", ("100",), **h),
+        Task("g-mem-chain", "memory", "Find my locker code in my memory, then add 1 to it.", ("4472",), **h),
+        Task("g-mem-where", "memory", "Where does my sister live? Search my memory.", ("Lisbon",), **h),
+        Task(
+            "g-split",
+            "split",
+            f"Multiply 7 by 8, and find the owner in {d}/report.docx.",
+            ("56", "Dana Lee"),
+            split,
+            **h,
+        ),
+    ]
+
+
+def _first_batch() -> list[Task]:
+    d = "{dir}"
+    h: dict[str, bool] = {}
     split = ("supervisor",)
     return [
         Task("h-calc-pow", "single", "How much is 48 divided by 6?", ("8",), **h),
