@@ -19,8 +19,11 @@ from typing import Any
 from aios.api import Agent, Capabilities, ChatMessage, Context, Manifest
 from aios.errors import AiosError
 from aios.hookspecs import hookimpl
+from plugins._args import numbers_in
+from plugins.goals import paths_in, request_named_paths
+from plugins.worker import WorkerAgent, operation_of
 
-__all__ = ["ChatAgent", "file_query"]
+__all__ = ["ChatAgent", "file_query", "tool_task"]
 
 _SEARCH = re.compile(
     r"^\s*(?:please\s+|can you\s+|could you\s+)?(?:search|find|look\s+(?:for|through|in)|grep)\b(?P<rest>.*)$", re.I
@@ -40,16 +43,29 @@ def file_query(message: str) -> str | None:
     return query or None
 
 
+_CLOCK = re.compile(r"\bwhat time\b|\btime (?:is it )?in\b|\b(?:today'?s )?date (?:is it )?in\b|\btime ?zone\b", re.I)
+_MEMORY = re.compile(r"\b(?:in|from|search|check|look (?:in|through)) my memory\b", re.I)
+
+
+def tool_task(message: str) -> bool:
+    """The message is a task for tools, not for conversation: it names a file or folder, asks for arithmetic on
+    numbers it gives ("what is 17 times 23"), asks the time somewhere, or asks to look something up in memory."""
+    if paths_in(message) or _CLOCK.search(message) or _MEMORY.search(message):
+        return True
+    return operation_of(message) is not None and len(numbers_in(message)) >= 2
+
+
 SYSTEM_PROMPT = "You are a helpful, concise assistant running inside aios, an agent operating system."
 
 
 class ChatAgent(Agent):
     manifest = Manifest(
         name="chat",
-        description="Talk with the local model; it keeps the conversation's steps in a task tree and searches "
-        "your mounted files when asked.",
-        # Read-only, and only what the semantic file system has mounted; the user's config may narrow it.
-        capabilities=Capabilities(files_read=("~",)),
+        description="Talk with the local model; it keeps the conversation's steps in a task tree, searches "
+        "your mounted files when asked and does tool tasks (a file, a sum, the time, a memory) step by step.",
+        # Read-only files, only what the semantic file system has mounted; tools as the user's policy allows
+        # (ask/deny per tool); the user's config may narrow all of it.
+        capabilities=Capabilities(files_read=("~",), tools=("*",)),
         interactive=True,
     )
     #: Files listed for a search in the user's files.
@@ -65,6 +81,9 @@ class ChatAgent(Agent):
             return None
         if not ctx.interactive:
             # A one-shot (`aios run chat "…"`) is a single step: answered plainly with this one call, no tree.
+            done = await self._with_tools(ctx, first)
+            if done is not None:
+                return done
             found = await self._search_files(ctx, first)
             system = SYSTEM_PROMPT + (f"\n\n{found}" if found else "")
             return await self._reply(ctx, [{"role": "system", "content": system}, {"role": "user", "content": first}])
@@ -78,19 +97,37 @@ class ChatAgent(Agent):
         while message is not None:
             if recent:
                 about, new_node = await self._file(ctx, tree, message)
-            system = await self._system(ctx, tree["id"], about)
-            found = await self._search_files(ctx, message)
-            if found:
-                system += f"\n\n{found}"
-            window = recent[-2 * self.recent_turns :] if self.recent_turns else []
-            answer = await self._reply(
-                ctx, [{"role": "system", "content": system}, *window, {"role": "user", "content": message}]
-            )
+            answer = await self._with_tools(ctx, message) or ""
+            if not answer:
+                system = await self._system(ctx, tree["id"], about)
+                found = await self._search_files(ctx, message)
+                if found:
+                    system += f"\n\n{found}"
+                window = recent[-2 * self.recent_turns :] if self.recent_turns else []
+                answer = await self._reply(
+                    ctx, [{"role": "system", "content": system}, *window, {"role": "user", "content": message}]
+                )
             if new_node and answer:
                 await ctx.tasks.update(tree["id"], about, output=answer[:500], status="done")
             recent += [{"role": "user", "content": message}, {"role": "assistant", "content": answer}]
             await ctx.end_turn()
             message = await ctx.input()
+        return answer
+
+    async def _with_tools(self, ctx: Context, message: str) -> str | None:
+        """A message that is a task for tools is done as the worker does it (each call checked by the kernel, the
+        steps shown, the answer read off the results); its answer, written, or None to answer by conversation
+        (not a tool task, no tool fits, or tools are not allowed)."""
+        if not tool_task(message) or file_query(message) is not None:
+            return None
+        try:
+            await request_named_paths(ctx, message)
+            answer = await WorkerAgent().solve(ctx, message)
+        except AiosError as exc:
+            ctx.log.info("tools could not do %r: %s", message, exc.one_line())
+            return None
+        if answer:
+            await ctx.write(answer + "\n")
         return answer
 
     async def _search_files(self, ctx: Context, message: str) -> str:

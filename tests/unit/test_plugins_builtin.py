@@ -550,3 +550,43 @@ def test_a_file_of_a_kind_goes_to_the_tools_made_for_it_before_tools_its_words_n
     assert names[0] == "docs.read_csv" and obvious  # a reader of the kind
     names, obvious = fitting("What is the total cost in /d/budget.csv?", tools, ["/d/budget.csv"])
     assert names[0] == "docs.csv_column_stats" and obvious  # its description says the total
+
+
+@pytest.mark.parametrize(
+    ("message", "task"),
+    [
+        ("What is 17 multiplied by 23?", True),
+        ("What does /d/notes.txt say about backups?", True),
+        ("what time is it in Asia/Tokyo?", True),
+        ("What is my locker code? Look in my memory.", True),
+        ("say hello", False),
+        ("Tell me a story about 3 bears", False),  # a number, no operation
+        ("search my files for notes about backups", False),  # the file search, not a tool task
+    ],
+)
+def test_chat_knows_a_tool_task_from_conversation(message: str, task: bool) -> None:
+    from plugins.chat import file_query, tool_task
+
+    assert (tool_task(message) and file_query(message) is None) is task
+
+
+async def test_chat_does_a_tool_task_as_the_worker_does_and_converses_otherwise() -> None:
+    from plugins.chat import ChatAgent
+
+    runner = Runner(["Hello there!"], {"tool.search": CALC, "tool.call": {"is_error": False, "text": "391"}})
+    with anyio.fail_after(5):
+        assert await ChatAgent().run(runner, "What is 17 multiplied by 23?") == "391"  # no model call
+        assert runner.replies == ["Hello there!"]
+        assert await ChatAgent().run(runner, "say hello") == "Hello there!"
+    called = [(p["tool"], p["args"]) for name, p in runner.calls if name == "tool.call"]
+    assert called == [("calc.multiply", {"a": 17, "b": 23})]
+
+
+async def test_chat_falls_back_to_conversation_when_tools_are_not_allowed() -> None:
+    from plugins.chat import ChatAgent
+
+    denied = PermissionDenied("tool.search by pid 5 (chat): no tools granted")
+    runner = Runner(["I cannot use tools, but 17 times 23 is 391."], {"tool.search": denied})
+    with anyio.fail_after(5):
+        answer = await ChatAgent().run(runner, "What is 17 multiplied by 23?")
+    assert answer == "I cannot use tools, but 17 times 23 is 391."
