@@ -382,13 +382,14 @@ async def apply_classification(call: CallFn, state: dict[str, Any], c: Classific
 
     ``state`` is the tree as ``task.get`` returned it before the turn. Returns (the step the reply is
     about, whether that step is new and still needs a value). A question changes nothing, not even the
-    active step; an update that names no live step is filed as a new step; an update whose value says the
-    step is removed supersedes it.
+    active step; it is about the step it names, or the whole task (the root, whose slice lists every live
+    step) when it names none; an update that names no live step is filed as a new step; an update whose
+    value says the step is removed supersedes it.
     """
     tree = state["tree"]
     live = {s["id"] for s in live_steps(state)}
     if c.kind == "question":
-        return (c.node if c.node is not None and c.node in live else tree["active_id"]), False
+        return (c.node if c.node is not None and c.node in live else tree["root_id"]), False
     if c.kind == "update" and c.restore and c.node is not None and c.node not in live:
         versions = [n["version"] for n in state["nodes"] if n["id"] == c.node]
         if versions and versions[0] > 1:

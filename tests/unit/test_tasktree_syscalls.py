@@ -259,6 +259,8 @@ async def test_classified_turns_are_filed_through_syscalls_and_questions_change_
         milk = await ctx.call("task.add", tree=tree["id"], title="Milk", output="two litres", status="done")
         before = await ctx.call("task.get", tree=tree["id"])
         asked = await apply_classification(ctx.call, before, Classification("question", milk["id"], "", ""), "Milk?")
+        # "What is in the cart?" names no step: the whole task, though the milk is the active step.
+        whole = await apply_classification(ctx.call, before, Classification("question", None, "", ""), "What now?")
         unchanged = await ctx.call("task.get", tree=tree["id"])
         await ctx.call("task.activate", tree=tree["id"], node=tree["root_id"])
         state = await ctx.call("task.get", tree=tree["id"])
@@ -288,6 +290,7 @@ async def test_classified_turns_are_filed_through_syscalls_and_questions_change_
             "milk": milk,
             "before": before,
             "asked": asked,
+            "whole": whole,
             "unchanged": unchanged,
             "updated": updated,
             "added": added,
@@ -299,6 +302,7 @@ async def test_classified_turns_are_filed_through_syscalls_and_questions_change_
     out = await _run(tmp_path / "aios.db", script)
     milk = out["milk"]["id"]
     assert out["asked"] == (milk, False)
+    assert out["before"]["tree"]["active_id"] == milk and out["whole"] == (out["tree"]["root_id"], False)
     assert out["unchanged"] == out["before"]  # not even the active step moved
     assert out["updated"] == (milk, False)
     nodes = {n["id"]: n for n in out["final"]["nodes"]}
