@@ -6,7 +6,8 @@ structure decides where it can, one grammar-constrained call where it must: a ne
 or a question about the state; a question changes nothing). The reply's prompt is
 built prefix-stable: the system prompt, the agent's core memory blocks, the task slice for the step the
 message is about (its root-to-step path and dependencies, no sibling branches, no superseded values), the
-last exchange, and the message. So a correction ("not Rome, Lisbon") replaces the old value instead of
+exchanges since the slice last changed (none right after an edit: they may hold the value it replaced), and the
+message. So a correction ("not Rome, Lisbon") replaces the old value instead of
 competing with it in a long transcript, and prompts stay short as the conversation grows. A one-shot
 (`aios run chat "…"`, not interactive) is answered plainly with one call and keeps no tree.
 """
@@ -96,7 +97,13 @@ class ChatAgent(Agent):
         about, new_node = tree["root_id"], False
         while message is not None:
             if recent:
-                about, new_node = await self._file(ctx, tree, message)
+                before = about
+                about, new_node, kind = await self._file(ctx, tree, message)
+                if about != before or kind != "question":
+                    # The slice changed: earlier exchanges may carry a value it has since replaced ("not Rome,
+                    # Lisbon"), and they would break the cached prefix anyway. Only exchanges since the slice last
+                    # changed are kept after it.
+                    recent = []
             answer = await self._with_tools(ctx, message) or ""
             if not answer:
                 system = await self._system(ctx, tree["id"], about)
@@ -169,11 +176,12 @@ class ChatAgent(Agent):
         task = await ctx.tasks.prompt(tree, about, budget=self.task_budget)
         return "\n\n".join(part for part in (SYSTEM_PROMPT, core, task) if part)
 
-    async def _file(self, ctx: Context, tree: dict[str, Any], message: str) -> tuple[int, bool]:
-        """File ``message`` into the tree: returns (the step the reply is about, whether it is a new step)."""
+    async def _file(self, ctx: Context, tree: dict[str, Any], message: str) -> tuple[int, bool, str]:
+        """File ``message`` into the tree: (the step the reply is about, whether it is a new step, the turn's kind:
+        ``new_step``, ``update`` or ``question``)."""
         filed = await ctx.tasks.file(tree["id"], message)
         ctx.log.debug("turn filed as %s (by %s)", filed["kind"], filed["by"])
-        return int(filed["about"]), bool(filed["new"])
+        return int(filed["about"]), bool(filed["new"]), str(filed["kind"])
 
 
 @hookimpl

@@ -4,6 +4,7 @@ so plainly when nothing is mounted or it may not read there."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -73,3 +74,42 @@ async def test_chat_says_when_nothing_is_mounted_or_readable(
     said = await _chat(tmp_path / "second", outside, "search my files for aphids")
     assert "I may not search your files: " in said and "outside the folders this agent may read" in said
     assert "soapy" not in said
+
+
+async def test_chat_drops_earlier_exchanges_once_an_edit_changes_the_slice(tmp_path: Path) -> None:
+    """The exchanges kept after the task slice are only those since it last changed: after "not Rome, Lisbon",
+    the earlier exchange (which says Rome) is not in the prompt; a question about the same step keeps it."""
+    prompts: list[list[Any]] = []
+
+    def script(messages: Any) -> str:
+        prompts.append(list(messages))
+        return "noted"
+
+    store = Store.open(tmp_path / "aios.db")
+    try:
+        with anyio.fail_after(60):
+            async with open_kernel(
+                Config(),
+                runtime=FakeBackend(script=script),
+                store=store,
+                plugins=PluginManager(load_entry_points=False),
+            ) as kernel:
+                pid = await kernel.spawn("chat", "Plan my trip. The city is Rome.", interactive=True)
+                for text in ("What is the city?", "Actually the city is Lisbon.", "What is the city?"):
+                    await kernel.send(pid, text)
+                await kernel.close_input(pid)
+                info = await kernel.wait(pid)
+    finally:
+        store.close()
+    assert info["state"] == "exited", info.get("error")
+    distinct = [p for i, p in enumerate(prompts) if i == 0 or p != prompts[i - 1]]  # the fake sees each twice
+    replies = [
+        p
+        for p in distinct
+        if p[-1]["role"] == "user" and p[-1]["content"] in ("What is the city?", "Actually the city is Lisbon.")
+    ]
+    question, edit, after = replies[-3:]
+    assert [m["role"] for m in question] == ["system", "user", "assistant", "user"]  # same step: kept
+    assert [m["role"] for m in edit] == ["system", "user"]  # the edit changed the slice
+    assert [m["role"] for m in after] == ["system", "user", "assistant", "user"]  # since the edit only
+    assert "Rome" not in " ".join(m["content"] for m in after[1:])
