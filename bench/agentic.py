@@ -560,21 +560,39 @@ def _row_of(key: str) -> str:
 
 def _kept(rows: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Figures of the rows this run left out, from the committed result (a reduced run updates its rows only),
-    and what that earlier run was."""
+    and where each of those rows was measured: ``{"rows": [...], "runs": [{"rows", "when", "machine",
+    "params"}, ...]}``. A row the committed file had itself kept keeps its own earlier run's facts."""
     path = RESULTS_DIR / "agentic.json"
     if not path.exists():
         return {}, {}
     previous = json.loads(path.read_text())
-    old_rows = [r for r in previous.get("params", {}).get("rows", []) if r not in rows]
+    pparams = previous.get("params", {})
+    old_rows = [r for r in pparams.get("rows", []) if r not in rows]
     figures = {
         k: v
         for group in ("metrics", "baseline")
         for k, v in previous.get(group, {}).items()
         if k not in ("wall_s", "swaps_per_agent_m32_oneshot") and _row_of(k) in old_rows
     }
-    about = {"rows": old_rows, "when": previous.get("when"), "machine": previous.get("machine")}
-    about["params"] = {k: v for k, v in previous.get("params", {}).items() if k not in ("rows", "kept_rows")}
-    return figures, about if old_rows else {}
+    if not old_rows:
+        return figures, {}
+    earlier = pparams.get("kept_rows") or {}
+    # Older files kept one run's facts directly in kept_rows; newer ones list runs.
+    earlier_runs = earlier.get("runs") or ([earlier] if earlier.get("rows") else [])
+    own = {
+        "when": previous.get("when"),
+        "machine": previous.get("machine"),
+        "params": {k: v for k, v in pparams.items() if k not in ("rows", "kept_rows", "row_when")},
+    }
+    runs: list[dict[str, Any]] = []
+    for row in old_rows:
+        source = next((r for r in earlier_runs if row in r.get("rows", [])), own)
+        run = next((r for r in runs if r["when"] == source.get("when")), None)
+        if run is None:
+            run = {"rows": [], **{k: source.get(k) for k in ("when", "machine", "params")}}
+            runs.append(run)
+        run["rows"].append(row)
+    return figures, {"rows": old_rows, "runs": runs}
 
 
 def _m32_rows(have_server: bool) -> dict[str, Any]:
@@ -727,7 +745,10 @@ def _write(
     metrics["wall_s"] = wall
     baseline = {k: v for k, v in figures.items() if k not in metrics}
     reduced = M_VALUES != (8, 32) or TURNS != (4, 6) or bool(SKIP) or len(rows) < 3 or POISSON > 0
-    reduced = reduced or bool(about.get("params", {}).get("reduced_run"))
+    reduced = reduced or any(run["params"].get("reduced_run") for run in about.get("runs", []))
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    row_when = {row: now for row in rows}
+    row_when.update({row: run["when"] for run in about.get("runs", []) for row in run["rows"]})
     write_result(
         "agentic",
         params={
@@ -742,6 +763,7 @@ def _write(
             "poisson_rate": POISSON,
             "rows": rows + [r for r in about.get("rows", []) if r not in rows],
             "kept_rows": about,
+            "row_when": row_when,
             "loadavg_1m_around_runs": LOAD,
             "skipped": sorted(SKIP),
             "reduced_run": reduced,
@@ -756,7 +778,13 @@ def _write(
             "All systems in one run on a shared 2-core machine; medians over repeats. "
             + ("REDUCED run (see params: turns, rows, skipped). " if reduced else "")
             + ("llama-server missing: its rows are absent. " if not have_server else "")
-            + (f"Rows {about['rows']} kept from the run of {about['when']} (params.kept_rows). " if about else "")
+            + (
+                "Rows kept from earlier runs (params.kept_rows, params.row_when): "
+                + "; ".join(f"{run['rows']} from {run['when']}" for run in about["runs"])
+                + ". "
+                if about
+                else ""
+            )
         ),
     )
     if cdf:
