@@ -5,10 +5,10 @@ each later user message is filed into it by ``ctx.tasks.file`` (the ``task.class
 structure decides where it can, one grammar-constrained call where it must: a new step, an update of a step,
 or a question about the state; a question changes nothing). The reply's prompt is
 built prefix-stable: the system prompt, the agent's core memory blocks, the task slice for the step the
-message is about (its root-to-step path and dependencies, no sibling branches, no superseded values), the
-exchanges since the slice last changed (none right after an edit: they may hold the value it replaced), and the
-message. So a correction ("not Rome, Lisbon") replaces the old value instead of
-competing with it in a long transcript, and prompts stay short as the conversation grows. A one-shot
+message is about (its root-to-step path and dependencies, no sibling branches, no superseded values), the last
+exchanges since the last edit (none right after one: they may hold the value it replaced), and the message.
+So a correction ("not Rome, Lisbon") replaces the old value instead of competing with it in a long transcript,
+and prompts stay short as the conversation grows. A one-shot
 (`aios run chat "…"`, not interactive) is answered plainly with one call and keeps no tree.
 """
 
@@ -97,12 +97,10 @@ class ChatAgent(Agent):
         about, new_node = tree["root_id"], False
         while message is not None:
             if recent:
-                before = about
                 about, new_node, kind = await self._file(ctx, tree, message)
-                if about != before or kind != "question":
-                    # The slice changed: earlier exchanges may carry a value it has since replaced ("not Rome,
-                    # Lisbon"), and they would break the cached prefix anyway. Only exchanges since the slice last
-                    # changed are kept after it.
+                if kind == "update":
+                    # An edit: earlier exchanges may carry the value it has just replaced ("not Rome, Lisbon");
+                    # only exchanges since the last edit are kept after the slice.
                     recent = []
             answer = await self._with_tools(ctx, message) or ""
             if not answer:

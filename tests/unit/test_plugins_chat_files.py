@@ -76,9 +76,9 @@ async def test_chat_says_when_nothing_is_mounted_or_readable(
     assert "soapy" not in said
 
 
-async def test_chat_drops_earlier_exchanges_once_an_edit_changes_the_slice(tmp_path: Path) -> None:
-    """The exchanges kept after the task slice are only those since it last changed: after "not Rome, Lisbon",
-    the earlier exchange (which says Rome) is not in the prompt; a question about the same step keeps it."""
+async def test_chat_drops_earlier_exchanges_after_an_edit(tmp_path: Path) -> None:
+    """The exchanges kept after the task slice are only those since the last edit: after "not Rome, Lisbon",
+    the earlier exchange (which says Rome) is not in the prompt; a question keeps it."""
     prompts: list[list[Any]] = []
 
     def script(messages: Any) -> str:
@@ -94,8 +94,13 @@ async def test_chat_drops_earlier_exchanges_once_an_edit_changes_the_slice(tmp_p
                 store=store,
                 plugins=PluginManager(load_entry_points=False),
             ) as kernel:
-                pid = await kernel.spawn("chat", "Plan my trip. The city is Rome.", interactive=True)
-                for text in ("What is the city?", "Actually the city is Lisbon.", "What is the city?"):
+                pid = await kernel.spawn("chat", "Plan my trip", interactive=True)
+                for text in (
+                    "Add the city: Rome",
+                    "What is the city?",
+                    "Actually, make the city Lisbon.",
+                    "What is the city?",
+                ):
                     await kernel.send(pid, text)
                 await kernel.close_input(pid)
                 info = await kernel.wait(pid)
@@ -106,10 +111,10 @@ async def test_chat_drops_earlier_exchanges_once_an_edit_changes_the_slice(tmp_p
     replies = [
         p
         for p in distinct
-        if p[-1]["role"] == "user" and p[-1]["content"] in ("What is the city?", "Actually the city is Lisbon.")
+        if p[-1]["role"] == "user" and p[-1]["content"] in ("What is the city?", "Actually, make the city Lisbon.")
     ]
     question, edit, after = replies[-3:]
-    assert [m["role"] for m in question] == ["system", "user", "assistant", "user"]  # same step: kept
-    assert [m["role"] for m in edit] == ["system", "user"]  # the edit changed the slice
+    assert [m["role"] for m in question] == ["system", "user", "assistant", "user", "assistant", "user"]  # kept
+    assert [m["role"] for m in edit] == ["system", "user"]  # the edit replaced a value
     assert [m["role"] for m in after] == ["system", "user", "assistant", "user"]  # since the edit only
     assert "Rome" not in " ".join(m["content"] for m in after[1:])
