@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
+from _engine_kit import engine_for as engine_on
 
 from kernel.backends.base import GenerationStats, SamplingParams
 from kernel.backends.fake import FakeBackend, echo_script
@@ -29,13 +29,8 @@ def prompt(branch: str, user: str) -> list[dict[str, str]]:
 
 @asynccontextmanager
 async def engine_for(tmp_path: Path, script: Any = echo_script, **kwargs: Any) -> AsyncIterator[Engine]:
-    engine = Engine(FakeBackend(script), swap_dir=tmp_path / "swap", **kwargs)
-    engine.start()
-    try:
-        with anyio.fail_after(20):
-            yield engine
-    finally:
-        await engine.aclose()
+    async with engine_on(FakeBackend(script), tmp_path, **kwargs) as engine:
+        yield engine
 
 
 async def ask(engine: Engine, key: Any, messages: list[dict[str, str]], *, echo: bool = True) -> GenerationStats:

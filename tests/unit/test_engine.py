@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 import numpy as np
 import pytest
+from _engine_kit import engine_for
 
 from aios.errors import UsageError
 from kernel.backends.base import BatchEntry, GenerationStats, SamplingParams
@@ -29,17 +29,6 @@ async def run(g: Generation) -> tuple[str, GenerationStats]:
     text = "".join([piece async for piece in g])
     assert g.stats is not None
     return text, g.stats
-
-
-@asynccontextmanager
-async def engine_for(runtime: Any, tmp_path: Path, **kwargs: Any) -> AsyncIterator[Engine]:
-    engine = Engine(runtime, swap_dir=tmp_path / "swap", **kwargs)
-    engine.start()
-    try:
-        with anyio.fail_after(20):
-            yield engine
-    finally:
-        await engine.aclose()
 
 
 async def gather(

@@ -4,13 +4,12 @@ the same way, and is the first to go when a live context needs the slot."""
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
+from _engine_kit import engine_for
 
 from kernel.backends.base import GenerationStats, SamplingParams
 from kernel.backends.fake import FakeBackend
@@ -29,17 +28,6 @@ async def run(g: Generation) -> tuple[str, GenerationStats]:
     text = "".join([piece async for piece in g])
     assert g.stats is not None
     return text, g.stats
-
-
-@asynccontextmanager
-async def engine_for(runtime: Any, tmp_path: Path, **kwargs: Any) -> AsyncIterator[Engine]:
-    engine = Engine(runtime, swap_dir=tmp_path / "swap", **kwargs)
-    engine.start()
-    try:
-        with anyio.fail_after(20):
-            yield engine
-    finally:
-        await engine.aclose()
 
 
 async def released(engine: Engine, key: Hashable) -> None:

@@ -3,17 +3,14 @@ when the copy costs less than computing it (``Engine._copy_pays``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
+from _engine_kit import engine_for
 
 from kernel.backends.base import GenerationStats, SamplingParams
 from kernel.backends.fake import FakeBackend
-from kernel.engine import MIN_COPY_TOKENS, MIN_SHARED_PREFIX, Engine, Generation
+from kernel.engine import MIN_COPY_TOKENS, MIN_SHARED_PREFIX, Generation
 
 pytestmark = pytest.mark.anyio
 P = SamplingParams(max_tokens=64, temperature=0.0)
@@ -27,17 +24,6 @@ async def run(g: Generation) -> tuple[str, GenerationStats]:
     text = "".join([piece async for piece in g])
     assert g.stats is not None
     return text, g.stats
-
-
-@asynccontextmanager
-async def engine_for(runtime: Any, tmp_path: Path) -> AsyncIterator[Engine]:
-    engine = Engine(runtime, swap_dir=tmp_path / "swap")
-    engine.start()
-    try:
-        with anyio.fail_after(20):
-            yield engine
-    finally:
-        await engine.aclose()
 
 
 async def two_agents(runtime: FakeBackend, tmp_path: Path, system: str) -> tuple[str, GenerationStats, int]:
