@@ -529,13 +529,11 @@ class Kernel:
             answer = "allow_always" if reason.endswith("chose always allow") else "allow_once"
             if answer == "allow_always":
                 await run_blocking(record_approval, subject, pool="db")
-        self.audit.record(
-            pid=proc.pid,
-            agent=proc.agent,
-            token_id=self.tokens.token_id(proc.pid),
-            syscall="plugin.approve",
-            resource=f"plugin:{subject.plugin}",
-            decision="allow" if decision == "allow" else "deny",
+        self.audit_process(
+            proc,
+            "plugin.approve",
+            f"plugin:{subject.plugin}",
+            "allow" if decision == "allow" else "deny",
             reason=reason,
             detail={"digest": subject.digest, "version": subject.version, "answer": answer},
         )
@@ -545,16 +543,20 @@ class Kernel:
                 f"{reason.rsplit('; ', 1)[-1]}; approve it with `aios plugins approve {subject.agent}`"
             )
 
-    def _audit_death(self, proc: Process, reason: str) -> None:
+    def audit_process(self, proc: Process, syscall: str, resource: str, decision: str, **fields: Any) -> None:
+        """An audit row for what ``proc`` did or had done to it, under its identity (pid, agent, token id)."""
         self.audit.record(
             pid=proc.pid,
             agent=proc.agent,
             token_id=self.tokens.token_id(proc.pid),
-            syscall="proc.exit",
-            resource=f"os-pid:{proc.os_pid}",
-            decision="deny",
-            reason=reason,
+            syscall=syscall,
+            resource=resource,
+            decision=decision,
+            **fields,
         )
+
+    def _audit_death(self, proc: Process, reason: str) -> None:
+        self.audit_process(proc, "proc.exit", f"os-pid:{proc.os_pid}", "deny", reason=reason)
 
     def _finish(
         self, proc: Process, state: ProcState, code: int, *, result: str | None = None, error: str | None = None
@@ -654,15 +656,7 @@ class Kernel:
             self.set_state(proc, ProcState.RUNNING)
 
     def _audit_llm(self, proc: Process, decision: str, **fields: Any) -> None:
-        self.audit.record(
-            pid=proc.pid,
-            agent=proc.agent,
-            token_id=self.tokens.token_id(proc.pid),
-            syscall="llm.chat",
-            resource=f"llm:{self.model_name}",
-            decision=decision,
-            **fields,
-        )
+        self.audit_process(proc, "llm.chat", f"llm:{self.model_name}", decision, **fields)
 
     async def llm_chat(self, proc: Process, request: LLMChatRequest) -> AsyncIterator[str]:
         """``llm.chat``: check model and budget through the guard, audit, queue on the engine, stream back,

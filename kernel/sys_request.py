@@ -69,13 +69,5 @@ async def proc_request(kernel: Any, proc: Process, request: ProcRequestRequest) 
     granted = decision == "allow"
     if granted and proc.alive:
         proc.caps = _widened(proc, request, target)
-    kernel.audit.record(
-        pid=proc.pid,
-        agent=proc.agent,
-        token_id=kernel.tokens.token_id(proc.pid),
-        syscall="proc.request",
-        resource=access.describe(),
-        decision="allow" if granted else "deny",
-        reason=reason or why,
-    )
+    kernel.audit_process(proc, "proc.request", access.describe(), "allow" if granted else "deny", reason=reason or why)
     return {"granted": granted, "asked": remembered is None, "resource": access.describe(), "reason": reason}

@@ -457,15 +457,7 @@ async def run_worker(
                 os.close(pidfd)
             await anyio.to_thread.run_sync(_clean_up, scratch, log_path)
     if refused:
-        kernel.audit.record(
-            pid=proc.pid,
-            agent=proc.agent,
-            token_id=kernel.tokens.token_id(proc.pid),
-            syscall="proc.worker",
-            resource=f"os-pid:{process.pid}",
-            decision="deny",
-            reason=refused,
-        )
+        kernel.audit_process(proc, "proc.worker", f"os-pid:{process.pid}", "deny", reason=refused)
         raise WorkerDied(refused, 1)
     if last is not None and last.get("op") == "exit":
         result = last.get("result")
