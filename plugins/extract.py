@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from plugins.goals import PATH
+
 __all__ = ["STOP", "content_stems", "extract_answer", "extract_number", "facts", "overlap", "stem"]
 
 #: Words that say nothing about what a question or a fact is about.
@@ -90,7 +92,6 @@ _KEY_VALUE = re.compile(r"^\s*([A-Za-z][\w .'/-]{0,40}?)\s*[:=]\s+(\S.*)$")
 _PAIRS = re.compile(r"([A-Za-z_][\w.-]*)=(\S+)")
 _BULLET = re.compile(r"^\s*(?:[-*•+]|\d+[.)])\s+(.+)$")
 _FILE_NAME = re.compile(r"[\w.-]+\.([A-Za-z0-9]{1,5})\b")
-_ABS_PATH = re.compile(r"(?<![\w.~/:])~?/[^\s,;'\"()<>|]+")
 _ABBREVIATIONS = frozenset({"dr", "mr", "mrs", "ms", "st", "prof", "jr", "sr", "vs", "etc", "no", "inc", "ltd", "co"})
 #: What a question asks for by its words, and how such a value is written: "what time" is ``HH:MM``.
 _VALUE_KINDS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
@@ -119,7 +120,7 @@ def stem(word: str) -> str:
 
 
 def _words(text: str) -> list[str]:
-    return _WORD.findall(_ABS_PATH.sub(" ", text))
+    return _WORD.findall(PATH.sub(" ", text))
 
 
 def content_stems(text: str, *, synonyms: bool = True) -> set[str]:

@@ -6,14 +6,15 @@ import re
 
 from aios.api import Context
 
-__all__ = ["paths_in", "request_named_paths"]
+__all__ = ["PATH", "paths_in", "request_named_paths"]
 
-_PATH = re.compile(r"(?<![\w.~/:])(~?/[^\s,;'\"()<>|]+)")
+#: An absolute or ``~`` path written in text (not a URL's path, not part of a word).
+PATH = re.compile(r"(?<![\w.~/:])(~?/[^\s,;'\"()<>|]+)")
 
 
 def paths_in(goal: str) -> list[str]:
     """Absolute or ``~`` paths the goal mentions, in order, without trailing punctuation."""
-    found = [m.rstrip(".:!?") for m in _PATH.findall(goal)]
+    found = [m.rstrip(".:!?") for m in PATH.findall(goal)]
     return list(dict.fromkeys(p for p in found if len(p) > 1))
 
 

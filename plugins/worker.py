@@ -41,6 +41,14 @@ _SIMPLE = ("string", "number", "integer", "boolean")
 SYSTEM = "You do a task by calling tools one at a time. Use the results so far. Be brief."
 
 
+def _json_type(spec: dict[str, Any]) -> str:
+    """A property's JSON type (``string`` when unsaid; the first non-null one of a list)."""
+    kind = spec.get("type", "string")
+    if isinstance(kind, list):
+        return str(next((k for k in kind if k != "null"), "string"))
+    return str(kind)
+
+
 def args_schema(
     input_schema: dict[str, Any],
     paths: list[str] | None = None,
@@ -56,9 +64,7 @@ def args_schema(
     required = list(input_schema.get("required") or [])
     for name in required + [n for n in strings or {} if n not in required and n in given]:
         spec = given.get(name) or {}
-        kind = spec.get("type", "string")
-        if isinstance(kind, list):
-            kind = next((k for k in kind if k != "null"), "string")
+        kind = _json_type(spec)
         if paths and kind == "string" and "enum" not in spec and is_path_key(name):
             props[name] = {"enum": list(paths)}
         elif numbers and kind in ("number", "integer") and "enum" not in spec:
@@ -289,9 +295,7 @@ def string_values(
     required = list(schema.get("required") or [])
     for name in required + [n for n in props if n not in required]:
         spec = props.get(name) or {}
-        kind = spec.get("type", "string")
-        if isinstance(kind, list):
-            kind = next((k for k in kind if k != "null"), "string")
+        kind = _json_type(spec)
         if kind != "string" or is_path_key(name):
             continue
         if name not in required:
