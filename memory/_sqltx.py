@@ -7,13 +7,17 @@ the write lock up front makes SQLite wait on the busy timeout instead.
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import sqlite_utils
 
-__all__ = ["immediate"]
+__all__ = ["immediate", "locked"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @contextmanager
@@ -32,3 +36,20 @@ def immediate(db: sqlite_utils.Database, lock: threading.RLock) -> Iterator[None
             raise
         else:
             conn.commit()
+
+
+def locked(method: F) -> F:
+    """Run a store's read method holding its ``_lock``.
+
+    The stores share one connection across threads (the kernel's ``db`` pool and the event loop, e.g. an
+    access check reading which tree a node is in). sqlite-utils wraps each ``query`` in a savepoint, so an
+    unlocked read interleaved with another thread's transaction releases the wrong savepoint ("no such
+    savepoint: sqlite_utils_query"). Reads take the same re-entrant lock as writes.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

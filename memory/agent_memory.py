@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 import sqlite_utils
 
 from aios.errors import UsageError
-from memory._sqltx import immediate
+from memory._sqltx import immediate, locked
 
 __all__ = [
     "CORE_DEFAULT_LIMIT",
@@ -92,10 +92,12 @@ class AgentMemory:
 
     # -- core blocks ---------------------------------------------------------------------------------
 
+    @locked
     def core(self, namespace: str) -> list[dict[str, Any]]:
         sql = "SELECT * FROM mem_core WHERE namespace = ? ORDER BY label"
         return [dict(r) for r in self.db.query(sql, [namespace])]
 
+    @locked
     def pending(self, namespace: str) -> list[dict[str, Any]]:
         sql = "SELECT * FROM mem_core_pending WHERE namespace = ? ORDER BY id"
         return [dict(r) for r in self.db.query(sql, [namespace])]
@@ -185,6 +187,7 @@ class AgentMemory:
                 self.db.execute("DELETE FROM mem_core_pending WHERE id = ?", [row["id"]])
         return len(rows)
 
+    @locked
     def render_core(self, namespace: str) -> str:
         """The core blocks as prompt text (stable order: by label)."""
         return "\n".join(f"[{b['label']}]\n{b['value']}" for b in self.core(namespace))
@@ -242,6 +245,7 @@ class AgentMemory:
         )
         return [_recall_item(dict(r)) for r in self.db.query(sql, params)]
 
+    @locked
     def item(self, namespace: str, ref: str) -> dict[str, Any]:
         kind, num = parse_item(ref)
         if kind == "archival":
@@ -254,6 +258,7 @@ class AgentMemory:
             raise MemoryOpError(f"no memory item {ref} in {namespace}", f"see `aios mem ls {namespace}`")
         return found[0]
 
+    @locked
     def list_items(self, namespace: str, *, kind: str = "all", limit: int = 50) -> dict[str, Any]:
         if kind not in ("all", "core", "recall", "archival"):
             raise MemoryOpError(f"unknown memory kind {kind!r} (use core, recall, archival or all)")
@@ -338,6 +343,7 @@ class AgentMemory:
                 break
         return results
 
+    @locked
     def _fts_hits(
         self,
         namespace: str,

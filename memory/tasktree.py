@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-from memory._sqltx import immediate
+from memory._sqltx import immediate, locked
 from memory._tasktypes import (
     NODE_FIELDS,
     STATUSES,
@@ -63,12 +63,14 @@ class TaskTreeStore:
 
     # -- reading -------------------------------------------------------------------------------------
 
+    @locked
     def tree(self, tree_id: int) -> dict[str, Any]:
         row = self._one("SELECT * FROM task_trees WHERE id = ?", [tree_id])
         if row is None:
             raise TreeNotFound(f"no task tree t{tree_id}", "see `aios tasks tree`")
         return row
 
+    @locked
     def trees(self, *, owner: str | None = None, pid: int | None = None) -> list[dict[str, Any]]:
         clauses: list[str] = []
         params: list[Any] = []
@@ -81,6 +83,7 @@ class TaskTreeStore:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return [dict(r) for r in self.db.query(f"SELECT * FROM task_trees {where} ORDER BY id", params)]
 
+    @locked
     def node(self, node_id: int, *, tree_id: int | None = None) -> dict[str, Any]:
         row = self._one("SELECT * FROM task_nodes WHERE id = ?", [node_id])
         if row is None or (tree_id is not None and row["tree_id"] != tree_id):
@@ -88,6 +91,7 @@ class TaskTreeStore:
             raise NodeNotFound(f"no task node n{node_id}{where}", "see `aios tasks tree`")
         return self._decorate(row)
 
+    @locked
     def nodes(self, tree_id: int, *, include_superseded: bool = True) -> list[dict[str, Any]]:
         self.tree(tree_id)
         sql = "SELECT * FROM task_nodes WHERE tree_id = ?" + (
@@ -99,23 +103,27 @@ class TaskTreeStore:
             self._decorate(row, edges)
         return rows
 
+    @locked
     def history(self, node_id: int) -> list[dict[str, Any]]:
         self.node(node_id)
         sql = "SELECT * FROM task_node_versions WHERE node_id = ? ORDER BY version"
         return [dict(r) for r in self.db.query(sql, [node_id])]
 
+    @locked
     def dependents(self, node_id: int) -> list[int]:
         return [
             r[0]
             for r in self.db.execute("SELECT node_id FROM task_edges WHERE depends_on = ? ORDER BY node_id", [node_id])
         ]
 
+    @locked
     def children(self, node_id: int, *, include_superseded: bool = False) -> list[dict[str, Any]]:
         sql = "SELECT * FROM task_nodes WHERE parent_id = ?" + (
             "" if include_superseded else " AND status != 'superseded'"
         )
         return [self._decorate(dict(r)) for r in self.db.query(sql + " ORDER BY position, id", [node_id])]
 
+    @locked
     def active_path(self, tree_id: int, node_id: int | None = None) -> list[dict[str, Any]]:
         """The nodes from the root down to ``node_id`` (default: the tree's active node)."""
         tree = self.tree(tree_id)
@@ -129,6 +137,7 @@ class TaskTreeStore:
             current = node["parent_id"]
         return list(reversed(path))
 
+    @locked
     def dependency_closure(self, node_ids: Iterable[int]) -> list[dict[str, Any]]:
         """Every node the given ones depend on, transitively, nearest first (BFS), without the given ones."""
         start = list(node_ids)

@@ -211,3 +211,39 @@ def test_dependencies_stay_a_dag_whatever_is_asked(tmp_path_factory: pytest.Temp
             assert _acyclic(edges)
     finally:
         store.close()
+
+
+def test_reads_from_another_thread_do_not_break_a_writers_transaction(store: Store) -> None:
+    """The kernel reads a node on the event loop (task.show's access check) while the db pool writes on the
+    same connection: unlocked, sqlite-utils' per-query savepoint is released inside the writer's transaction
+    ("no such savepoint: sqlite_utils_query", the CI failure this guards)."""
+    import threading
+
+    tasks = TaskTreeStore(store.db, lock=store.lock)
+    tid = tasks.create_tree(owner="a", title="T")["id"]
+    node = tasks.add_node(tid, title="step", actor="u")["id"]
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        try:
+            for i in range(300):
+                tasks.update(node, output=f"v{i}", actor="u")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    reads = 0
+    try:
+        while not stop.is_set():
+            assert tasks.node(node)["tree_id"] == tid
+            tasks.history(node)
+            reads += 1
+    except BaseException as exc:  # noqa: BLE001
+        errors.append(exc)
+    writer.join()
+    assert not errors, errors
+    assert reads > 0 and tasks.node(node)["output"] == "v299"
