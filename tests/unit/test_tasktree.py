@@ -229,7 +229,7 @@ def test_reads_from_another_thread_do_not_break_a_writers_transaction(store: Sto
         try:
             for i in range(300):
                 tasks.update(node, output=f"v{i}", actor="u")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             stop.set()
@@ -242,7 +242,7 @@ def test_reads_from_another_thread_do_not_break_a_writers_transaction(store: Sto
             assert tasks.node(node)["tree_id"] == tid
             tasks.history(node)
             reads += 1
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         errors.append(exc)
     writer.join()
     assert not errors, errors
