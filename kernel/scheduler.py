@@ -6,7 +6,10 @@ unit-tested with plain values.
 
 Rules:
 - Priority classes ``realtime < high < normal < background`` (lower runs first). Waiting lifts a request
-  one class per ``aging_s`` seconds, so background work never starves.
+  one class per ``aging_s`` seconds, so background work never starves; but never above the best class
+  waiting with it (nor above ``high``): aging settles who goes first between classes, and among equals
+  the program order below does. (Lifting equals above each other turned program order into round robin:
+  every program's next turn queued behind all that had waited longer, so all finished together at the end.)
 - Within a class, programs, not requests (Autellix's discretised least attained service): an agent's whole
   run counts, so its attained service (tokens computed for it so far) puts it in a level (``levels``). A new
   arrival (nothing computed yet: level 0) goes first, so its prefill and first token come promptly;
@@ -106,11 +109,18 @@ class Scheduler:
         self.quantum_tokens = quantum_tokens
         self.levels = tuple(levels)
 
-    def effective_rank(self, candidate: Candidate, now: float) -> int:
+    def effective_rank(self, candidate: Candidate, now: float, best: int = 0) -> int:
+        """The class ``candidate`` competes in: its own, lifted by waiting, never above ``high`` nor above
+        ``best`` (the best class among those it competes with)."""
         rank = PRIORITY_RANK.get(candidate.priority, PRIORITY_RANK["normal"])
         if self.aging_s > 0 and math.isfinite(now - candidate.arrived):
             rank -= int(max(0.0, now - candidate.arrived) // self.aging_s)
-        return max(rank, 0 if candidate.priority == "realtime" else 1)
+        return max(rank, 0 if candidate.priority == "realtime" else max(1, best))
+
+    def ranks(self, candidates: Sequence[Candidate], now: float) -> dict[int, int]:
+        """Each candidate's effective class (by request id), aged against the others."""
+        best = min((PRIORITY_RANK.get(c.priority, PRIORITY_RANK["normal"]) for c in candidates), default=0)
+        return {c.id: self.effective_rank(c, now, best) for c in candidates}
 
     def level(self, candidate: Candidate) -> int:
         return sum(1 for threshold in self.levels if candidate.attained >= threshold)
@@ -118,10 +128,11 @@ class Scheduler:
     def order(self, candidates: Sequence[Candidate], now: float) -> list[Candidate]:
         if self.policy == "fifo":
             return sorted(candidates, key=lambda c: (not c.started, c.arrived, c.id))
+        ranks = self.ranks(candidates, now)
         return sorted(
             candidates,
             key=lambda c: (
-                self.effective_rank(c, now),
+                ranks[c.id],
                 self.level(c),
                 c.arrived if c.program_start is None else c.program_start,
                 c.last_served,
@@ -141,7 +152,8 @@ class Scheduler:
             (r for r in residents if r.key not in wanted),
             key=lambda r: (r.active, not r.suspended, -PRIORITY_RANK.get(r.priority, 2), -r.expected_back, r.last_used),
         )
-        rank = {c.key: self.effective_rank(c, now) for c in ordered}
+        ranks = self.ranks(ordered, now)
+        rank = {c.key: ranks[c.id] for c in ordered}
         chosen: list[Candidate] = []
         seen_keys: set[Hashable] = set()
         evicted: set[Hashable] = set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from kernel.scheduler import Candidate, Resident, Scheduler
@@ -97,3 +99,17 @@ def test_one_request_per_context_per_step() -> None:
 def test_bad_limits_are_rejected() -> None:
     with pytest.raises(ValueError):
         Scheduler(max_batch=0, token_budget=1, slots=1)
+
+
+def test_waiting_does_not_reorder_programs_of_one_class() -> None:
+    """Among equals, program order decides: an earlier program's next turn goes before a later program whose
+    request has waited longer (aging that lifted equals above each other made every program's next turn queue
+    behind all that had waited, so all programs finished together at the end)."""
+    s = Scheduler(max_batch=1, token_budget=64, slots=4, aging_s=10.0)
+    back_from_tool = replace(cand(1, arrived=100.0, started=False), program_start=0.0, attained=900)
+    waited_long = replace(cand(2, arrived=50.0), program_start=40.0, attained=600)
+    assert s.plan([waited_long, back_from_tool], [], now=101.0).run[0][0] == 1
+    # a lower class still ages up to the class it waits with, and then the program order applies
+    bg = replace(cand(3, "background", arrived=0.0), program_start=-1.0, attained=10)
+    assert s.plan([waited_long, back_from_tool, bg], [], now=5.0).run[0][0] == 1
+    assert s.plan([waited_long, back_from_tool, bg], [], now=101.0).run[0][0] == 3
