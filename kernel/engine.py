@@ -155,16 +155,22 @@ class _Context:
     #: When its last request ended, and the learned gap until its next one (the agent's tool time).
     idle_since: float | None = None
     gap_s: float | None = None
+    #: When its agent's tool calls in flight are expected to end (the kernel's hint from the tool's learned
+    #: duration, ``Engine.expect_back``); 0: no hint. Cleared by its next request.
+    back_hint: float = 0.0
     #: Branch snapshots (see the module docstring), least recently used first.
     snapshots: list[_Snapshot] = field(default_factory=list)
 
     @property
     def expected_back(self) -> float:
-        """When this idle context is expected to want its slot again (0: unknown): its agent is usually away
-        ``gap_s`` between requests (a tool call), learned per context as an exponential moving average."""
-        if self.request is not None or self.idle_since is None or self.gap_s is None:
+        """When this idle context is expected to want its slot again (0: unknown): when the tool calls its
+        agent is waiting on usually end (the kernel's hint, learned per tool), else its agent's usual gap
+        between requests (``gap_s``, learned per context as an exponential moving average)."""
+        if self.request is not None or self.idle_since is None:
             return 0.0
-        return self.idle_since + self.gap_s
+        if self.back_hint:
+            return self.back_hint
+        return 0.0 if self.gap_s is None else self.idle_since + self.gap_s
 
     @property
     def residency(self) -> str:
@@ -345,6 +351,17 @@ class Engine:
     def set_priority(self, key: Hashable, priority: str) -> None:
         self._commands.put(lambda: self._set(key, priority=priority))
 
+    def expect_back(self, key: Hashable, seconds: float) -> None:
+        """``key``'s owner went to a tool that usually takes ``seconds``: while it is away, its context is
+        the last idle one to leave its slot if it is expected back soonest (the first, if last)."""
+        at = time.monotonic() + max(0.0, seconds)
+        self._commands.put(lambda: self._hint(key, at))
+
+    def _hint(self, key: Hashable, at: float) -> None:
+        ctx = self._contexts.get(key)
+        if ctx is not None and ctx.request is None:
+            ctx.back_hint = max(ctx.back_hint, at)  # several calls in flight: back when the last ends
+
     # -- engine thread -------------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -431,6 +448,7 @@ class Engine:
             gap = request.arrived - ctx.idle_since
             ctx.gap_s = gap if ctx.gap_s is None else GAP_ALPHA * gap + (1 - GAP_ALPHA) * ctx.gap_s
             ctx.idle_since = None
+        ctx.back_hint = 0.0
         ctx.request = request
         ctx.priority = request.priority
         request.key = ctx.key

@@ -54,6 +54,7 @@ from kernel.grammar import schema_to_gbnf
 from kernel.policy import PolicyStore, grant_caps, narrow
 from kernel.process import Process, ProcState
 from kernel.remote_engine import RemoteEngine
+from kernel.scheduler import ToolTimes
 from kernel.syscall_table import load_services, load_syscalls
 from kernel.syscalls import SYSCALLS, Access, LLMChatRequest
 from kernel.tokens import FRONTEND, TokenRegistry
@@ -130,6 +131,8 @@ class Kernel:
         self.config = config
         self.store = store
         self.engine: LLMEngine
+        #: How long each tool's calls usually take (learned): the engine's hint for whom to keep resident.
+        self.tool_times = ToolTimes()
         if runtime is None:
             self.engine = _remote_engine(config)
         else:

@@ -155,6 +155,9 @@ class QueuedEngine(Generic[R]):
         self._publish(key)
         self._dispatch()
 
+    def expect_back(self, key: Hashable, seconds: float) -> None:
+        """No local KV to keep: the servers manage their own caches."""
+
     def set_priority(self, key: Hashable, priority: str) -> None:
         for request in [*self._queued.values(), *self._running.values()]:
             if request.key == key:

@@ -36,7 +36,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["PRIORITY_RANK", "Candidate", "Plan", "Resident", "Scheduler"]
+__all__ = ["PRIORITY_RANK", "Candidate", "Plan", "Resident", "Scheduler", "ToolTimes"]
 
 PRIORITY_RANK = {"realtime": 0, "high": 1, "normal": 2, "background": 3}
 
@@ -222,3 +222,29 @@ class Scheduler:
             if rank[other.key] > mine or r.served >= self.quantum_tokens:
                 return other.key
         return None
+
+
+class ToolTimes:
+    """How long each tool's calls usually take, learned from the calls the kernel made (an exponential moving
+    average per tool). The kernel tells the engine when an agent that went to a tool is expected back, so the
+    engine keeps the contexts of agents about to return and lets those that will be away longest go first."""
+
+    def __init__(self, alpha: float = 0.3) -> None:
+        if not 0 < alpha <= 1:
+            raise ValueError("alpha is in (0, 1]")
+        self.alpha = alpha
+        self._mean: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def expected(self, tool: str) -> float | None:
+        """The usual duration of a call to ``tool`` in seconds; ``None`` before its first call ended."""
+        return self._mean.get(tool)
+
+    def observe(self, tool: str, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        mean = self._mean.get(tool)
+        self._mean[tool] = seconds if mean is None else self.alpha * seconds + (1 - self.alpha) * mean
+        self.calls[tool] = self.calls.get(tool, 0) + 1
+
+    def to_json(self) -> dict[str, dict[str, float]]:
+        return {t: {"mean_s": round(m, 4), "calls": self.calls[t]} for t, m in sorted(self._mean.items())}

@@ -130,7 +130,7 @@ async def tool_call(kernel: Kernel, proc: Process, request: ToolCallRequest) -> 
     events.publish(ToolCallStarted(proc.pid, call, tool))
     result = None
     try:
-        async with _waiting_tool(kernel, proc):
+        async with _waiting_tool(kernel, proc, tool):
             result = await host.call(
                 tool, dict(request.args), timeout=request.timeout_s, progress=progress, meta={PID_META_KEY: proc.pid}
             )
@@ -158,16 +158,22 @@ def _show_state(kernel: Kernel, proc: Process, state: ProcState) -> None:
 
 
 @asynccontextmanager
-async def _waiting_tool(kernel: Kernel, proc: Process) -> AsyncIterator[None]:
-    """``waiting_tool`` for the block (nested for a plan's overlapping calls), counted in the accounting."""
+async def _waiting_tool(kernel: Kernel, proc: Process, tool: str) -> AsyncIterator[None]:
+    """``waiting_tool`` for the block (nested for a plan's overlapping calls), counted in the accounting; the
+    engine is told when the process is expected back (the tool's learned duration), and the duration learned."""
     if proc.tools_in_flight == 0:
         proc.tool_wait_since = time.perf_counter()
         _show_state(kernel, proc, ProcState.WAITING_TOOL)
     proc.tools_in_flight += 1
     proc.accounting.tool_calls += 1
+    expected = kernel.tool_times.expected(tool)
+    if expected is not None:
+        kernel.engine.expect_back(proc.pid, expected)
+    started = time.perf_counter()
     try:
         yield
     finally:
+        kernel.tool_times.observe(tool, time.perf_counter() - started)
         proc.tools_in_flight -= 1
         if proc.tools_in_flight == 0:
             proc.accounting.tool_s += time.perf_counter() - proc.tool_wait_since

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from kernel.backends.base import SamplingParams
 from kernel.backends.fake import FakeBackend
 from kernel.engine import Engine
-from kernel.scheduler import Candidate, Resident, Scheduler
+from kernel.scheduler import Candidate, Resident, Scheduler, ToolTimes
 
 
 def cand(
@@ -193,3 +194,49 @@ async def test_engine_learns_an_agents_time_between_requests(tmp_path: Path) -> 
         await engine.aclose()
     assert gap is not None and gap >= 0.0
     assert idle_since is not None and back == idle_since + gap
+
+
+def test_tool_times_learn_each_tools_usual_duration() -> None:
+    times = ToolTimes(alpha=0.5)
+    assert times.expected("git.log") is None
+    times.observe("git.log", 2.0)
+    times.observe("git.log", 1.0)
+    times.observe("fs.read", -1.0)  # a clock step backwards is no negative duration
+    assert times.expected("git.log") == 1.5 and times.expected("fs.read") == 0.0
+    assert times.to_json()["git.log"] == {"mean_s": 1.5, "calls": 2}
+    with pytest.raises(ValueError):
+        ToolTimes(alpha=0)
+
+
+@pytest.mark.anyio
+async def test_the_engine_keeps_the_context_expected_back_soonest(tmp_path: Path) -> None:
+    """Two idle contexts, one slot wanted: without hints the least recently used ("a") leaves; told that "a"
+    is back in a moment and "b" in a minute (the kernel's per-tool hint), the engine lets "b" go instead.
+    A new request clears its context's hint."""
+    fake = FakeBackend(script=lambda m: "a b c", n_seq_max=2)
+    engine = Engine(fake, swap_dir=tmp_path / "swap")
+    engine.start()
+    params = SamplingParams(max_tokens=4, temperature=0.0)
+
+    async def ask(key: str) -> None:
+        async for _ in engine.submit(key, params, messages=[{"role": "user", "content": f"hello {key}"}]):
+            pass
+
+    try:
+        with anyio.fail_after(20):
+            await ask("a")
+            await ask("b")
+            engine.expect_back("a", 0.5)
+            engine.expect_back("b", 60.0)
+            await ask("c")
+
+            def facts() -> dict[str, Any]:
+                return {k: (c.residency, c.back_hint) for k, c in engine._contexts.items()}
+
+            after_c = await engine.run_in_engine(facts)
+            await ask("a")
+            after_a = await engine.run_in_engine(facts)
+    finally:
+        await engine.aclose()
+    assert after_c["a"][0] == "resident" and after_c["b"][0].startswith("swapped"), after_c
+    assert after_c["a"][1] > 0 and after_a["a"][1] == 0.0

@@ -77,9 +77,18 @@ async def test_tool_syscalls_through_the_kernel(tmp_path: Path, aios_home: Path)
         async with open_kernel(Config(), runtime=FakeBackend(), store=store, plugins=plugins) as kernel:
             host = kernel.services["mcp"]
             await host.add_server(ServerConfig("proc", command="(in-process)"), inproc=syscall_server("proc", kernel))
+            hints: list[tuple[Any, float]] = []
+            hint = kernel.engine.expect_back
+            kernel.engine.expect_back = lambda key, s: (hints.append((key, s)), hint(key, s))[1]  # type: ignore[method-assign]
             pid = await kernel.spawn("tool-user", "g1")
             info = await kernel.wait(pid)
+            learned = kernel.tool_times.to_json()
     assert info["exit_code"] == 0, info
+    # Every call that ran taught the kernel its tool's duration (denied ones never ran); from the second call
+    # to a tool on, the engine heard when the caller is expected back.
+    assert learned["time.now"]["calls"] == 4 and learned["time.now"]["mean_s"] >= 0.0
+    assert "time.sleep" not in learned and learned["proc.self"]["calls"] == 2
+    assert {key for key, _ in hints} == {pid} and len(hints) >= 3
     out = _OUT["g1"]
     names = [t["name"] for t in out["list"]["tools"]]
     assert out["list"]["prompts"] == [] and out["list"]["resources"] == []
