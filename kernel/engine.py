@@ -61,6 +61,9 @@ MIN_SHARED_PREFIX = 32
 MIN_COPY_TOKENS = 8
 #: Weight of the latest gap in a context's learned time between requests.
 GAP_ALPHA = 0.5
+#: A swapped context whose agent's tool call is expected to end within this many seconds is restored into a
+#: slot nobody uses before its next request arrives (prefetch), so the request finds its KV in place.
+PREFETCH_S = 0.25
 #: Branch snapshots kept per context (0: none), and the fewest tokens a switch must discard to save one.
 BRANCH_SNAPSHOTS = 8
 MIN_SNAPSHOT_TOKENS = 32
@@ -247,6 +250,8 @@ class Engine:
         #: Per-context facts for front ends, replaced (never mutated) by the engine thread.
         self.context_info: dict[Hashable, dict[str, Any]] = {}
         self.steps = 0
+        #: Swapped contexts restored ahead of their agents' return from a tool (``_prefetch``).
+        self.prefetches = 0
         self.batch_tokens = 0
         #: What the engine thread has for callers since its last hand-off, per event loop (see ``_flush``).
         self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[_Request, Item]]] = {}
@@ -352,15 +357,16 @@ class Engine:
         self._commands.put(lambda: self._set(key, priority=priority))
 
     def expect_back(self, key: Hashable, seconds: float) -> None:
-        """``key``'s owner went to a tool that usually takes ``seconds``: while it is away, its context is
-        the last idle one to leave its slot if it is expected back soonest (the first, if last)."""
+        """``key``'s owner is at a tool (or several) expected to be done in ``seconds`` (replacing an earlier
+        hint): while it is away, the idle context expected back last leaves its slot first, and a swapped one
+        due back is restored ahead (``_prefetch``)."""
         at = time.monotonic() + max(0.0, seconds)
         self._commands.put(lambda: self._hint(key, at))
 
     def _hint(self, key: Hashable, at: float) -> None:
         ctx = self._contexts.get(key)
         if ctx is not None and ctx.request is None:
-            ctx.back_hint = max(ctx.back_hint, at)  # several calls in flight: back when the last ends
+            ctx.back_hint = at
 
     # -- engine thread -------------------------------------------------------------------------------
 
@@ -368,11 +374,13 @@ class Engine:
         while True:
             if not self._requests:
                 self._flush()  # about to wait for work: hand over everything first
-            if not self._drain(block=not self._requests):
+            wait = None if self._requests else self._prefetch(time.monotonic())
+            if not self._drain(block=not self._requests, timeout=wait):
                 break
             self._reap_cancelled()
             if not self._requests:
                 continue
+            self._prefetch(time.monotonic())
             self._adapt_threads()
             try:
                 if not self._step():
@@ -402,9 +410,34 @@ class Engine:
             )
             self.runtime.set_threads(threads)
 
-    def _drain(self, *, block: bool) -> bool:
+    def _prefetch(self, now: float) -> float | None:
+        """Restore swapped contexts whose agents are due back from a tool within ``PREFETCH_S`` into slots
+        nobody uses (free, or holding a cached prefix), soonest first. Returns the seconds until the next one
+        falls due (``None``: none is expected), for an idle engine to wake up then."""
+        due: list[_Context] = []
+        later: float | None = None
+        for ctx in self._contexts.values():
+            if ctx.swapped is None or ctx.request is not None or ctx.suspended or not ctx.back_hint:
+                continue
+            if ctx.back_hint - now <= PREFETCH_S:
+                due.append(ctx)
+            else:
+                wake = ctx.back_hint - now - PREFETCH_S
+                later = wake if later is None else min(later, wake)
+        for ctx in sorted(due, key=lambda c: c.back_hint):
+            if not (self._free_slots or self._cached):
+                break
+            self._admit(ctx)
+            self.prefetches += 1
+        return later
+
+    def _drain(self, *, block: bool, timeout: float | None = None) -> bool:
         try:
-            command = self._commands.get() if block else self._commands.get_nowait()
+            command = (
+                (self._commands.get() if timeout is None else self._commands.get(timeout=timeout))
+                if block
+                else self._commands.get_nowait()
+            )
         except queue.Empty:
             return True
         while True:

@@ -86,6 +86,8 @@ class Process:
     #: Tool calls running now (a plan runs several at once) and when the first of them began.
     tools_in_flight: int = 0
     tool_wait_since: float = 0.0
+    #: When the tool calls in flight are expected to end (perf_counter; 0: no estimate).
+    tool_back_at: float = 0.0
     #: The number of this process's latest tool call (``ToolCallStarted.call``).
     tool_call_seq: int = 0
     #: The worker's OS pid when the agent runs in its own process (``kernel.worker``); None in-process.

@@ -166,10 +166,12 @@ async def _waiting_tool(kernel: Kernel, proc: Process, tool: str) -> AsyncIterat
         _show_state(kernel, proc, ProcState.WAITING_TOOL)
     proc.tools_in_flight += 1
     proc.accounting.tool_calls += 1
-    expected = kernel.tool_times.expected(tool)
-    if expected is not None:
-        kernel.engine.expect_back(proc.pid, expected)
     started = time.perf_counter()
+    expected = kernel.tool_times.expected(tool)
+    if expected is not None:  # back when the last call in flight ends
+        first = proc.tools_in_flight == 1
+        proc.tool_back_at = started + expected if first else max(proc.tool_back_at, started + expected)
+        kernel.engine.expect_back(proc.pid, proc.tool_back_at - started)
     try:
         yield
     finally:

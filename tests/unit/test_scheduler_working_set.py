@@ -240,3 +240,43 @@ async def test_the_engine_keeps_the_context_expected_back_soonest(tmp_path: Path
         await engine.aclose()
     assert after_c["a"][0] == "resident" and after_c["b"][0].startswith("swapped"), after_c
     assert after_c["a"][1] > 0 and after_a["a"][1] == 0.0
+
+
+@pytest.mark.anyio
+async def test_a_swapped_context_due_back_from_its_tool_is_restored_ahead(tmp_path: Path) -> None:
+    """Prefetch: "a" was swapped out for "b"; "b" is gone (its slot free for any taker). Told "a" is back in a
+    minute, the engine leaves it swapped; told it is back now, the idle engine restores it before any request,
+    so "a"'s next request finds its KV in place (a restore, no recompute, no second swap)."""
+    fake = FakeBackend(script=lambda m: "a b c", n_seq_max=1)
+    engine = Engine(fake, swap_dir=tmp_path / "swap")
+    engine.start()
+    params = SamplingParams(max_tokens=4, temperature=0.0)
+
+    async def ask(key: str) -> Any:
+        generation = engine.submit(key, params, messages=[{"role": "user", "content": f"hello {key}"}])
+        async for _ in generation:
+            pass
+        return generation.stats
+
+    def residency() -> tuple[str, int]:
+        return engine._contexts["a"].residency, engine.prefetches
+
+    try:
+        with anyio.fail_after(20):
+            await ask("a")
+            await ask("b")
+            engine.release("b")
+            assert (await engine.run_in_engine(residency))[0].startswith("swapped")
+            engine.expect_back("a", 60.0)
+            await anyio.sleep(0.3)
+            assert (await engine.run_in_engine(residency))[0].startswith("swapped")
+            engine.expect_back("a", 0.0)
+            for _ in range(100):
+                if (await engine.run_in_engine(residency))[0] == "resident":
+                    break
+                await anyio.sleep(0.02)
+            assert await engine.run_in_engine(residency) == ("resident", 1)
+            stats = await ask("a")
+    finally:
+        await engine.aclose()
+    assert (stats.swaps, stats.restores, stats.recomputes) == (0, 0, 0)
