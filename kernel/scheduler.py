@@ -13,7 +13,9 @@ Rules:
 - Within a class, programs, not requests (Autellix's discretised least attained service): an agent's whole
   run counts, so its attained service (tokens computed for it so far) puts it in a level (``levels``). A new
   arrival (nothing computed yet: level 0) goes first, so its prefill and first token come promptly;
-  programs that have run longer than the last threshold drop behind. Within a level, the program that
+  programs that have run longer than the last threshold drop behind (until a request of theirs has waited
+  ``aging_s`` per level: then it is back at level 1, so a long-lived agent is never starved by a stream of
+  equals). Within a level, the program that
   started first goes first (it is closest to done: with all programs alike this finishes them one set after
   another instead of all together at the end), then the one served least recently (round robin when the
   batch is narrower than the crowd), then the earliest request.
@@ -122,8 +124,13 @@ class Scheduler:
         best = min((PRIORITY_RANK.get(c.priority, PRIORITY_RANK["normal"]) for c in candidates), default=0)
         return {c.id: self.effective_rank(c, now, best) for c in candidates}
 
-    def level(self, candidate: Candidate) -> int:
-        return sum(1 for threshold in self.levels if candidate.attained >= threshold)
+    def level(self, candidate: Candidate, now: float | None = None) -> int:
+        """The program's attained-service level; a program past level 1 (a long-running one) that has waited
+        ``aging_s`` per level is lifted back, never above level 1, so no equal starves it forever."""
+        level = sum(1 for threshold in self.levels if candidate.attained >= threshold)
+        if level > 1 and now is not None and self.aging_s > 0 and math.isfinite(now - candidate.arrived):
+            level = max(1, level - int(max(0.0, now - candidate.arrived) // self.aging_s))
+        return level
 
     def order(self, candidates: Sequence[Candidate], now: float) -> list[Candidate]:
         if self.policy == "fifo":
@@ -133,7 +140,7 @@ class Scheduler:
             candidates,
             key=lambda c: (
                 ranks[c.id],
-                self.level(c),
+                self.level(c, now),
                 c.arrived if c.program_start is None else c.program_start,
                 c.last_served,
                 c.arrived,

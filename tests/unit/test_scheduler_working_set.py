@@ -3,7 +3,7 @@ over the scripted runtime with more agents than slots. No timings: steps and cou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +280,13 @@ async def test_a_swapped_context_due_back_from_its_tool_is_restored_ahead(tmp_pa
     finally:
         await engine.aclose()
     assert (stats.swaps, stats.restores, stats.recomputes) == (0, 0, 0)
+
+
+def test_a_long_running_program_of_the_same_class_waits_but_never_forever() -> None:
+    """Past the last level a program goes behind its equals, until its request has waited ``aging_s`` per
+    level: then it is back at level 1, and being the older program it goes first."""
+    s = Scheduler(max_batch=1, token_budget=64, slots=8, aging_s=10.0)
+    hog = replace(cand(1, attained=10**6, start=-100.0), arrived=0.0)
+    young = replace(cand(2, attained=300, start=5.0), arrived=0.0)
+    assert s.plan([hog, young], [], now=5.0).run[0][0] == 2
+    assert s.plan([hog, young], [], now=10.5).run[0][0] == 1
