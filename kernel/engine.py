@@ -412,8 +412,8 @@ class Engine:
 
     def _prefetch(self, now: float) -> float | None:
         """Restore swapped contexts whose agents are due back from a tool within ``PREFETCH_S`` into slots
-        nobody uses (free, or holding a cached prefix), soonest first. Returns the seconds until the next one
-        falls due (``None``: none is expected), for an idle engine to wake up then."""
+        nobody uses nor waits for (free, or holding a cached prefix), soonest first. Returns the seconds until
+        the next one falls due (``None``: none is expected), for an idle engine to wake up then."""
         due: list[_Context] = []
         later: float | None = None
         for ctx in self._contexts.values():
@@ -424,8 +424,15 @@ class Engine:
             else:
                 wake = ctx.back_hint - now - PREFETCH_S
                 later = wake if later is None else min(later, wake)
+        # A slot a waiting request could take now is its, not a prefetch's: the restore would be undone
+        # (swapped out again) on the next step.
+        wanted = sum(
+            1
+            for r in self._requests.values()
+            if self._contexts[r.key].slot is None and not self._contexts[r.key].suspended
+        )
         for ctx in sorted(due, key=lambda c: c.back_hint):
-            if not (self._free_slots or self._cached):
+            if len(self._free_slots) + len(self._cached) <= wanted:
                 break
             self._admit(ctx)
             self.prefetches += 1
