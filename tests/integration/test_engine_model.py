@@ -14,8 +14,9 @@ from aios.api import ChatMessage
 from aios.models import bundled_model_path
 from kernel.backends.base import GenerationStats, SamplingParams
 from kernel.backends.llama_runtime import LlamaRuntime
-from kernel.engine import ContextOverflow, Engine, Generation
+from kernel.engine import ContextOverflow, Engine
 from kernel.grammar import schema_to_gbnf
+from tests.unit._engine_kit import collect
 
 pytestmark = [pytest.mark.model, pytest.mark.anyio]
 
@@ -31,12 +32,6 @@ QUESTIONS = [
 
 def chat(question: str) -> list[ChatMessage]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
-
-
-async def run(generation: Generation) -> tuple[str, GenerationStats]:
-    text = "".join([piece async for piece in generation])
-    assert generation.stats is not None
-    return text, generation.stats
 
 
 def make_engine(tmp_path: Path, *, slots: int = 4, n_batch: int = 512, **kwargs) -> Engine:  # type: ignore[no-untyped-def]
@@ -61,7 +56,8 @@ async def test_single_sequence_reproduces_llama_cpp_python_greedy(tmp_path: Path
     try:
         with anyio.fail_after(120):
             got = [
-                (await run(engine.submit(f"solo-{i}", GREEDY, messages=chat(q))))[0] for i, q in enumerate(QUESTIONS)
+                (await collect(engine.submit(f"solo-{i}", GREEDY, messages=chat(q))))[0]
+                for i, q in enumerate(QUESTIONS)
             ]
     finally:
         await engine.aclose()
@@ -74,7 +70,7 @@ async def _swapped_run(tmp_path: Path, question: str, **engine_kwargs) -> tuple[
     engine = make_engine(tmp_path, slots=1, **engine_kwargs)
     try:
         with anyio.fail_after(120):
-            alone, _ = await run(engine.submit("alone", params, messages=chat(question)))
+            alone, _ = await collect(engine.submit("alone", params, messages=chat(question)))
             engine.release("alone")
             victim = engine.submit("victim", params, messages=chat(question))
             pieces = []
@@ -85,7 +81,7 @@ async def _swapped_run(tmp_path: Path, question: str, **engine_kwargs) -> tuple[
                     if len(pieces) == 10:
 
                         async def intruder() -> None:
-                            result["intruder"] = await run(
+                            result["intruder"] = await collect(
                                 engine.submit("intruder", GREEDY, messages=chat("Say hi."), priority="realtime")
                             )
 
@@ -125,7 +121,7 @@ async def test_full_swap_disk_falls_back_to_recompute(tmp_path: Path) -> None:
                 async for piece in victim:
                     pieces.append(piece)
                     if len(pieces) == 5:
-                        tg.start_soon(run, engine.submit("other", GREEDY, messages=chat("Hi"), priority="realtime"))
+                        tg.start_soon(collect, engine.submit("other", GREEDY, messages=chat("Hi"), priority="realtime"))
     finally:
         await engine.aclose()
     assert victim.stats is not None
@@ -137,12 +133,14 @@ async def test_many_agents_batch_together_and_match_solo(tmp_path: Path) -> None
     engine = make_engine(tmp_path, slots=8)
     try:
         with anyio.fail_after(180):
-            solo = [(await run(engine.submit(f"s{i}", GREEDY, messages=chat(q))))[0] for i, q in enumerate(QUESTIONS)]
+            solo = [
+                (await collect(engine.submit(f"s{i}", GREEDY, messages=chat(q))))[0] for i, q in enumerate(QUESTIONS)
+            ]
             steps_before = engine.steps
             results: dict[int, str] = {}
 
             async def one(i: int, q: str) -> None:
-                results[i] = (await run(engine.submit(f"b{i}", GREEDY, messages=chat(q))))[0]
+                results[i] = (await collect(engine.submit(f"b{i}", GREEDY, messages=chat(q))))[0]
 
             async with anyio.create_task_group() as tg:
                 # Hold the engine thread briefly so all four arrive in the same step: the batch composition
@@ -173,7 +171,7 @@ async def test_shared_system_prompt_is_computed_once(tmp_path: Path) -> None:
                     {"role": "system", "content": system},
                     {"role": "user", "content": f"Task {i}"},
                 ]
-                stats.append((await run(engine.submit(f"p{i}", SamplingParams(max_tokens=4), messages=msgs)))[1])
+                stats.append((await collect(engine.submit(f"p{i}", SamplingParams(max_tokens=4), messages=msgs)))[1])
 
             async with anyio.create_task_group() as tg:
                 for i in range(6):
@@ -201,9 +199,11 @@ async def test_a_branch_snapshot_restores_exactly(tmp_path: Path) -> None:
         engine = make_engine(tmp_path / str(snapshots), slots=2, branch_snapshots=snapshots)
         try:
             with anyio.fail_after(120):
-                await run(engine.submit("agent", GREEDY, messages=turn(branch_a, "Where do we stay?")))
-                await run(engine.submit("agent", GREEDY, messages=turn(branch_b, "What do we buy?")))
-                answers[snapshots] = await run(engine.submit("agent", GREEDY, messages=turn(branch_a, "Which city?")))
+                await collect(engine.submit("agent", GREEDY, messages=turn(branch_a, "Where do we stay?")))
+                await collect(engine.submit("agent", GREEDY, messages=turn(branch_b, "What do we buy?")))
+                answers[snapshots] = await collect(
+                    engine.submit("agent", GREEDY, messages=turn(branch_a, "Which city?"))
+                )
         finally:
             await engine.aclose()
     (restored, with_snapshot), (computed, without) = answers[4], answers[0]
@@ -223,7 +223,7 @@ async def test_json_schema_output_always_parses(tmp_path: Path) -> None:
     try:
         with anyio.fail_after(120):
             for i in range(3):
-                text, stats = await run(
+                text, stats = await collect(
                     engine.submit(f"j{i}", params, messages=chat("Give a city and its population as JSON."))
                 )
                 value = json.loads(text)
@@ -238,8 +238,8 @@ async def test_prompt_longer_than_context_is_a_clear_error_and_engine_goes_on(tm
     try:
         with anyio.fail_after(60):
             with pytest.raises(ContextOverflow, match="does not fit the 2048-token context"):
-                await run(engine.submit("big", GREEDY, messages=chat("word " * 5000)))
-            text, _ = await run(engine.submit("ok", GREEDY, messages=chat(QUESTIONS[0])))
+                await collect(engine.submit("big", GREEDY, messages=chat("word " * 5000)))
+            text, _ = await collect(engine.submit("ok", GREEDY, messages=chat(QUESTIONS[0])))
             assert text
     finally:
         await engine.aclose()
@@ -257,7 +257,7 @@ async def test_cancel_mid_prefill(tmp_path: Path) -> None:
                 pass
             assert long.stats is not None and long.stats.finish_reason == "cancelled"
             assert long.stats.prefill_computed < long.stats.prompt_tokens
-            text, _ = await run(engine.submit("next", GREEDY, messages=chat(QUESTIONS[0])))
+            text, _ = await collect(engine.submit("next", GREEDY, messages=chat(QUESTIONS[0])))
             assert "Paris" in text
     finally:
         await engine.aclose()

@@ -12,7 +12,8 @@ from aios.api import ChatMessage
 from aios.models import bundled_model_path
 from kernel.backends.base import GenerationStats, SamplingParams
 from kernel.backends.llama_runtime import LlamaRuntime
-from kernel.engine import MIN_COPY_TOKENS, MIN_SHARED_PREFIX, Engine, Generation
+from kernel.engine import MIN_COPY_TOKENS, MIN_SHARED_PREFIX, Engine
+from tests.unit._engine_kit import collect
 
 pytestmark = [pytest.mark.model, pytest.mark.anyio]
 
@@ -23,12 +24,6 @@ QUESTIONS = ["Write about rivers.", "Write about mountains.", "Write about the s
 
 def chat(question: str) -> list[ChatMessage]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
-
-
-async def run(generation: Generation) -> tuple[str, GenerationStats]:
-    text = "".join([piece async for piece in generation])
-    assert generation.stats is not None
-    return text, generation.stats
 
 
 async def answers(tmp_path: Path, *, warm: bool) -> list[tuple[str, GenerationStats]]:
@@ -44,8 +39,8 @@ async def answers(tmp_path: Path, *, warm: bool) -> list[tuple[str, GenerationSt
         try:
             with anyio.fail_after(120):
                 if warm:
-                    await run(engine.submit("first", GREEDY, messages=chat(QUESTIONS[0])))
-                out.append(await run(engine.submit("second", GREEDY, messages=chat(question))))
+                    await collect(engine.submit("first", GREEDY, messages=chat(QUESTIONS[0])))
+                out.append(await collect(engine.submit("second", GREEDY, messages=chat(question))))
         finally:
             await engine.aclose()
     return out

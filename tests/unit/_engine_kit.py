@@ -1,4 +1,5 @@
-"""The engine under test: one started on a runtime (the fake backend in unit tests), closed after the block."""
+"""The engine under test: one started on a runtime (the fake backend in unit tests), closed after the block, and
+a generation read to its end."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 import anyio
 
-from kernel.engine import Engine
+from kernel.backends.base import GenerationStats
+from kernel.engine import Engine, Generation
 
 
 @asynccontextmanager
@@ -22,3 +24,10 @@ async def engine_for(runtime: Any, tmp_path: Path, **kwargs: Any) -> AsyncIterat
             yield engine
     finally:
         await engine.aclose()
+
+
+async def collect(generation: Generation) -> tuple[str, GenerationStats]:
+    """All of ``generation``'s text, and its stats."""
+    text = "".join([piece async for piece in generation])
+    assert generation.stats is not None
+    return text, generation.stats

@@ -10,12 +10,12 @@ from typing import Any
 import anyio
 import numpy as np
 import pytest
-from _engine_kit import engine_for
+from _engine_kit import collect, engine_for
 
 from aios.errors import UsageError
 from kernel.backends.base import BatchEntry, GenerationStats, SamplingParams
 from kernel.backends.fake import FakeBackend
-from kernel.engine import ContextOverflow, Engine, Generation
+from kernel.engine import ContextOverflow, Engine
 
 pytestmark = pytest.mark.anyio
 P = SamplingParams(max_tokens=64, temperature=0.0)
@@ -25,19 +25,13 @@ def msgs(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
-async def run(g: Generation) -> tuple[str, GenerationStats]:
-    text = "".join([piece async for piece in g])
-    assert g.stats is not None
-    return text, g.stats
-
-
 async def gather(
     engine: Engine, jobs: Sequence[tuple[Any, str, str]], params: SamplingParams = P
 ) -> dict[Any, tuple[str, GenerationStats]]:
     results: dict[Any, tuple[str, GenerationStats]] = {}
 
     async def one(key: Any, text: str, priority: str) -> None:
-        results[key] = await run(engine.submit(key, params, messages=msgs(text), priority=priority))  # type: ignore[arg-type]
+        results[key] = await collect(engine.submit(key, params, messages=msgs(text), priority=priority))  # type: ignore[arg-type]
 
     async with anyio.create_task_group() as tg:
         for job in jobs:
@@ -58,9 +52,9 @@ async def test_next_turn_reuses_the_context_kv(tmp_path: Path) -> None:
     fake = FakeBackend()
     async with engine_for(fake, tmp_path) as engine:
         long = " ".join(f"word{i}" for i in range(30))
-        _, first = await run(engine.submit("agent", P, messages=msgs(long)))
+        _, first = await collect(engine.submit("agent", P, messages=msgs(long)))
         conversation = [*msgs(long), {"role": "assistant", "content": f"echo: {long}"}, *msgs("four")]
-        text, second = await run(engine.submit("agent", P, messages=conversation))  # type: ignore[arg-type]
+        text, second = await collect(engine.submit("agent", P, messages=conversation))  # type: ignore[arg-type]
     assert text == "echo: four"
     assert first.prefill_computed == first.prompt_tokens
     reused = int(second.extra["prefix_reused"])
@@ -107,7 +101,7 @@ async def test_realtime_overtakes_background_unless_fifo(tmp_path: Path, policy:
 
         async def one(key: str, priority: str, delay: float) -> None:
             await anyio.sleep(delay)
-            await run(engine.submit(key, P, messages=msgs(key), priority=priority))
+            await collect(engine.submit(key, P, messages=msgs(key), priority=priority))
             order.append(key)
 
         async with anyio.create_task_group() as tg:
@@ -120,11 +114,11 @@ async def test_suspended_context_waits_and_is_swapped_out_first(tmp_path: Path) 
     async with engine_for(FakeBackend(n_seq_max=1), tmp_path) as engine:
         engine.suspend("sleepy")
         sleepy = engine.submit("sleepy", P, messages=msgs("zzz"))
-        text, _ = await run(engine.submit("busy", P, messages=msgs("work")))
+        text, _ = await collect(engine.submit("busy", P, messages=msgs("work")))
         assert text == "echo: work"
         assert engine.context_info["sleepy"]["suspended"] is True
         engine.resume("sleepy")
-        text, _ = await run(sleepy)
+        text, _ = await collect(sleepy)
         assert text == "echo: zzz"
         assert engine.context_info["busy"]["residency"] in ("swapped_ram", "dropped")
 
@@ -132,10 +126,10 @@ async def test_suspended_context_waits_and_is_swapped_out_first(tmp_path: Path) 
 async def test_stop_strings_and_max_tokens(tmp_path: Path) -> None:
     fake = FakeBackend(script=lambda m: "keep this STOP not this")
     async with engine_for(fake, tmp_path) as engine:
-        text, stats = await run(engine.submit("a", SamplingParams(stop=("STOP",)), messages=msgs("x")))
+        text, stats = await collect(engine.submit("a", SamplingParams(stop=("STOP",)), messages=msgs("x")))
         assert text == "keep this "
         assert stats.finish_reason == "stop"
-        text, stats = await run(engine.submit("b", SamplingParams(max_tokens=2), messages=msgs("x")))
+        text, stats = await collect(engine.submit("b", SamplingParams(max_tokens=2), messages=msgs("x")))
         assert text == "keep this"
         assert stats.finish_reason == "length" and stats.completion_tokens == 2
 
@@ -144,10 +138,10 @@ async def test_overflow_and_bad_requests_are_clear_and_change_nothing(tmp_path: 
     fake = FakeBackend(n_ctx_seq=16)
     async with engine_for(fake, tmp_path) as engine:
         with pytest.raises(ContextOverflow, match="does not fit the 16-token context"):
-            await run(engine.submit("a", P, messages=msgs("word " * 40)))
+            await collect(engine.submit("a", P, messages=msgs("word " * 40)))
         with pytest.raises(UsageError, match="grammar"):
-            await run(engine.submit("a", SamplingParams(grammar="root ::= x"), messages=msgs("hi")))
-        assert (await run(engine.submit("a", P, messages=msgs("hi"))))[0] == "echo: hi"
+            await collect(engine.submit("a", SamplingParams(grammar="root ::= x"), messages=msgs("hi")))
+        assert (await collect(engine.submit("a", P, messages=msgs("hi"))))[0] == "echo: hi"
         with pytest.raises(ValueError):
             engine.submit("a", P)
 
@@ -166,9 +160,9 @@ async def test_a_failing_request_gets_the_error_and_the_others_go_on(tmp_path: P
         good = engine.submit("good", P, messages=msgs("fine"))
         bad = engine.submit("bad", P, messages=msgs("poison"))
         with pytest.raises(RuntimeError, match="decode failed"):
-            await run(bad)
-        assert (await run(good))[0] == "echo: fine"
-        assert (await run(engine.submit("later", P, messages=msgs("ok"))))[0] == "echo: ok"
+            await collect(bad)
+        assert (await collect(good))[0] == "echo: fine"
+        assert (await collect(engine.submit("later", P, messages=msgs("ok"))))[0] == "echo: ok"
 
 
 async def test_cancel_and_release(tmp_path: Path) -> None:
@@ -177,9 +171,9 @@ async def test_cancel_and_release(tmp_path: Path) -> None:
         g = engine.submit("a", P, messages=msgs("hold"))
         g.cancel()
         gate.set()
-        _text, stats = await run(g)
+        _text, stats = await collect(g)
         assert stats.finish_reason == "cancelled"
-        await run(engine.submit("b", P, messages=msgs("x")))
+        await collect(engine.submit("b", P, messages=msgs("x")))
         assert "b" in engine.context_info
         engine.release("b")
         await engine.run_in_engine(lambda: None)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from _engine_kit import engine_for
+from _engine_kit import collect, engine_for
 
 from kernel.backends.base import GenerationStats, SamplingParams
 from kernel.backends.fake import FakeBackend
-from kernel.engine import Engine, Generation
+from kernel.engine import Engine
 
 pytestmark = pytest.mark.anyio
 P = SamplingParams(max_tokens=64, temperature=0.0)
@@ -24,12 +24,6 @@ def chat(user: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-async def run(g: Generation) -> tuple[str, GenerationStats]:
-    text = "".join([piece async for piece in g])
-    assert g.stats is not None
-    return text, g.stats
-
-
 async def released(engine: Engine, key: Hashable) -> None:
     engine.release(key)
     await engine.run_in_engine(lambda: None)
@@ -38,10 +32,10 @@ async def released(engine: Engine, key: Hashable) -> None:
 async def test_same_prompt_after_the_owner_left_computes_only_the_last_token(tmp_path: Path) -> None:
     fake = FakeBackend()
     async with engine_for(fake, tmp_path) as engine:
-        text1, first = await run(engine.submit(1, P, messages=chat("question one")))  # type: ignore[arg-type]
+        text1, first = await collect(engine.submit(1, P, messages=chat("question one")))  # type: ignore[arg-type]
         await released(engine, 1)
         assert 1 not in engine.context_info and len(engine._cached) == 1
-        text2, second = await run(engine.submit(2, P, messages=chat("question one")))  # type: ignore[arg-type]
+        text2, second = await collect(engine.submit(2, P, messages=chat("question one")))  # type: ignore[arg-type]
     assert text1 == text2 == "echo: question one"
     assert first.prefill_computed == first.prompt_tokens
     # Everything but the last prompt token (decoded again for its logits) came from the cached slot.
@@ -52,11 +46,11 @@ async def test_same_prompt_after_the_owner_left_computes_only_the_last_token(tmp
 
 async def test_a_longer_prompt_computes_only_the_new_tokens(tmp_path: Path) -> None:
     async with engine_for(FakeBackend(), tmp_path) as engine:
-        _, first = await run(engine.submit(1, P, messages=chat("what is up")))  # type: ignore[arg-type]
+        _, first = await collect(engine.submit(1, P, messages=chat("what is up")))  # type: ignore[arg-type]
         await released(engine, 1)
         follow = [*chat("what is up"), {"role": "assistant", "content": "echo: what is up"}]
         follow.append({"role": "user", "content": "and then"})
-        text, second = await run(engine.submit(2, P, messages=follow))  # type: ignore[arg-type]
+        text, second = await collect(engine.submit(2, P, messages=follow))  # type: ignore[arg-type]
     assert text == "echo: and then"
     assert second.extra["prefix_reused"] >= first.prompt_tokens - 1  # up to the turn boundary
     assert second.prefill_computed == second.prompt_tokens - second.extra["prefix_reused"]
@@ -64,22 +58,22 @@ async def test_a_longer_prompt_computes_only_the_new_tokens(tmp_path: Path) -> N
 
 async def test_without_prefix_sharing_a_released_context_is_dropped(tmp_path: Path) -> None:
     async with engine_for(FakeBackend(), tmp_path, share_prefixes=False) as engine:
-        await run(engine.submit(1, P, messages=chat("q")))  # type: ignore[arg-type]
+        await collect(engine.submit(1, P, messages=chat("q")))  # type: ignore[arg-type]
         await released(engine, 1)
-        _, second = await run(engine.submit(2, P, messages=chat("q")))  # type: ignore[arg-type]
+        _, second = await collect(engine.submit(2, P, messages=chat("q")))  # type: ignore[arg-type]
     assert not engine._cached and second.prefill_computed == second.prompt_tokens
 
 
 async def test_a_cached_prefix_is_evicted_before_any_live_context(tmp_path: Path) -> None:
     fake = FakeBackend(n_seq_max=2)
     async with engine_for(fake, tmp_path) as engine:
-        await run(engine.submit("gone", P, messages=[{"role": "user", "content": "unrelated words here"}]))
+        await collect(engine.submit("gone", P, messages=[{"role": "user", "content": "unrelated words here"}]))
         await released(engine, "gone")
         # An idle live context holds the other slot (its agent is between requests).
-        await run(engine.submit("idle", P, messages=[{"role": "user", "content": "idle agent"}]))
+        await collect(engine.submit("idle", P, messages=[{"role": "user", "content": "idle agent"}]))
         assert len(engine._cached) == 1 and engine._free_slots == []
         # A newcomer with nothing in common needs a slot: the cached prefix goes, the idle context stays.
-        text, stats = await run(engine.submit("new", P, messages=[{"role": "user", "content": "fresh start"}]))
+        text, stats = await collect(engine.submit("new", P, messages=[{"role": "user", "content": "fresh start"}]))
         assert text == "echo: fresh start"
         assert not engine._cached
         assert engine.context_info["idle"]["residency"] == "resident"
@@ -91,14 +85,14 @@ async def test_least_recently_cached_goes_first_and_the_rest_still_serve(tmp_pat
     async with engine_for(fake, tmp_path) as engine:
         old = [{"role": "user", "content": " ".join(f"old{i}" for i in range(40))}]
         recent = [{"role": "user", "content": " ".join(f"recent{i}" for i in range(40))}]
-        await run(engine.submit("a", P, messages=old))  # type: ignore[arg-type]
+        await collect(engine.submit("a", P, messages=old))  # type: ignore[arg-type]
         await released(engine, "a")
-        await run(engine.submit("b", P, messages=recent))  # type: ignore[arg-type]
+        await collect(engine.submit("b", P, messages=recent))  # type: ignore[arg-type]
         await released(engine, "b")
         assert len(engine._cached) == 2
-        await run(engine.submit("c", P, messages=[{"role": "user", "content": "something else"}]))
+        await collect(engine.submit("c", P, messages=[{"role": "user", "content": "something else"}]))
         # "c" stays resident (idle) in the least recently cached slot; "recent" is still cached and serves.
-        _, stats = await run(engine.submit("d", P, messages=recent))  # type: ignore[arg-type]
+        _, stats = await collect(engine.submit("d", P, messages=recent))  # type: ignore[arg-type]
     assert stats.prefill_computed == 1
 
 
@@ -107,12 +101,12 @@ async def test_concurrent_newcomers_with_a_cached_system_prompt_do_not_wait(tmp_
     gate.set()
     fake = FakeBackend(gate=gate)
     async with engine_for(fake, tmp_path) as engine:
-        _, first = await run(engine.submit(0, P, messages=chat("zero")))  # type: ignore[arg-type]
+        _, first = await collect(engine.submit(0, P, messages=chat("zero")))  # type: ignore[arg-type]
         await released(engine, 0)
         results: dict[int, GenerationStats] = {}
 
         async def one(i: int) -> None:
-            results[i] = (await run(engine.submit(i, P, messages=chat(f"number {i}"))))[1]  # type: ignore[arg-type]
+            results[i] = (await collect(engine.submit(i, P, messages=chat(f"number {i}"))))[1]  # type: ignore[arg-type]
 
         async with anyio.create_task_group() as tg:
             for i in range(1, 4):

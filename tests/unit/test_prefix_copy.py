@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _engine_kit import engine_for
+from _engine_kit import collect, engine_for
 
 from kernel.backends.base import GenerationStats, SamplingParams
 from kernel.backends.fake import FakeBackend
-from kernel.engine import MIN_COPY_TOKENS, MIN_SHARED_PREFIX, Generation
+from kernel.engine import MIN_COPY_TOKENS, MIN_SHARED_PREFIX
 
 pytestmark = pytest.mark.anyio
 P = SamplingParams(max_tokens=64, temperature=0.0)
@@ -20,18 +20,12 @@ def chat(system: str, user: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-async def run(g: Generation) -> tuple[str, GenerationStats]:
-    text = "".join([piece async for piece in g])
-    assert g.stats is not None
-    return text, g.stats
-
-
 async def two_agents(runtime: FakeBackend, tmp_path: Path, system: str) -> tuple[str, GenerationStats, int]:
     """Agent 1 answers and stays resident; agent 2 then asks with the same system prompt. Returns agent 2's
     text and stats, and how many prompt tokens the two prompts share."""
     async with engine_for(runtime, tmp_path) as engine:
-        await run(engine.submit(1, P, messages=chat(system, "question one")))  # type: ignore[arg-type]
-        text, stats = await run(engine.submit(2, P, messages=chat(system, "question two")))  # type: ignore[arg-type]
+        await collect(engine.submit(1, P, messages=chat(system, "question one")))  # type: ignore[arg-type]
+        text, stats = await collect(engine.submit(2, P, messages=chat(system, "question two")))  # type: ignore[arg-type]
         render = engine.template.render
         one = runtime.tokenize(render(chat(system, "question one")))  # type: ignore[arg-type]
         two = runtime.tokenize(render(chat(system, "question two")))  # type: ignore[arg-type]
