@@ -286,9 +286,11 @@ class SocketClient(DaemonClient):
     def __init__(self, path: Path | None = None, token: str | None = None, *, timeout: float = 60.0) -> None:
         import httpx
 
+        from kernel.unix_transport import unix_transport
+
         super().__init__(path, token, timeout=timeout)
         self._async = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(self.path)),
+            transport=unix_transport(str(self.path)),
             base_url=_BASE,
             headers=self._headers,
             timeout=httpx.Timeout(timeout, read=None),
