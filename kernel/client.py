@@ -286,7 +286,7 @@ class SocketClient(DaemonClient):
     def __init__(self, path: Path | None = None, token: str | None = None, *, timeout: float = 60.0) -> None:
         import httpx
 
-        from kernel.unix_transport import unix_transport
+        from kernel.unix_streams import unix_transport
 
         super().__init__(path, token, timeout=timeout)
         self._async = httpx.AsyncClient(

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.abc import ByteStream, TaskGroup
 from anyio.abc import Process as OsProcess
-from anyio.abc import TaskGroup, UNIXSocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from aios import paths
@@ -38,6 +38,7 @@ from aios.errors import AiosError, UsageError
 from aios.plugin_manager import BUILTIN_PLUGINS
 from kernel.frames import HEADER_SIZE, FrameError, decode, encode, header_size
 from kernel.syscalls import LLMChatRequest
+from kernel.unix_streams import socket_stream
 
 if TYPE_CHECKING:
     from kernel.process import Process
@@ -211,7 +212,7 @@ def limits_for(kernel: Kernel, cls: type[Agent]) -> dict[str, int]:
 
 
 class _Connection:
-    def __init__(self, kernel: Kernel, proc: Process, stream: UNIXSocketStream, limit: int) -> None:
+    def __init__(self, kernel: Kernel, proc: Process, stream: ByteStream, limit: int) -> None:
         self.kernel = kernel
         self.proc = proc
         self.stream = stream
@@ -420,7 +421,7 @@ async def run_worker(
     pidfd: int | None = None
     with contextlib.suppress(OSError, AttributeError):  # Linux >= 5.3
         pidfd = os.pidfd_open(process.pid)
-    stream = await UNIXSocketStream.from_socket(parent)
+    stream = await socket_stream(parent)
     conn = _Connection(kernel, proc, stream, max(kernel.config.access.max_request_kb * 1024, 1 << 20))
     last: dict[str, Any] | None = None
     refused: str | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from kernel.client import SocketClient
+from kernel.unix_streams import socket_stream
 
 pytestmark = pytest.mark.anyio
 
@@ -109,3 +111,43 @@ async def test_requests_share_one_kept_alive_connection() -> None:
             for _ in range(5):
                 assert (await client.arequest("GET", "/v1/hello"))["model_name"] == "fake"
     assert fake.connections == 1
+
+
+async def test_a_worker_channel_read_cancelled_as_a_frame_arrives_raises_nothing_later() -> None:
+    """The kernel's side of a worker's socketpair: its serving task is cancelled (kill, shutdown) in the same
+    turn as the worker's next frame becomes readable."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    for _ in range(5):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        stream = await socket_stream(ours)
+        reading = asyncio.ensure_future(stream.receive())
+        await asyncio.sleep(0.01)  # it waits for the worker's next frame
+        theirs.send(b"frame")
+        await asyncio.sleep(0)
+        reading.cancel()  # one turn later: the frame is readable in this same turn
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        for _ in range(3):
+            await asyncio.sleep(0)
+        await stream.aclose()
+        theirs.close()
+    assert not errors, errors[0].get("exception")
+
+
+async def test_the_worker_channel_is_a_byte_stream() -> None:
+    import anyio
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    stream = await socket_stream(ours)
+    await stream.send(b"hello")
+    assert theirs.recv(5) == b"hello"
+    theirs.send(b"back")
+    assert await stream.receive() == b"back"
+    theirs.close()
+    with pytest.raises(anyio.EndOfStream):
+        await stream.receive()
+    await stream.aclose()
+    with pytest.raises(anyio.ClosedResourceError):
+        await stream.send(b"late")
