@@ -235,6 +235,9 @@ class Engine:
         self._requests: dict[int, _Request] = {}
         self._contexts: dict[Hashable, _Context] = {}
         self._free_slots = list(range(runtime.n_seq_max))
+        #: What an evicted context left in its (now free) slot: the KV stays until the slot is taken, and a
+        #: new prompt that starts the same keeps that start in place instead of computing it.
+        self._residue: dict[int, list[int]] = {}
         #: Contexts whose owner is gone, kept in their slots as prefix sources; least recently used first.
         self._cached: list[_Context] = []
         self._cached_ids = itertools.count(1)
@@ -532,6 +535,7 @@ class Engine:
         self._free_snapshots(ctx)
         if ctx.slot is not None:
             self.runtime.seq_rm(ctx.slot)
+            self._residue.pop(ctx.slot, None)
             self._free_slots.append(ctx.slot)
             ctx.slot = None
         if ctx.swapped is not None:
@@ -636,6 +640,10 @@ class Engine:
             elif request.pending is not None:
                 groups.append((request, ctx, [(request.pending, len(ctx.tokens), ctx.slot, True)], True))
         if groups:
+            # In slot order: llama.cpp splits a batch over separate KV streams (kv_unified off) into one graph
+            # run per stretch of ascending, consecutive sequence ids, so 8 decodes in any other order cost up
+            # to two graph runs (measured: 105 ms a step in reverse order, 59 ms ascending).
+            groups.sort(key=lambda group: group[1].slot or 0)
             self._decode(groups)
         return bool(groups)
 
@@ -825,7 +833,7 @@ class Engine:
     def _evict(self, ctx: _Context, *, mode: str = "auto") -> None:
         """Move ``ctx`` out of its slot: ``mode`` "auto" (cost model), "ram", "file" or "drop"."""
         assert ctx.slot is not None
-        n = len(ctx.tokens)
+        n, left = len(ctx.tokens), list(ctx.tokens)
         estimate = int(n * (self._bytes_per_token or 24_000))
         where = "ram" if self.swap.ram_used + estimate <= self.swap.ram_cap_bytes else "file"
         if mode in ("ram", "file"):
@@ -844,7 +852,7 @@ class Engine:
                 self._forget(ctx)
         else:
             self._forget(ctx)
-        self.runtime.seq_rm(ctx.slot)
+        self._residue[ctx.slot] = left
         self._free_slots.append(ctx.slot)
         ctx.slot = None
         self._publish(ctx)
@@ -864,9 +872,12 @@ class Engine:
         if ctx.swapped is not None or request is None or request.started or not self._cached:
             return None
         best, have = None, _lcp(ctx.tokens, request.prompt)
+        # With a free slot, a cached prefix is taken over only for a long shared start (else it stays for whoever
+        # shares more); without one, some cached prefix goes anyway, and the one sharing most serves in place.
+        floor = min(MIN_SHARED_PREFIX, len(request.prompt) - 1) if self._free_slots else 1
         for cached in self._cached:
             shared = _lcp(cached.tokens, request.prompt)
-            if shared > have and shared >= min(MIN_SHARED_PREFIX, len(request.prompt) - 1):
+            if shared > have and shared >= floor:
                 best, have = cached, shared
         return best
 
@@ -881,15 +892,25 @@ class Engine:
             self.cache_reused_tokens += _lcp(ctx.tokens, ctx.request.prompt)
             self._publish(ctx)
             return
+        # A new request of a context that holds nothing may start from what an evicted context left in a slot.
+        request = ctx.request
+        fresh = request is not None and not request.started and ctx.swapped is None and not ctx.tokens
+        prompt = request.prompt if fresh and request is not None else []
         if self._free_slots:
-            slot = self._free_slots.pop(0)
+            # The one whose leftover KV starts the prompt longest; else the lowest (running contexts on
+            # consecutive ids share graph runs, see _step).
+            slot = min(self._free_slots, key=lambda s: (-_lcp(self._residue.get(s, []), prompt), s))
+            self._free_slots.remove(slot)
         else:  # every free slot holds a cached prefix: the least recently used one goes
             victim = self._cached.pop(0).slot
             assert victim is not None
             slot = victim
         ctx.slot = slot
         ctx.served = 0
-        self.runtime.seq_rm(slot)
+        keep = min(_lcp(self._residue.pop(slot, []), prompt), len(prompt) - 1) if prompt else 0
+        self.runtime.seq_rm(slot, keep, -1)
+        if keep:
+            ctx.tokens = prompt[:keep]
         if ctx.swapped is not None:
             handle, ctx.swapped = ctx.swapped, None
             where = handle.where

@@ -54,3 +54,44 @@ async def test_copied_short_prefix_gives_the_same_greedy_text(tmp_path: Path) ->
         assert stats.prefill_computed == stats.prompt_tokens - stats.extra["prefix_copied"]
         assert alone.extra["prefix_copied"] == 0 and alone.prefill_computed == alone.prompt_tokens
         assert text == expected and text
+
+
+async def test_a_prompt_started_from_an_evicted_contexts_leftover_gives_the_same_greedy_text(tmp_path: Path) -> None:
+    """One slot: a realtime agent preempts a running one; the newcomer keeps the chat template and system
+    prompt the evicted context left in the slot (``Engine._admit``), and both texts match computing alone."""
+    model = bundled_model_path()
+    assert model is not None
+
+    async def run(preempt: bool) -> dict[str, tuple[str, GenerationStats]]:
+        runtime = LlamaRuntime(model, n_seq_max=1, n_ctx_seq=512, n_threads=2)
+        engine = Engine(runtime, swap_dir=tmp_path / f"swap-{preempt}")
+        engine.start()
+        out: dict[str, tuple[str, GenerationStats]] = {}
+
+        async def one(key: str, question: str, priority: str) -> None:
+            out[key] = await collect(engine.submit(key, GREEDY, messages=chat(question), priority=priority))
+
+        try:
+            with anyio.fail_after(120):
+                if preempt:
+                    async with anyio.create_task_group() as tg:
+                        first = engine.submit("first", GREEDY, messages=chat(QUESTIONS[0]))
+                        pieces = []
+                        async for piece in first:
+                            pieces.append(piece)
+                            if len(pieces) == 3:  # a few tokens into its answer
+                                tg.start_soon(one, "urgent", QUESTIONS[1], "realtime")
+                        assert first.stats is not None
+                        out["first"] = ("".join(pieces), first.stats)
+                else:
+                    await one("first", QUESTIONS[0], "normal")
+                    await one("urgent", QUESTIONS[1], "normal")
+        finally:
+            await engine.aclose()
+        return out
+
+    preempted, alone = await run(True), await run(False)
+    assert preempted["first"][1].swaps == 1
+    assert preempted["urgent"][1].extra["prefix_reused"] > 0
+    assert preempted["urgent"][1].extra["prefix_copied"] == 0
+    assert preempted["urgent"][0] == alone["urgent"][0] and preempted["first"][0] == alone["first"][0]
