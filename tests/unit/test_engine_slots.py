@@ -10,6 +10,7 @@ import anyio
 import pytest
 from _engine_kit import collect, engine_for
 
+from aios.api import ChatMessage
 from kernel.backends.base import GenerationStats, SamplingParams
 from kernel.backends.fake import FakeBackend
 
@@ -18,7 +19,7 @@ P = SamplingParams(max_tokens=64, temperature=0.0)
 SYSTEM = " ".join(f"rule{i}" for i in range(40))
 
 
-def chat(user: str) -> list[dict[str, str]]:
+def chat(user: str) -> list[ChatMessage]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -63,8 +64,8 @@ async def test_a_new_prompt_keeps_the_start_an_evicted_context_left_in_its_slot(
             tg.start_soon(one, "first", long_question, "normal", 0.0)
             tg.start_soon(one, "urgent", "question two", "realtime", 0.03)
         render = engine.template.render
-    one_tokens = fake.tokenize(render(chat(long_question)))  # type: ignore[arg-type]
-    two_tokens = fake.tokenize(render(chat("question two")))  # type: ignore[arg-type]
+    one_tokens = fake.tokenize(render(chat(long_question)))
+    two_tokens = fake.tokenize(render(chat("question two")))
     shared = next(i for i, (a, b) in enumerate(zip(one_tokens, two_tokens, strict=False)) if a != b)
     assert shared >= 40
     assert text == {"first": f"echo: {long_question}", "urgent": "echo: question two"}
