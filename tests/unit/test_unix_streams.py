@@ -33,9 +33,12 @@ class FakeKernel:
         self.streams: list[asyncio.StreamWriter] = []
         self.streaming = asyncio.Event()
         self.connections = 0
+        #: Close each connection after this many answers (0: keep it open), as a restarting kernel would.
+        self.answers_per_connection = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        answered = 0
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):
                 path = head.split(b" ", 2)[1].decode()
@@ -52,6 +55,9 @@ class FakeKernel:
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
                 writer.write(b"content-length: %d\r\n\r\n%s" % (len(body), body))
                 await writer.drain()
+                answered += 1
+                if answered == self.answers_per_connection:
+                    return
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -151,3 +157,13 @@ async def test_the_worker_channel_is_a_byte_stream() -> None:
     await stream.aclose()
     with pytest.raises(anyio.ClosedResourceError):
         await stream.send(b"late")
+
+
+async def test_an_idle_connection_the_kernel_closed_is_not_reused() -> None:
+    async with fake_kernel() as (fake, path):
+        fake.answers_per_connection = 1
+        async with SocketClient(path, "token") as client:
+            for _ in range(3):
+                assert (await client.arequest("GET", "/v1/hello"))["model_name"] == "fake"
+                await asyncio.sleep(0.05)  # the close reaches the client's side
+    assert fake.connections == 4  # the hello on entering, then one a request
