@@ -884,12 +884,15 @@ class Engine:
     def _admit(self, ctx: _Context) -> None:
         cached = self._take_cached(ctx)
         if cached is not None:  # take the cached prefix's slot over: its KV is this request's prompt start
-            assert cached.slot is not None
+            assert cached.slot is not None and ctx.request is not None
             self._cached.remove(cached)
-            ctx.slot, ctx.served, ctx.tokens, ctx.dropped = cached.slot, 0, cached.tokens, False
+            prompt = ctx.request.prompt
+            keep = min(_lcp(cached.tokens, prompt), len(prompt) - 1)
+            # The rest is the gone agent's, not a branch of this context's to snapshot in _start.
+            self.runtime.seq_rm(cached.slot, keep, -1)
+            ctx.slot, ctx.served, ctx.tokens, ctx.dropped = cached.slot, 0, prompt[:keep], False
             self.cache_hits += 1
-            assert ctx.request is not None
-            self.cache_reused_tokens += _lcp(ctx.tokens, ctx.request.prompt)
+            self.cache_reused_tokens += keep
             self._publish(ctx)
             return
         # A new request of a context that holds nothing may start from what an evicted context left in a slot.

@@ -114,3 +114,22 @@ async def test_concurrent_newcomers_with_a_cached_system_prompt_do_not_wait(tmp_
     system_tokens = first.prompt_tokens - 3
     for stats in results.values():
         assert stats.extra["prefix_reused"] >= system_tokens  # the system prompt came from the cache
+
+
+async def test_a_slot_taken_over_keeps_only_the_start_it_shares(tmp_path: Path) -> None:
+    """No free slot: the newcomer takes over the cached prefix it shares most with (the system prompt), keeps
+    that start in place, and the gone agent's tail is cut, not kept as the newcomer's branch snapshot."""
+    fake = FakeBackend(n_seq_max=1)
+    tail = " ".join(f"word{i}" for i in range(40))  # the gone agent's long tail
+    async with engine_for(fake, tmp_path) as engine:
+        await collect(engine.submit(1, P, messages=chat(tail)))  # type: ignore[arg-type]
+        await released(engine, 1)
+        text, second = await collect(engine.submit(2, P, messages=chat("other words")))  # type: ignore[arg-type]
+        render = engine.template.render
+        one = fake.tokenize(render(chat(tail)))  # type: ignore[arg-type]
+        two = fake.tokenize(render(chat("other words")))  # type: ignore[arg-type]
+    shared = next(i for i, (a, b) in enumerate(zip(one, two, strict=False)) if a != b)
+    assert text == "echo: other words"
+    assert engine.cache_hits == 1 and engine.cache_reused_tokens == shared
+    assert second.extra["prefix_reused"] == shared and second.prefill_computed == second.prompt_tokens - shared
+    assert engine.snapshot_saves == 0
