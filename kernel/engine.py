@@ -882,38 +882,35 @@ class Engine:
         return best
 
     def _admit(self, ctx: _Context) -> None:
-        cached = self._take_cached(ctx)
-        if cached is not None:  # take the cached prefix's slot over: its KV is this request's prompt start
-            assert cached.slot is not None and ctx.request is not None
-            self._cached.remove(cached)
-            prompt = ctx.request.prompt
-            keep = min(_lcp(cached.tokens, prompt), len(prompt) - 1)
-            # The rest is the gone agent's, not a branch of this context's to snapshot in _start.
-            self.runtime.seq_rm(cached.slot, keep, -1)
-            ctx.slot, ctx.served, ctx.tokens, ctx.dropped = cached.slot, 0, prompt[:keep], False
-            self.cache_hits += 1
-            self.cache_reused_tokens += keep
-            self._publish(ctx)
-            return
-        # A new request of a context that holds nothing may start from what an evicted context left in a slot.
         request = ctx.request
+        cached = self._take_cached(ctx)
+        # A new request of a context that holds nothing may start from what another context left in the slot
+        # it gets: a cached prefix it takes over, or an evicted context's leftover KV.
         fresh = request is not None and not request.started and ctx.swapped is None and not ctx.tokens
-        prompt = request.prompt if fresh and request is not None else []
-        if self._free_slots:
+        prompt = request.prompt if request is not None and (fresh or cached is not None) else []
+        if cached is not None:  # take the cached prefix's slot over: its KV is this request's prompt start
+            self._cached.remove(cached)
+            slot, left = cached.slot, cached.tokens
+            self.cache_hits += 1
+        elif self._free_slots:
             # The one whose leftover KV starts the prompt longest; else the lowest (running contexts on
             # consecutive ids share graph runs, see _step).
             slot = min(self._free_slots, key=lambda s: (-_lcp(self._residue.get(s, []), prompt), s))
             self._free_slots.remove(slot)
+            left = self._residue.pop(slot, [])
         else:  # every free slot holds a cached prefix: the least recently used one goes
-            victim = self._cached.pop(0).slot
-            assert victim is not None
-            slot = victim
+            slot, left = self._cached.pop(0).slot, []
+        assert slot is not None
+        # Only the start the prompt shares stays: the rest is another context's, not a branch of this one's
+        # to snapshot in _start.
+        keep = min(_lcp(left, prompt), len(prompt) - 1) if prompt else 0
+        self.runtime.seq_rm(slot, keep, -1)
         ctx.slot = slot
         ctx.served = 0
-        keep = min(_lcp(self._residue.pop(slot, []), prompt), len(prompt) - 1) if prompt else 0
-        self.runtime.seq_rm(slot, keep, -1)
         if keep:
             ctx.tokens = prompt[:keep]
+        if cached is not None:
+            self.cache_reused_tokens += keep
         if ctx.swapped is not None:
             handle, ctx.swapped = ctx.swapped, None
             where = handle.where
